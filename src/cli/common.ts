@@ -1,0 +1,55 @@
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { availableParallelism } from "node:os";
+import { type Config, type ConfigOverrides, loadConfig } from "../config/config.js";
+
+export interface ModelSourceFlags {
+  modelDirs?: string[];
+  modelPath?: string[];
+  defaultLocations?: boolean;
+  threads?: number;
+  ctxSize?: number;
+  gpu?: string;
+}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${value}" is not a positive integer`);
+  return n;
+}
+
+export function parseNonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a non-negative integer`);
+  return n;
+}
+
+/** Flags every command that looks for models shares. */
+export function withModelSources(cmd: Command): Command {
+  return cmd
+    .option("--model-dirs <dirs...>", "extra directories to scan for models (also SHIMMY_MODEL_PATHS)")
+    .option("--model-path <paths...>", "explicit model files (GGUF) or HF folders")
+    .option("--no-default-locations", "scan only the given dirs/paths, not ./models, Ollama, the HF cache or LM Studio");
+}
+
+export function withEngineOptions(cmd: Command): Command {
+  return cmd
+    .option("--threads <n>", "CPU threads for inference (default: half the cores, max 4; SHIMMY_THREADS)", parsePositiveInt)
+    .option("--ctx-size <n>", "context size per sequence (default: min(model's training context, 4096))", parsePositiveInt)
+    .addOption(new Option("--gpu <mode>", "GPU backend: auto or off (SHIMMY_GPU)").choices(["auto", "off"]));
+}
+
+export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {}): Config {
+  return loadConfig(
+    {
+      modelDirs: flags.modelDirs,
+      modelPaths: flags.modelPath,
+      scanDefaultLocations: flags.defaultLocations === false ? false : undefined,
+      threads: flags.threads,
+      ctxSize: flags.ctxSize,
+      gpu: flags.gpu === undefined ? undefined : flags.gpu === "auto" ? "auto" : false,
+      ...extra,
+    },
+    process.env,
+    availableParallelism(),
+  );
+}

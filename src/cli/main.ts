@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+import { Command } from "commander";
+import { createRequire } from "node:module";
+import { registerDiscover } from "./discover.js";
+import { registerGpuInfo } from "./gpu-info.js";
+import { registerInspect } from "./inspect.js";
+import { registerList } from "./list.js";
+import { registerProbe } from "./probe.js";
+
+const pkg = createRequire(import.meta.url)("../../package.json") as { version: string };
+
+const program = new Command()
+  .name("shimmy")
+  .description("Zero-config local LLM server: OpenAI- and Ollama-compatible API over the models already on your disk")
+  .version(pkg.version);
+
+registerDiscover(program);
+registerList(program);
+registerInspect(program);
+registerProbe(program);
+registerGpuInfo(program);
+
+await program.parseAsync(process.argv);

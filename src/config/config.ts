@@ -1,0 +1,109 @@
+import { homedir } from "node:os";
+import { delimiter, resolve } from "node:path";
+
+/**
+ * Everything Shimmy can be told, in one typed object. Sources, strongest first: command-line
+ * flags, environment variables, defaults. Documented in docs/configuration.md.
+ */
+export interface Config {
+  /** Directories scanned recursively for GGUF files and HF folders. */
+  modelDirs: string[];
+  /** Individual model files (GGUF) or HF folders named explicitly. */
+  modelPaths: string[];
+  /** SHIMMY_BASE_GGUF + SHIMMY_LORA_GGUF: one model served with one adapter. */
+  baseGguf?: string;
+  loraGguf?: string;
+  /** Whether to look in the well-known stores (HF cache, Ollama, LM Studio) and ./models. */
+  scanDefaultLocations: boolean;
+  maxScanDepth: number;
+  home: string;
+  env: NodeJS.ProcessEnv;
+
+  host: string;
+  /** 0 lets the OS choose; `bindAuto` walks 11435…11535 first. */
+  port: number;
+  bindAuto: boolean;
+  /** Per-sequence context size; undefined = min(model's training context, ctxCap). */
+  ctxSize?: number;
+  ctxCap: number;
+  threads: number;
+  batchSize?: number;
+  /** Sequences (slots) per loaded model. */
+  parallel: number;
+  gpu: "auto" | false;
+  /** Largest request body accepted, in bytes. */
+  bodyLimit: number;
+  /** How long shutdown waits for in-flight requests before aborting them. */
+  drainTimeoutMs: number;
+}
+
+export const DEFAULT_PORT = 11435;
+export const AUTO_PORT_LAST = 11535;
+
+/** Splits a path list on the platform delimiter and on ';' (what the original Shimmy accepted). */
+export function splitPathList(value: string | undefined): string[] {
+  if (!value) return [];
+  return value
+    .split(delimiter)
+    .flatMap((p) => p.split(";"))
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
+}
+
+/**
+ * Default decode threads. node-llama-cpp's prebuilt CPU binary has no persistent thread pool, so
+ * every extra thread is respawned per token and ggml workers spin: measured on 2 cores, 1 thread
+ * beat 2 by ~2.7x. Use half the cores (leaving room for the HTTP side), at most 4, at least 1.
+ */
+export function defaultThreads(cores: number): number {
+  return Math.max(1, Math.min(4, Math.floor(cores / 2)));
+}
+
+export interface ConfigOverrides {
+  modelDirs?: string[];
+  modelPaths?: string[];
+  scanDefaultLocations?: boolean;
+  host?: string;
+  port?: number;
+  bindAuto?: boolean;
+  ctxSize?: number;
+  threads?: number;
+  batchSize?: number;
+  parallel?: number;
+  gpu?: "auto" | false;
+}
+
+function envInt(env: NodeJS.ProcessEnv, key: string): number | undefined {
+  const v = env[key];
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${key}=${v} is not a non-negative integer`);
+  return n;
+}
+
+export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env, cores = 2): Config {
+  const home = env.HOME ?? homedir();
+  const gpuEnv = env.SHIMMY_GPU?.toLowerCase();
+  const gpu = overrides.gpu ?? (gpuEnv && ["false", "off", "none", "0", "cpu"].includes(gpuEnv) ? false : "auto");
+  return {
+    modelDirs: [...(overrides.modelDirs ?? []), ...splitPathList(env.SHIMMY_MODEL_PATHS)].map((p) => resolve(p)),
+    modelPaths: (overrides.modelPaths ?? []).map((p) => resolve(p)),
+    baseGguf: env.SHIMMY_BASE_GGUF ? resolve(env.SHIMMY_BASE_GGUF) : undefined,
+    loraGguf: env.SHIMMY_LORA_GGUF ? resolve(env.SHIMMY_LORA_GGUF) : undefined,
+    scanDefaultLocations: overrides.scanDefaultLocations ?? env.SHIMMY_NO_DEFAULT_LOCATIONS !== "1",
+    maxScanDepth: envInt(env, "SHIMMY_SCAN_DEPTH") ?? 6,
+    home,
+    env,
+    host: overrides.host ?? "127.0.0.1",
+    port: overrides.port ?? DEFAULT_PORT,
+    bindAuto: overrides.bindAuto ?? false,
+    ctxSize: overrides.ctxSize ?? envInt(env, "SHIMMY_CTX_SIZE"),
+    ctxCap: 4096,
+    threads: overrides.threads ?? envInt(env, "SHIMMY_THREADS") ?? defaultThreads(cores),
+    batchSize: overrides.batchSize ?? envInt(env, "SHIMMY_BATCH_SIZE"),
+    parallel: overrides.parallel ?? envInt(env, "SHIMMY_PARALLEL") ?? 4,
+    gpu,
+    bodyLimit: 16 * 1024 * 1024,
+    drainTimeoutMs: 10_000,
+  };
+}

@@ -1,0 +1,62 @@
+import { existsSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { type GgufFile, readGguf } from "../formats/gguf.js";
+import { readHfFolder } from "../formats/hf-folder.js";
+import { type ModelSummary, summarizeGguf, summarizeHfFolder } from "../formats/summary.js";
+import { SPLIT_RE } from "./naming.js";
+import type { Candidate } from "./types.js";
+
+/** Discovery never needs vocabularies, so long arrays are stepped over. */
+const DISCOVERY_MAX_ARRAY = 64;
+
+export interface InspectedCandidate {
+  candidate: Candidate;
+  files: string[];
+  sizeBytes: number;
+  summary?: ModelSummary;
+  error?: string;
+  /** dev:ino of the primary file, to spot the same file reached twice. */
+  identity: string;
+}
+
+/** All parts of a split GGUF given its first part, or an error naming the missing one. */
+export function splitParts(first: string): string[] {
+  const m = SPLIT_RE.exec(basename(first));
+  if (!m) return [first];
+  const total = Number(m[3]);
+  const width = m[2]!.length;
+  const parts: string[] = [];
+  for (let i = 1; i <= total; i++) {
+    const part = join(dirname(first), `${m[1]}-${String(i).padStart(width, "0")}-of-${m[3]}.gguf`);
+    if (!existsSync(part)) throw new Error(`split part ${i} of ${total} is missing: ${part}`);
+    parts.push(part);
+  }
+  return parts;
+}
+
+export function inspectCandidate(candidate: Candidate): InspectedCandidate {
+  let identity = candidate.path;
+  let files = [candidate.path];
+  try {
+    const st = statSync(candidate.path);
+    identity = `${st.dev}:${st.ino}`;
+    if (candidate.kind === "hf-folder") {
+      const folder = readHfFolder(candidate.path);
+      const summary = summarizeHfFolder(folder);
+      const sizeBytes = folder.weightFiles.reduce((n, f) => n + statSync(f).size, 0);
+      return { candidate, files, sizeBytes, summary, identity };
+    }
+    files = splitParts(candidate.path);
+    const parts: GgufFile[] = files.map((f) => readGguf(f, { maxArrayLength: DISCOVERY_MAX_ARRAY }));
+    const summary = summarizeGguf(parts);
+    return { candidate, files, sizeBytes: parts.reduce((n, p) => n + p.fileSize, 0), summary, identity };
+  } catch (e) {
+    let sizeBytes = 0;
+    try {
+      sizeBytes = statSync(candidate.path).size;
+    } catch {
+      // the error below already says why
+    }
+    return { candidate, files, sizeBytes, error: (e as Error).message, identity };
+  }
+}

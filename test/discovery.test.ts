@@ -1,0 +1,240 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { loadConfig, splitPathList } from "../src/config/config.js";
+import { discoverModels } from "../src/discovery/discover.js";
+import type { ModelSpec } from "../src/discovery/types.js";
+import { Registry } from "../src/registry/registry.js";
+import { str, u32, writeLoraGguf, writeTinyLlamaGguf, f32Tensor } from "./helpers/gguf-fixtures.js";
+import { STORIES_CHAT_GGUF, STORIES_GGUF, STORIES_HF, tempDir } from "./helpers/paths.js";
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+const home = join(tmp.path, "home");
+const hub = join(tmp.path, "hf-hub");
+const ollama = join(tmp.path, "ollama-models");
+const modelsDir = join(tmp.path, "work", "models");
+const extraDir = join(tmp.path, "extra");
+
+function mk(path: string): string {
+  mkdirSync(path, { recursive: true });
+  return path;
+}
+
+function sha256File(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+/** A real HF hub cache layout: blobs named by hash, snapshots symlinking into them, refs/main. */
+function hfRepo(repoDir: string, rev: string, files: Record<string, string>): void {
+  const snap = mk(join(hub, repoDir, "snapshots", rev));
+  mk(join(hub, repoDir, "blobs"));
+  for (const [name, source] of Object.entries(files)) {
+    const digest = sha256File(source);
+    const blob = join(hub, repoDir, "blobs", digest);
+    copyFileSync(source, blob);
+    mk(dirname(join(snap, name)));
+    symlinkSync(blob, join(snap, name));
+  }
+}
+
+/** A real Ollama store layout: sha256-named blobs and a manifest per name:tag. */
+function ollamaModel(host: string, ns: string, model: string, tag: string, layers: { mediaType: string; file: string }[]): void {
+  mk(join(ollama, "blobs"));
+  const manifestLayers = layers.map((l) => {
+    const hex = sha256File(l.file);
+    copyFileSync(l.file, join(ollama, "blobs", `sha256-${hex}`));
+    return { mediaType: `application/vnd.ollama.image.${l.mediaType}`, digest: `sha256:${hex}`, size: readFileSync(l.file).length };
+  });
+  const dir = mk(join(ollama, "manifests", host, ns, model));
+  writeFileSync(
+    join(dir, tag),
+    JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.docker.distribution.manifest.v2+json", config: { mediaType: "application/vnd.docker.container.image.v1+json", digest: "sha256:" + "0".repeat(64), size: 2 }, layers: manifestLayers }),
+  );
+}
+
+let models: ModelSpec[];
+let result: ReturnType<typeof discoverModels>;
+const byName = (name: string): ModelSpec => {
+  const m = models.find((x) => x.name === name);
+  assert.ok(m, `model ${name} not found; have ${models.map((x) => x.name).join(", ")}`);
+  return m;
+};
+
+before(async () => {
+  mk(home);
+  // HF cache: one single-GGUF repo (with a stale snapshot refs/main does not point to), one repo
+  // with two GGUFs, one SafeTensors repo.
+  hfRepo("models--TheOrg--Stories-GGUF", "aaaa1111", { "stories260K.gguf": STORIES_GGUF });
+  hfRepo("models--TheOrg--Stories-GGUF", "0000old0", { "stale.gguf": STORIES_CHAT_GGUF });
+  mk(join(hub, "models--TheOrg--Stories-GGUF", "refs"));
+  writeFileSync(join(hub, "models--TheOrg--Stories-GGUF", "refs", "main"), "aaaa1111");
+  hfRepo("models--multi--Pack", "bbbb2222", { "a.gguf": STORIES_GGUF, "sub/b.gguf": STORIES_CHAT_GGUF });
+  hfRepo("models--meta--tiny-llama-hf", "cccc3333", {
+    "config.json": join(STORIES_HF, "config.json"),
+    "model.safetensors": join(STORIES_HF, "model.safetensors"),
+    "tokenizer.json": join(STORIES_HF, "tokenizer.json"),
+    "tokenizer_config.json": join(STORIES_HF, "tokenizer_config.json"),
+  });
+
+  // Ollama: library model, namespaced model with an adapter layer, hf.co model.
+  const lora = join(tmp.path, "lora-for-stories.gguf");
+  await writeLoraGguf(lora);
+  ollamaModel("registry.ollama.ai", "library", "stories", "latest", [{ mediaType: "model", file: STORIES_CHAT_GGUF }, { mediaType: "license", file: STORIES_HF + "/config.json" }]);
+  ollamaModel("registry.ollama.ai", "someone", "storyteller", "q8", [{ mediaType: "model", file: STORIES_GGUF }, { mediaType: "adapter", file: lora }]);
+  ollamaModel("hf.co", "user", "repo-gguf", "F32", [{ mediaType: "model", file: STORIES_GGUF }]);
+
+  // LM Studio.
+  const lms = mk(join(home, ".lmstudio", "models", "publisher", "repo"));
+  await writeTinyLlamaGguf(join(lms, "lmstudio-model.gguf"), { "general.name": str("lmstudio-only") });
+
+  // ./models: split model, LoRA pair, corrupt file, projector, vocab-only, duplicate via symlink.
+  mk(modelsDir);
+  const meta = { "split.count": { type: 2, value: 2 } as const, "general.name": str("bigsplit") };
+  await writeTinyLlamaGguf(join(modelsDir, "Big-Model-00001-of-00002.gguf"), meta as never, [f32Tensor("token_embd.weight", [8, 16])]);
+  await writeTinyLlamaGguf(join(modelsDir, "Big-Model-00002-of-00002.gguf"), {}, [f32Tensor("output_norm.weight", [8])]);
+  await writeTinyLlamaGguf(join(modelsDir, "Broken-00001-of-00003.gguf"));
+  const pair = mk(join(modelsDir, "pair"));
+  await writeTinyLlamaGguf(join(pair, "base.gguf"), { "general.name": str("Tiny Base") });
+  await writeLoraGguf(join(pair, "my-adapter.gguf"), { "general.base_model.0.name": str("Tiny Base") });
+  await writeLoraGguf(join(pair, "orphan-adapter.gguf"), { "general.architecture": str("qwen2") });
+  writeFileSync(join(modelsDir, "corrupt.gguf"), Buffer.concat([Buffer.from("GGUF"), Buffer.from([3, 0, 0, 0]), Buffer.alloc(5)]));
+  await writeTinyLlamaGguf(join(modelsDir, "mmproj-vision.gguf"), { "general.architecture": str("clip") });
+  await writeTinyLlamaGguf(join(modelsDir, "vocab-only.gguf"), {}, []);
+  symlinkSync(join(pair, "base.gguf"), join(modelsDir, "base-link.gguf"));
+
+  // An extra dir (via SHIMMY_MODEL_PATHS) with a name that collides with ./models.
+  mk(extraDir);
+  await writeTinyLlamaGguf(join(extraDir, "Collide.gguf"), { "llama.context_length": u32(64) });
+  mk(join(modelsDir, "deeper"));
+  await writeTinyLlamaGguf(join(modelsDir, "deeper", "collide.gguf"));
+
+  const env = { HOME: home, HF_HUB_CACHE: hub, OLLAMA_MODELS: ollama, SHIMMY_MODEL_PATHS: `${extraDir};${join(tmp.path, "missing")}` };
+  result = discoverModels(loadConfig({}, env), join(tmp.path, "work"));
+  models = result.models;
+});
+
+describe("discovery sources", () => {
+  it("looks in every documented place and says so", () => {
+    const where = result.locations.map((l) => `${l.source}:${l.path}:${l.exists}`);
+    assert.ok(where.includes(`dir:${extraDir}:true`));
+    assert.ok(where.includes(`dir:${join(tmp.path, "missing")}:false`));
+    assert.ok(where.includes(`dir:${modelsDir}:true`));
+    assert.ok(where.includes(`ollama:${ollama}:true`));
+    assert.ok(where.includes(`hf-cache:${hub}:true`));
+    assert.ok(where.includes(`lmstudio:${join(home, ".lmstudio", "models")}:true`));
+  });
+
+  it("names HF cache repos org/repo, following refs/main", () => {
+    const m = byName("theorg/stories-gguf");
+    assert.equal(m.source, "hf-cache");
+    assert.match(m.files[0]!, /snapshots\/aaaa1111\/stories260K\.gguf$/);
+    assert.ok(m.aliases.includes("TheOrg/Stories-GGUF"));
+    assert.ok(!models.some((x) => x.files[0]!.includes("0000old0")), "stale snapshot must be ignored");
+    assert.ok(byName("multi/pack/a"));
+    assert.ok(byName("multi/pack/b"));
+  });
+
+  it("lists HF SafeTensors snapshots as safetensors models", () => {
+    const m = byName("meta/tiny-llama-hf");
+    assert.equal(m.format, "safetensors");
+    assert.equal(m.architecture, "LlamaForCausalLM");
+    assert.equal(m.parameters, 260032);
+  });
+
+  it("reads Ollama manifests and names models as Ollama shows them", () => {
+    const lib = byName("stories:latest");
+    assert.equal(lib.source, "ollama");
+    assert.match(lib.files[0]!, /blobs\/sha256-[0-9a-f]{64}$/);
+    assert.ok(lib.aliases.includes("stories"));
+    assert.ok(lib.aliases.includes("registry.ollama.ai/library/stories:latest"));
+    assert.match(lib.digest!, /^[0-9a-f]{64}$/);
+    assert.equal(lib.summary?.hasChatTemplate, true);
+    const ns = byName("someone/storyteller:q8");
+    assert.match(ns.lora!, /blobs\/sha256-/, "the adapter layer pairs with its model");
+    assert.ok(byName("hf.co/user/repo-gguf:F32"));
+  });
+
+  it("finds LM Studio models", () => {
+    assert.equal(byName("lmstudio-model").source, "lmstudio");
+  });
+
+  it("splits SHIMMY_MODEL_PATHS on ';' and the platform delimiter", () => {
+    assert.deepEqual(splitPathList("/a;/b:/c"), ["/a", "/b", "/c"]);
+    assert.deepEqual(splitPathList(" /a ; "), ["/a"]);
+  });
+});
+
+describe("assembling the model list", () => {
+  it("groups split GGUF parts into one model", () => {
+    const m = byName("big-model");
+    assert.equal(m.files.length, 2);
+    assert.ok(!models.some((x) => x.files[0]!.includes("00002-of-00002")));
+    assert.equal(m.parameters, 8 * 16 + 8);
+    const broken = byName("broken");
+    assert.match(broken.error!, /split part 2 of 3 is missing/);
+  });
+
+  it("serves one file reached twice as one model with both paths as aliases", () => {
+    const base = byName("base");
+    assert.ok(base.aliases.some((a) => a.endsWith("base-link.gguf")));
+    assert.ok(!models.some((m) => m.name === "base-link"));
+    // HF blobs copied from the same bytes are different files, so they stay separate models.
+  });
+
+  it("pairs a LoRA adapter with its base by metadata, and leaves an orphan unpaired", () => {
+    const adapter = byName("my-adapter");
+    assert.equal(adapter.lora, join(modelsDir, "pair", "my-adapter.gguf"));
+    assert.deepEqual(adapter.files, byName("base").files);
+    assert.deepEqual(adapter.capabilities, ["completion", "chat"]);
+    const orphan = byName("orphan-adapter");
+    assert.equal(orphan.lora, undefined);
+    assert.deepEqual(orphan.capabilities, []);
+    assert.match(orphan.note!, /no unambiguous base/);
+  });
+
+  it("lists corrupt files as unusable with their error, never throwing", () => {
+    const bad = byName("corrupt");
+    assert.match(bad.error!, /corrupt\.gguf: .*truncated/);
+    assert.deepEqual(bad.capabilities, []);
+  });
+
+  it("does not serve projectors or vocab-only files as chat models", () => {
+    assert.deepEqual(byName("mmproj-vision").capabilities, []);
+    assert.equal(byName("mmproj-vision").summary?.kind, "projector");
+    assert.deepEqual(byName("vocab-only").capabilities, []);
+    assert.equal(byName("vocab-only").summary?.kind, "vocab-only");
+  });
+
+  it("gives colliding names a source prefix, deterministically", () => {
+    assert.ok(byName("collide"));
+    assert.ok(byName("dir/collide"));
+    const again = discoverModels(loadConfig({}, { HOME: home, HF_HUB_CACHE: hub, OLLAMA_MODELS: ollama, SHIMMY_MODEL_PATHS: extraDir }), join(tmp.path, "work"));
+    assert.deepEqual(again.models.map((m) => m.name), models.map((m) => m.name));
+    assert.equal(new Set(models.map((m) => m.name.toLowerCase())).size, models.length, "names are unique");
+  });
+
+  it("takes SHIMMY_BASE_GGUF with SHIMMY_LORA_GGUF as one model with an adapter", () => {
+    const env = { HOME: home, SHIMMY_BASE_GGUF: join(modelsDir, "pair", "base.gguf"), SHIMMY_LORA_GGUF: join(modelsDir, "pair", "my-adapter.gguf") };
+    const r = discoverModels(loadConfig({ scanDefaultLocations: false }, env), tmp.path);
+    assert.equal(r.models.length, 1);
+    assert.equal(r.models[0]!.name, "base");
+    assert.equal(r.models[0]!.source, "env");
+    assert.equal(r.models[0]!.lora, env.SHIMMY_LORA_GGUF);
+    const notLora = discoverModels(loadConfig({ scanDefaultLocations: false }, { ...env, SHIMMY_LORA_GGUF: STORIES_GGUF }), tmp.path);
+    assert.match(notLora.models[0]!.error!, /is not a LoRA adapter/);
+  });
+});
+
+describe("registry", () => {
+  it("finds models by name, case-insensitively, and by path or alias", () => {
+    const reg = new Registry(loadConfig({ modelDirs: [modelsDir], scanDefaultLocations: false }, { HOME: home }), tmp.path);
+    assert.equal(reg.get("BIG-MODEL").name, "big-model");
+    assert.equal(reg.get(join(modelsDir, "base-link.gguf")).name, "base");
+    assert.throws(() => reg.get("nope"), /model "nope" not found; available: .*big-model/);
+    assert.ok(reg.servable().every((m) => !m.error && m.capabilities.length > 0));
+    assert.ok(reg.all().length > reg.servable().length);
+  });
+});
