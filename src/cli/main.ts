@@ -2,10 +2,12 @@
 import { Command } from "commander";
 import { createRequire } from "node:module";
 import { registerDiscover } from "./discover.js";
+import { registerGenerate } from "./generate.js";
 import { registerGpuInfo } from "./gpu-info.js";
 import { registerInspect } from "./inspect.js";
 import { registerList } from "./list.js";
 import { registerProbe } from "./probe.js";
+import { registerServe } from "./serve.js";
 
 const pkg = createRequire(import.meta.url)("../../package.json") as { version: string };
 
@@ -14,10 +16,12 @@ const program = new Command()
   .description("Zero-config local LLM server: OpenAI- and Ollama-compatible API over the models already on your disk")
   .version(pkg.version);
 
+registerServe(program);
 registerDiscover(program);
 registerList(program);
 registerInspect(program);
 registerProbe(program);
+registerGenerate(program);
 registerGpuInfo(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,72 @@
+import { type Command, InvalidArgumentError } from "commander";
+import { createRequire } from "node:module";
+import { startServer } from "../server/server.js";
+import { configFrom, type ModelSourceFlags, parseNonNegativeInt, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
+import { bold, dim, green } from "./output.js";
+
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+
+interface ServeFlags extends ModelSourceFlags {
+  bind?: string;
+  port?: number;
+  parallel?: number;
+  batchSize?: number;
+  json?: boolean;
+  log?: string;
+}
+
+/** "HOST:PORT", "[::1]:PORT", "HOST" or "auto". */
+function parseBind(value: string): { host?: string; port?: number; auto: boolean } {
+  if (value === "auto") return { auto: true };
+  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+|auto))?$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`"${value}" is not HOST:PORT or auto`);
+  const host = m[1] ?? m[2];
+  if (m[3] === "auto") return { host, auto: true };
+  const port = m[3] === undefined ? undefined : Number(m[3]);
+  if (port !== undefined && port > 65535) throw new InvalidArgumentError(`port ${port} is out of range`);
+  return { host, port, auto: false };
+}
+
+export function registerServe(program: Command): void {
+  withEngineOptions(withModelSources(program.command("serve").description("serve every discovered model over an OpenAI-compatible HTTP API")))
+    .option("--bind <addr>", "HOST:PORT to listen on, or auto (11435…11535, then any free port)", "127.0.0.1:11435")
+    .option("--port <n>", "port (overrides the one in --bind; 0 = any free port)", parseNonNegativeInt)
+    .option("--parallel <n>", "concurrent requests per model (sequences of its context)", parsePositiveInt)
+    .option("--batch-size <n>", "prompt batch size", parsePositiveInt)
+    .option("--log <level>", "log level: fatal, error, warn, info, debug", "warn")
+    .option("--json", "print the startup line as JSON")
+    .action(async (flags: ServeFlags) => {
+      const bind = parseBind(flags.bind ?? "127.0.0.1:11435");
+      const config = configFrom(flags, {
+        host: bind.host ?? "127.0.0.1",
+        port: flags.port ?? bind.port ?? 11435,
+        bindAuto: bind.auto && flags.port === undefined,
+        parallel: flags.parallel,
+        batchSize: flags.batchSize,
+      });
+      const server = await startServer(config, version, { level: flags.log ?? "warn" });
+      const models = server.ctx.registry.servable().filter((m) => m.format === "gguf");
+      if (flags.json) {
+        console.log(JSON.stringify({ event: "listening", url: server.url, port: server.port, version, models: models.map((m) => m.name) }));
+      } else {
+        console.log(`${bold("shimmy")} ${version} listening on ${green(server.url)}  ${dim(`(OpenAI API at ${server.url}/v1)`)}`);
+        if (models.length === 0) console.log("no servable models found — run `shimmy discover` to see where Shimmy looked");
+        for (const m of models) console.log(`  ${m.name} ${dim(`${m.architecture ?? "?"} ${m.quantization ?? ""} ${m.source}`)}`);
+      }
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        if (!flags.json) console.log(dim(`${signal}: finishing in-flight requests, then exiting`));
+        server.close().then(
+          () => process.exit(0),
+          (e: unknown) => {
+            console.error(`shutdown failed: ${(e as Error).message}`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on("SIGINT", () => stop("SIGINT"));
+      process.on("SIGTERM", () => stop("SIGTERM"));
+    });
+}

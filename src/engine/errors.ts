@@ -1,0 +1,31 @@
+/** Typed engine errors; protocol layers map them to their own envelopes and status codes. */
+
+export class ContextOverflowError extends Error {
+  override readonly name = "ContextOverflowError";
+  constructor(readonly promptTokens: number, readonly contextSize: number) {
+    super(`the prompt is ${promptTokens} tokens, but the model's context holds ${contextSize} (including at least 1 generated token); shorten the prompt or raise --ctx-size`);
+  }
+}
+
+/** A request the engine cannot run as asked (e.g. a logit_bias token id outside the vocabulary). */
+export class InvalidGenerationError extends Error {
+  override readonly name = "InvalidGenerationError";
+  constructor(message: string, readonly param?: string) {
+    super(message);
+  }
+}
+
+export class ModelLoadError extends Error {
+  override readonly name = "ModelLoadError";
+  constructor(readonly model: string, cause: unknown) {
+    super(`model "${model}" failed to load: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+/** The model exists but cannot be served (corrupt, adapter without base, not yet convertible…). */
+export class ModelUnusableError extends Error {
+  override readonly name = "ModelUnusableError";
+  constructor(readonly model: string, reason: string) {
+    super(`model "${model}" cannot be served: ${reason}`);
+  }
+}

@@ -1,0 +1,220 @@
+import { type Llama, type LlamaContext, type LlamaModel, type Token, TokenBias } from "node-llama-cpp";
+import type { ModelSpec } from "../discovery/types.js";
+import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
+import { ContextOverflowError, InvalidGenerationError } from "./errors.js";
+import { type Slot, SlotPool } from "./slots.js";
+import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
+import type { FinishReason, GenerationEvent, GenerationRequest, SamplingOptions } from "./types.js";
+
+export interface LoadOptions {
+  /** Per-sequence context; undefined = min(training context, ctxCap). */
+  ctxSize?: number;
+  ctxCap: number;
+  threads: number;
+  batchSize?: number;
+  parallel: number;
+}
+
+/** A request after tokenization and checks: everything that can fail before streaming starts. */
+export interface PreparedGeneration {
+  request: GenerationRequest;
+  promptTokens: Token[];
+  maxTokens: number;
+}
+
+// Penalties look back this many tokens, like llama-server's repeat_last_n default.
+const PENALTY_WINDOW = 64;
+
+/** A model with its context and slots, ready to generate. */
+export class LoadedModel {
+  readonly slots: SlotPool;
+  inFlight = 0;
+  lastUsed = Date.now();
+
+  private constructor(
+    readonly spec: ModelSpec,
+    readonly model: LlamaModel,
+    readonly context: LlamaContext,
+    readonly contextSize: number,
+    readonly template: ChatTemplate,
+    readonly loadMs: number,
+  ) {
+    const sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
+    this.slots = new SlotPool(sequences);
+  }
+
+  static async load(llama: Llama, spec: ModelSpec, options: LoadOptions): Promise<LoadedModel> {
+    const started = performance.now();
+    const model = await llama.loadModel({ modelPath: spec.files[0]! });
+    try {
+      const contextSize = options.ctxSize ?? Math.min(model.trainContextSize, options.ctxCap);
+      const context = await model.createContext({
+        contextSize,
+        sequences: options.parallel,
+        threads: options.threads,
+        batchSize: options.batchSize,
+        lora: spec.lora ? { adapters: [{ filePath: spec.lora }] } : undefined,
+        // Slot size is a promise to clients (/v1/models); never shrink it silently.
+        failedCreationRemedy: false,
+      });
+      const source = model.fileInfo.metadata?.tokenizer?.chat_template;
+      const tokenText = (t: Token | null): string => (t === null ? "" : model.detokenize([t], true));
+      const template =
+        typeof source === "string"
+          ? new JinjaChatTemplate(source, { bosToken: tokenText(model.tokens.bos), eosToken: tokenText(model.tokens.eos) })
+          : new TranscriptChatTemplate();
+      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started);
+    } catch (e) {
+      await model.dispose();
+      throw e;
+    }
+  }
+
+  /** Prompt text → tokens, parsing special tokens and adding BOS where the model expects it. */
+  tokenizePrompt(text: string): Token[] {
+    const tokens = this.model.tokenize(text, true);
+    const bos = this.model.tokens.bos;
+    if (bos !== null && this.model.tokens.shouldPrependBosToken && tokens[0] !== bos) tokens.unshift(bos);
+    return tokens;
+  }
+
+  renderChat(request: GenerationRequest): string {
+    if (request.input.kind !== "chat") throw new Error("not a chat request");
+    return this.template.render(request.input.messages);
+  }
+
+  /** Tokenizes and validates; throws typed errors before any response is started. */
+  prepare(request: GenerationRequest): PreparedGeneration {
+    const text = request.input.kind === "chat" ? this.renderChat(request) : request.input.text;
+    const promptTokens = this.tokenizePrompt(text);
+    if (promptTokens.length === 0) throw new InvalidGenerationError("the prompt is empty and the model has no BOS token to start from", "prompt");
+    if (promptTokens.length >= this.contextSize) throw new ContextOverflowError(promptTokens.length, this.contextSize);
+    const vocab = this.spec.summary?.vocabSize ?? Number.POSITIVE_INFINITY;
+    for (const id of request.sampling.logitBias?.keys() ?? []) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new InvalidGenerationError(`logit_bias token id ${id} is outside the vocabulary (0..${vocab - 1})`, "logit_bias");
+    }
+    const room = this.contextSize - promptTokens.length;
+    return { request, promptTokens, maxTokens: Math.min(request.maxTokens ?? room, room) };
+  }
+
+  private samplerOptions(s: SamplingOptions, history: () => Token[]) {
+    const penalties = s.presencePenalty || s.frequencyPenalty || (s.repeatPenalty !== undefined && s.repeatPenalty !== 1);
+    let tokenBias: TokenBias | undefined;
+    if (s.logitBias && s.logitBias.size > 0) {
+      tokenBias = new TokenBias(this.model.tokenizer);
+      for (const [id, bias] of s.logitBias) tokenBias.set(id as Token, bias <= -100 ? "never" : { logit: bias });
+    }
+    return {
+      temperature: s.temperature,
+      // OpenAI semantics: no top-k unless asked, top_p 1 and min_p 0 unless asked.
+      topK: s.topK ?? 0,
+      topP: s.topP ?? 1,
+      minP: s.minP ?? 0,
+      seed: s.seed,
+      repeatPenalty: penalties
+        ? {
+            punishTokens: () => history().slice(-PENALTY_WINDOW),
+            maxPunishTokens: PENALTY_WINDOW,
+            penalty: s.repeatPenalty ?? 1,
+            frequencyPenalty: s.frequencyPenalty || undefined,
+            presencePenalty: s.presencePenalty || undefined,
+          }
+        : undefined,
+      tokenBias,
+    };
+  }
+
+  /**
+   * Runs a prepared request on a free slot: waits FIFO for one, reuses its cached prefix,
+   * streams token text and ends with one `done` event carrying real counts.
+   */
+  async *generate(prepared: PreparedGeneration): AsyncGenerator<GenerationEvent> {
+    const { request, promptTokens, maxTokens } = prepared;
+    const signal = request.signal;
+    this.inFlight++;
+    this.lastUsed = Date.now();
+    const queued = performance.now();
+    let slot: Slot | undefined;
+    try {
+      try {
+        slot = await this.slots.acquire(promptTokens, signal);
+      } catch (e) {
+        if (signal?.aborted) {
+          yield { type: "done", finishReason: "abort", usage: { promptTokens: promptTokens.length, completionTokens: 0, cachedTokens: 0 }, timings: { queueMs: performance.now() - queued, promptMs: 0, generationMs: 0 }, tokenIds: [] };
+          return;
+        }
+        throw e;
+      }
+      const queueMs = performance.now() - queued;
+      const sequence = slot.sequence;
+      // Keep the shared prefix; at least the last prompt token is evaluated to get logits.
+      const shared = sequence.compareContextTokens(promptTokens).firstDifferentIndex;
+      const cachedTokens = Math.min(shared, promptTokens.length - 1);
+      if (cachedTokens < sequence.nextTokenIndex) {
+        await sequence.eraseContextTokenRanges([{ start: cachedTokens, end: sequence.nextTokenIndex }]);
+      }
+      const generated: Token[] = [];
+      const decoder = new TokenTextDecoder(this.model, promptTokens);
+      const stops = new StopMatcher(request.stop);
+      const started = performance.now();
+      let firstTokenAt: number | undefined;
+      // An evaluation that ends on its own means the model produced an end-of-generation token.
+      let finishReason: FinishReason = "stop";
+      let stoppedByString = false;
+
+      if (maxTokens > 0 && !signal?.aborted) {
+        const options = this.samplerOptions(request.sampling, () => [...promptTokens, ...generated]);
+        const iterator = sequence.evaluate(promptTokens.slice(cachedTokens), options);
+        try {
+          for await (const token of iterator) {
+            firstTokenAt ??= performance.now();
+            generated.push(token);
+            const { emit, stopped } = stops.push(decoder.push(token));
+            if (emit) yield { type: "token", text: emit, id: token };
+            if (stopped) {
+              stoppedByString = true;
+              break;
+            }
+            if (signal?.aborted) {
+              finishReason = "abort";
+              break;
+            }
+            if (generated.length >= maxTokens) {
+              finishReason = "length";
+              break;
+            }
+          }
+        } finally {
+          await iterator.return(undefined);
+        }
+      } else {
+        finishReason = signal?.aborted ? "abort" : "length";
+      }
+      // Release text held back for UTF-8 completion or a possible stop string (not after an abort:
+      // nobody is listening).
+      if (!stoppedByString && finishReason !== "abort") {
+        const last = stops.push(decoder.flush());
+        const tail = last.emit + (last.stopped ? "" : stops.flush());
+        if (tail) yield { type: "token", text: tail, id: generated[generated.length - 1] ?? -1 };
+      }
+      const end = performance.now();
+      yield {
+        type: "done",
+        finishReason,
+        usage: { promptTokens: promptTokens.length, completionTokens: generated.length, cachedTokens },
+        timings: { queueMs, promptMs: (firstTokenAt ?? end) - started, generationMs: firstTokenAt === undefined ? 0 : end - firstTokenAt },
+        tokenIds: generated,
+      };
+    } finally {
+      if (slot) this.slots.release(slot);
+      this.inFlight--;
+      this.lastUsed = Date.now();
+    }
+  }
+
+  async dispose(): Promise<void> {
+    this.slots.rejectWaiters(new Error(`model "${this.spec.name}" was unloaded`));
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+}

@@ -1,0 +1,95 @@
+import type { LlamaContextSequence, Token } from "node-llama-cpp";
+
+export interface Slot {
+  id: number;
+  sequence: LlamaContextSequence;
+  busy: boolean;
+  lastUsed: number;
+}
+
+interface Waiter {
+  tokens: readonly Token[];
+  resolve: (slot: Slot) => void;
+  reject: (reason: unknown) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+/**
+ * The sequences of one context, handed to requests one at a time. A free slot whose cached
+ * tokens share the longest prefix with the new prompt is preferred (multi-turn chats and fixed
+ * system prompts then evaluate only their new suffix). Requests beyond the free slots wait FIFO.
+ */
+export class SlotPool {
+  readonly slots: Slot[];
+  private readonly waiters: Waiter[] = [];
+  private clock = 0;
+
+  constructor(sequences: LlamaContextSequence[]) {
+    this.slots = sequences.map((sequence, id) => ({ id, sequence, busy: false, lastUsed: 0 }));
+  }
+
+  get busyCount(): number {
+    return this.slots.filter((s) => s.busy).length;
+  }
+
+  get queueLength(): number {
+    return this.waiters.length;
+  }
+
+  private pick(tokens: readonly Token[]): Slot | undefined {
+    let best: Slot | undefined;
+    let bestShared = -1;
+    for (const slot of this.slots) {
+      if (slot.busy) continue;
+      const shared = slot.sequence.compareContextTokens(tokens as Token[]).firstDifferentIndex;
+      if (shared > bestShared || (shared === bestShared && best && slot.lastUsed < best.lastUsed)) {
+        best = slot;
+        bestShared = shared;
+      }
+    }
+    return best;
+  }
+
+  private take(slot: Slot): Slot {
+    slot.busy = true;
+    slot.lastUsed = ++this.clock;
+    return slot;
+  }
+
+  acquire(tokens: readonly Token[], signal?: AbortSignal): Promise<Slot> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.waiters.length === 0) {
+      const slot = this.pick(tokens);
+      if (slot) return Promise.resolve(this.take(slot));
+    }
+    return new Promise<Slot>((resolve, reject) => {
+      const waiter: Waiter = { tokens, resolve, reject, signal };
+      if (signal) {
+        waiter.onAbort = () => {
+          const i = this.waiters.indexOf(waiter);
+          if (i !== -1) this.waiters.splice(i, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener("abort", waiter.onAbort, { once: true });
+      }
+      this.waiters.push(waiter);
+    });
+  }
+
+  release(slot: Slot): void {
+    slot.busy = false;
+    const next = this.waiters.shift();
+    if (!next) return;
+    if (next.onAbort) next.signal?.removeEventListener("abort", next.onAbort);
+    next.resolve(this.take(this.pick(next.tokens) ?? slot));
+  }
+
+  /** Fails every waiting request (used on unload). */
+  rejectWaiters(reason: Error): void {
+    for (const w of this.waiters.splice(0)) {
+      if (w.onAbort) w.signal?.removeEventListener("abort", w.onAbort);
+      w.reject(reason);
+    }
+  }
+}

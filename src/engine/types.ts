@@ -1,0 +1,61 @@
+/** The engine's internal types (DESIGN.md "the spine"): protocols translate to and from these. */
+
+export type ChatRole = "system" | "user" | "assistant" | "tool";
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+  name?: string;
+  toolCallId?: string;
+}
+
+export interface SamplingOptions {
+  /** 0 = greedy. */
+  temperature: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  seed?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Multiplicative repeat penalty (llama.cpp's repeat_penalty); 1 = off. */
+  repeatPenalty?: number;
+  /** Token id → additive logit bias; -100 bans the token (OpenAI semantics). */
+  logitBias?: Map<number, number>;
+}
+
+export type GenerationInput =
+  | { kind: "chat"; messages: ChatMessage[] }
+  | { kind: "text"; text: string };
+
+export interface GenerationRequest {
+  model: string;
+  input: GenerationInput;
+  sampling: SamplingOptions;
+  /** Upper bound on generated tokens; the context end bounds it too. */
+  maxTokens?: number;
+  stop: string[];
+  signal?: AbortSignal;
+}
+
+export type FinishReason = "stop" | "length" | "abort";
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  /** Prompt tokens whose KV state was reused rather than evaluated. */
+  cachedTokens: number;
+}
+
+export interface Timings {
+  /** Waiting for a free slot. */
+  queueMs: number;
+  /** Evaluating the (uncached) prompt, up to the first sampled token. */
+  promptMs: number;
+  /** From the first sampled token to the end. */
+  generationMs: number;
+}
+
+export type GenerationEvent =
+  | { type: "token"; text: string; id: number }
+  | { type: "done"; finishReason: FinishReason; usage: Usage; timings: Timings; tokenIds: number[] };

@@ -1,0 +1,45 @@
+import websocket from "@fastify/websocket";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { ServerContext } from "./context.js";
+import { registerWsGenerate } from "./native/ws-generate.js";
+import { registerChat } from "./openai/chat.js";
+import { registerCompletions } from "./openai/completions.js";
+import { ApiError, toOpenAIError } from "./openai/errors.js";
+import { registerModels } from "./openai/models.js";
+import { registerHealth } from "./ops/health.js";
+
+export interface AppOptions {
+  logger?: FastifyServerOptions["logger"];
+}
+
+/** The Fastify app with every protocol plugin; listening is the caller's job. */
+export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Promise<FastifyInstance> {
+  let requestCounter = 0;
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: ctx.config.bodyLimit,
+    genReqId: () => `req-${(++requestCounter).toString(36)}`,
+    // Wrong types are errors, not silently coerced; nothing is silently removed.
+    ajv: { customOptions: { allowUnionTypes: true, coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const { status, body, internal } = toOpenAIError(err, request.id);
+    if (internal) request.log.error({ err }, "unhandled error");
+    else request.log.info({ status, code: body.error.code }, body.error.message);
+    if (reply.sent || reply.raw.headersSent) return;
+    void reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const { status, body } = toOpenAIError(new ApiError(404, `Unknown route: ${request.method} ${request.url}`, "invalid_request_error", null, "not_found"), request.id);
+    void reply.code(status).send(body);
+  });
+
+  await app.register(websocket, { options: { maxPayload: ctx.config.bodyLimit } });
+  registerHealth(app, ctx);
+  registerModels(app, ctx);
+  registerChat(app, ctx);
+  registerCompletions(app, ctx);
+  registerWsGenerate(app, ctx);
+  return app;
+}

@@ -1,0 +1,12 @@
+import type { Config } from "../config/config.js";
+import type { ModelPool } from "../engine/model-pool.js";
+import type { Registry } from "../registry/registry.js";
+
+/** What route plugins get: the layers below the server, nothing else. */
+export interface ServerContext {
+  registry: Registry;
+  pool: ModelPool;
+  config: Config;
+  version: string;
+  startedAt: number;
+}

@@ -1,0 +1,87 @@
+import type { FastifyReply } from "fastify";
+import type { GenerationEvent, GenerationRequest } from "../../engine/types.js";
+import type { ServerContext } from "../context.js";
+import { abortOnDisconnect } from "../disconnect.js";
+import { completionId, unixNow } from "./ids.js";
+import type { BaseRequest } from "./request.js";
+import { SseWriter } from "./sse.js";
+import { timingsJson, usageJson } from "./usage.js";
+
+type Done = Extract<GenerationEvent, { type: "done" }>;
+
+/** How one OpenAI route shapes its objects; the generation flow is shared. */
+export interface ResponseShape {
+  idPrefix: "chatcmpl" | "cmpl";
+  /** Text put before the generated text (completions `echo`). */
+  prefix?: string;
+  full(meta: Meta, text: string, done: Done): object;
+  /** First stream chunk (chat: the assistant role), or undefined. */
+  opening?(meta: Meta): object;
+  delta(meta: Meta, text: string): object;
+  finish(meta: Meta, done: Done): object;
+}
+
+export interface Meta {
+  id: string;
+  created: number;
+  model: string;
+}
+
+/** Finish reasons on the wire: an aborted stream has nobody to read it, but say "stop". */
+export const wireFinish = (d: Done): "stop" | "length" => (d.finishReason === "length" ? "length" : "stop");
+
+/**
+ * Runs one generation for an OpenAI route: everything that can fail (model lookup, load,
+ * tokenization, context size) fails before the first byte, so errors keep their status code.
+ */
+export async function respond(
+  ctx: ServerContext,
+  reply: FastifyReply,
+  base: BaseRequest,
+  input: GenerationRequest["input"],
+  stream: boolean,
+  includeUsage: boolean,
+  shape: ResponseShape,
+): Promise<void> {
+  const loaded = await ctx.pool.acquire(base.model);
+  const controller = abortOnDisconnect(reply);
+  const prepared = loaded.prepare({ ...base, input, signal: controller.signal });
+  const meta: Meta = { id: completionId(shape.idPrefix), created: unixNow(), model: loaded.spec.name };
+  const events = loaded.generate(prepared);
+
+  if (!stream) {
+    let text = shape.prefix ?? "";
+    for await (const ev of events) {
+      if (ev.type === "token") text += ev.text;
+      else return void reply.send(shape.full(meta, text, ev));
+    }
+    return;
+  }
+
+  const sse = new SseWriter(reply);
+  try {
+    const opening = shape.opening?.(meta);
+    if (opening) sse.send(includeUsage ? { ...opening, usage: null } : opening);
+    if (shape.prefix) sse.send(shape.delta(meta, shape.prefix));
+    for await (const ev of events) {
+      if (ev.type === "token") {
+        const chunk = shape.delta(meta, ev.text);
+        sse.send(includeUsage ? { ...chunk, usage: null } : chunk);
+        continue;
+      }
+      if (ev.finishReason === "abort") break;
+      const finish = shape.finish(meta, ev);
+      sse.send(includeUsage ? { ...finish, usage: null } : finish);
+      if (includeUsage) {
+        const last = shape.finish(meta, ev) as { object: string };
+        sse.send({ id: meta.id, object: last.object, created: meta.created, model: meta.model, choices: [], usage: usageJson(ev.usage), timings: timingsJson(ev.usage, ev.timings) });
+      }
+    }
+  } catch (e) {
+    // Headers are gone; report in-band the way OpenAI does, then end the stream.
+    sse.send({ error: { message: (e as Error).message, type: "server_error", param: null, code: null } });
+    reply.log.error({ err: e }, "generation failed mid-stream");
+  } finally {
+    sse.end();
+  }
+}

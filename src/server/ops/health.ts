@@ -1,0 +1,22 @@
+import type { FastifyInstance } from "fastify";
+import type { ServerContext } from "../context.js";
+
+export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
+  const health = async () => {
+    const loaded = ctx.pool.info();
+    return {
+      status: "ok",
+      version: ctx.version,
+      uptime_seconds: Math.round((Date.now() - ctx.startedAt) / 100) / 10,
+      models: {
+        discovered: ctx.registry.all().length,
+        available: ctx.registry.servable().filter((m) => m.format === "gguf").length,
+        loaded: loaded.length,
+      },
+      in_flight: ctx.pool.inFlight,
+      loaded: loaded.map((m) => ({ name: m.name, context_per_slot: m.contextSize, slots: m.slots, busy_slots: m.busySlots, queued: m.queued })),
+    };
+  };
+  app.get("/health", health);
+  app.get("/v1/health", health);
+}

@@ -1,0 +1,52 @@
+import type { FastifyInstance, FastifyServerOptions } from "fastify";
+import { AUTO_PORT_LAST, type Config, DEFAULT_PORT } from "../config/config.js";
+import { getRuntime } from "../engine/llama.js";
+import { ModelPool } from "../engine/model-pool.js";
+import { Registry } from "../registry/registry.js";
+import { buildApp } from "./app.js";
+import type { ServerContext } from "./context.js";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  ctx: ServerContext;
+  url: string;
+  port: number;
+  /** Stops accepting, lets in-flight requests finish (bounded), unloads models. */
+  close(): Promise<void>;
+}
+
+async function listen(app: FastifyInstance, host: string, port: number, auto: boolean): Promise<number> {
+  const ports = auto ? Array.from({ length: AUTO_PORT_LAST - DEFAULT_PORT + 1 }, (_, i) => DEFAULT_PORT + i).concat(0) : [port];
+  for (const p of ports) {
+    try {
+      await app.listen({ host, port: p });
+      const address = app.server.address();
+      return typeof address === "object" && address ? address.port : p;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE" || p === ports[ports.length - 1]) throw e;
+    }
+  }
+  throw new Error("no port available");
+}
+
+export async function startServer(config: Config, version: string, logger: FastifyServerOptions["logger"] = false): Promise<RunningServer> {
+  const registry = new Registry(config);
+  const pool = new ModelPool(registry, { ...config, runtime: () => getRuntime({ gpu: config.gpu, threads: config.threads }) });
+  const ctx: ServerContext = { registry, pool, config, version, startedAt: Date.now() };
+  const app = await buildApp(ctx, { logger });
+  const port = await listen(app, config.host, config.port, config.bindAuto);
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      const drained = app.close();
+      const timer = setTimeout(() => app.server.closeAllConnections(), config.drainTimeoutMs);
+      try {
+        await drained;
+      } finally {
+        clearTimeout(timer);
+        await pool.close();
+      }
+    })());
+  return { app, ctx, url: `http://${host}:${port}`, port, close };
+}

@@ -1,0 +1,177 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import OpenAI from "openai";
+import type { RunningServer } from "../src/server/server.js";
+import { golden, readSse, startTestServer } from "./helpers/server.js";
+
+let server: RunningServer;
+let client: OpenAI;
+
+before(async () => {
+  server = await startTestServer();
+  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+});
+after(async () => {
+  await server.close();
+});
+
+describe("models and health", () => {
+  it("lists servable models with context length and capabilities (openai SDK)", async () => {
+    const page = await client.models.list();
+    const ids = page.data.map((m) => m.id).sort();
+    assert.deepEqual(ids, ["stories260k", "stories260k-chat"]);
+    const chat = page.data.find((m) => m.id === "stories260k-chat") as unknown as { object: string; owned_by: string; context_length: number; capabilities: string[]; created: number };
+    assert.equal(chat.object, "model");
+    assert.equal(chat.owned_by, "shimmy");
+    assert.equal(chat.context_length, 512);
+    assert.deepEqual(chat.capabilities, ["completion", "chat"]);
+    assert.ok(Number.isInteger(chat.created) && chat.created > 1_600_000_000);
+    const plain = page.data.find((m) => m.id === "stories260k") as unknown as { context_length: number };
+    assert.equal(plain.context_length, 2048);
+  });
+
+  it("retrieves one model and 404s an unknown one", async () => {
+    const m = await client.models.retrieve("stories260k");
+    assert.equal(m.id, "stories260k");
+    await assert.rejects(client.models.retrieve("nope"), (e: InstanceType<typeof OpenAI.NotFoundError>) => e.status === 404 && (e.error as { code?: string }).code === "model_not_found");
+  });
+
+  it("reports real uptime and model counts on /health", async () => {
+    const a = await (await fetch(`${server.url}/health`)).json();
+    await new Promise((r) => setTimeout(r, 250));
+    const b = await (await fetch(`${server.url}/health`)).json();
+    assert.equal(a.status, "ok");
+    assert.equal(a.version, "test");
+    assert.ok(b.uptime_seconds > a.uptime_seconds, "uptime advances");
+    assert.equal(a.models.available, 2);
+    assert.equal(typeof a.models.loaded, "number");
+  });
+});
+
+describe("/v1/completions", () => {
+  for (const g of golden.greedy.filter((x) => x.prompt === "Once upon a time")) {
+    it(`greedy "${g.prompt}" for ${g.maxTokens} tokens equals golden.json`, async () => {
+      const r = await client.completions.create({ model: "stories260k", prompt: g.prompt, max_tokens: g.maxTokens, temperature: 0 });
+      assert.equal(r.object, "text_completion");
+      assert.equal(r.choices[0]!.text, g.text);
+      assert.equal(r.choices[0]!.finish_reason, "length");
+      assert.equal(r.usage!.prompt_tokens, g.promptIdsWithBos.length);
+      assert.equal(r.usage!.completion_tokens, g.ids.length);
+      assert.equal(r.usage!.total_tokens, g.promptIdsWithBos.length + g.ids.length);
+    });
+  }
+
+  it("keeps the leading space of the first generated piece", async () => {
+    const g = golden.greedy.find((x) => x.prompt === "Tom and Sue")!;
+    const r = await client.completions.create({ model: "stories260k", prompt: g.prompt, max_tokens: g.maxTokens, temperature: 0 });
+    // golden.json records LlamaCompletion's text, which drops the space; prompt + text must be the full text.
+    assert.equal(r.choices[0]!.text, ` ${g.text}`);
+  });
+
+  it("streams chunks that add up to the non-streamed text, with usage", async () => {
+    const stream = await client.completions.create({ model: "stories260k", prompt: "Once upon a time", max_tokens: 30, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let text = "";
+    let usage: OpenAI.CompletionUsage | undefined | null;
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      assert.equal(chunk.object, "text_completion");
+      if (chunk.choices[0]) {
+        text += chunk.choices[0].text;
+        finish = chunk.choices[0].finish_reason ?? finish;
+      }
+      if (chunk.usage) usage = chunk.usage;
+    }
+    assert.equal(text, golden.greedy[0]!.text);
+    assert.equal(finish, "length");
+    assert.equal(usage?.completion_tokens, 30);
+  });
+
+  it("echoes the prompt when asked", async () => {
+    const r = await client.completions.create({ model: "stories260k", prompt: "Once upon a time", max_tokens: 5, temperature: 0, echo: true });
+    assert.ok(r.choices[0]!.text.startsWith("Once upon a time, there"));
+  });
+
+  it("stops at a stop string without emitting it", async () => {
+    const r = await client.completions.create({ model: "stories260k", prompt: "Once upon a time", max_tokens: 60, temperature: 0, stop: [" Lily", "park"] });
+    assert.equal(r.choices[0]!.text, ", there was a little girl named");
+    assert.equal(r.choices[0]!.finish_reason, "stop");
+  });
+
+  it("bans a token with logit_bias -100", async () => {
+    const r = await client.completions.create({ model: "stories260k", prompt: "Once upon a time", max_tokens: 5, temperature: 0, logit_bias: { "432": -100 } });
+    assert.ok(!r.choices[0]!.text.startsWith(","), r.choices[0]!.text);
+    assert.ok(r.choices[0]!.text.startsWith(" there"), "the runner-up token (golden top-2) wins");
+  });
+});
+
+describe("/v1/chat/completions", () => {
+  it("answers with the model's chat template and real usage (openai SDK)", async () => {
+    const r = await client.chat.completions.create({ model: "stories260k-chat", messages: golden.chat.messages, max_tokens: 12, temperature: 0 });
+    assert.equal(r.object, "chat.completion");
+    assert.equal(r.choices[0]!.message.role, "assistant");
+    assert.equal(typeof r.choices[0]!.message.content, "string");
+    assert.ok(r.choices[0]!.message.content!.length > 0);
+    assert.equal(r.choices[0]!.finish_reason, "length");
+    // The prompt is the golden rendering of these messages, so its token count is known exactly.
+    assert.equal(r.usage!.prompt_tokens, golden.chat.renderedIds.length);
+    assert.equal(r.usage!.completion_tokens, 12);
+    assert.match(r.id, /^chatcmpl-/);
+  });
+
+  it("streams: one id, role first, content deltas, finish chunk, usage chunk, [DONE]", async () => {
+    const body = { model: "stories260k-chat", messages: golden.chat.messages, max_tokens: 12, temperature: 0 };
+    const full = await client.chat.completions.create(body);
+    const res = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }) });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type")!, /^text\/event-stream/);
+    const { events, done } = await readSse(res);
+    assert.ok(done, "ends with data: [DONE]");
+    assert.ok(events.every((e) => e.object === "chat.completion.chunk"));
+    assert.equal(new Set(events.map((e) => e.id)).size, 1, "one stable id");
+    assert.deepEqual(events[0].choices[0].delta, { role: "assistant", content: "" });
+    const contentChunks = events.slice(1).filter((e) => e.choices.length > 0 && e.choices[0].delta.content !== undefined);
+    assert.ok(contentChunks.every((e) => e.choices[0].delta.role === undefined));
+    assert.equal(contentChunks.map((e) => e.choices[0].delta.content).join(""), full.choices[0]!.message.content);
+    const finish = events.find((e) => e.choices.length > 0 && e.choices[0].finish_reason !== null);
+    assert.equal(finish.choices[0].finish_reason, "length");
+    assert.deepEqual(finish.choices[0].delta, {});
+    const usage = events[events.length - 1];
+    assert.deepEqual(usage.choices, []);
+    assert.equal(usage.usage.prompt_tokens, golden.chat.renderedIds.length);
+    assert.equal(usage.usage.completion_tokens, 12);
+  });
+
+  it("streams through the openai SDK", async () => {
+    const stream = await client.chat.completions.create({ model: "stories260k-chat", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 8, temperature: 0, stream: true });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    assert.equal(text, ", there was a little girl"); // golden ids: "girl" is three tokens
+  });
+
+  it("accepts text content parts and the developer role", async () => {
+    const r = await client.chat.completions.create({
+      model: "stories260k-chat",
+      messages: [{ role: "developer", content: "A story." }, { role: "user", content: [{ type: "text", text: "Once upon " }, { type: "text", text: "a time" }] }],
+      max_tokens: 3,
+      temperature: 0,
+    });
+    assert.equal(r.choices[0]!.finish_reason, "length");
+  });
+
+  it("is reproducible with a seed and deterministic at temperature 0", async () => {
+    const ask = (seed: number) => client.chat.completions.create({ model: "stories260k-chat", messages: [{ role: "user", content: "Tom and Sue" }], max_tokens: 25, temperature: 1, seed });
+    const [a, b] = [await ask(42), await ask(42)];
+    assert.equal(a.choices[0]!.message.content, b.choices[0]!.message.content);
+    const others = await Promise.all([1, 2, 3].map((s) => ask(s)));
+    assert.ok(others.some((o) => o.choices[0]!.message.content !== a.choices[0]!.message.content), "different seeds sample differently");
+    const greedy = () => client.chat.completions.create({ model: "stories260k-chat", messages: [{ role: "user", content: "Tom and Sue" }], max_tokens: 25, temperature: 0 });
+    assert.equal((await greedy()).choices[0]!.message.content, (await greedy()).choices[0]!.message.content);
+  });
+
+  it("applies frequency and presence penalties (output changes, still valid)", async () => {
+    const base = { model: "stories260k-chat", messages: [{ role: "user" as const, content: "Once upon a time" }], max_tokens: 60, temperature: 0 };
+    const plain = await client.chat.completions.create(base);
+    const penalised = await client.chat.completions.create({ ...base, frequency_penalty: 2, presence_penalty: 2 });
+    assert.notEqual(penalised.choices[0]!.message.content, plain.choices[0]!.message.content);
+  });
+});
