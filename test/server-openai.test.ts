@@ -37,9 +37,9 @@ describe("models and health", () => {
   });
 
   it("reports real uptime and model counts on /health", async () => {
-    const a = await (await fetch(`${server.url}/health`)).json();
+    const a: any = await (await fetch(`${server.url}/health`)).json();
     await new Promise((r) => setTimeout(r, 250));
-    const b = await (await fetch(`${server.url}/health`)).json();
+    const b: any = await (await fetch(`${server.url}/health`)).json();
     assert.equal(a.status, "ok");
     assert.equal(a.version, "test");
     assert.ok(b.uptime_seconds > a.uptime_seconds, "uptime advances");

@@ -1,5 +1,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
 import { type Config, type ConfigOverrides, loadConfig } from "../config/config.js";
 
 export interface ModelSourceFlags {
@@ -52,4 +54,11 @@ export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {})
     process.env,
     availableParallelism(),
   );
+}
+
+/** A command's model argument may be a file or folder on disk even when no search dir holds it. */
+export function includeTargetPath(config: Config, target: string): Config {
+  const path = resolve(target);
+  if (existsSync(path) && !config.modelPaths.includes(path)) config.modelPaths.push(path);
+  return config;
 }

@@ -4,7 +4,7 @@ import { getRuntime } from "../engine/llama.js";
 import { ModelPool } from "../engine/model-pool.js";
 import type { GenerationEvent } from "../engine/types.js";
 import { Registry } from "../registry/registry.js";
-import { configFrom, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
+import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { dim, toJson } from "./output.js";
 
 interface GenerateFlags extends ModelSourceFlags {
@@ -47,7 +47,7 @@ export function registerGenerate(program: Command): void {
     .option("--stop <text...>", "stop strings (not printed)")
     .option("--json", "print one JSON object at the end instead of streaming text")
     .action(async (target: string, flags: GenerateFlags) => {
-      const config = configFrom(flags, { parallel: 1 });
+      const config = includeTargetPath(configFrom(flags, { parallel: 1 }), target);
       const pool = new ModelPool(new Registry(config), { ...config, runtime: () => getRuntime({ gpu: config.gpu, threads: config.threads }) });
       try {
         const loaded = await pool.acquire(target);

@@ -2,14 +2,14 @@ import type { Command } from "commander";
 import type { Token } from "node-llama-cpp";
 import { getRuntime } from "../engine/llama.js";
 import { Registry } from "../registry/registry.js";
-import { configFrom, type ModelSourceFlags, withEngineOptions, withModelSources } from "./common.js";
+import { configFrom, includeTargetPath, type ModelSourceFlags, withEngineOptions, withModelSources } from "./common.js";
 import { green, red, toJson } from "./output.js";
 
 export function registerProbe(program: Command): void {
   withEngineOptions(withModelSources(program.command("probe").description("load a model for real and evaluate one token").argument("<model>", "model name or path")))
     .option("--json", "machine-readable output")
     .action(async (target: string, flags: ModelSourceFlags & { json?: boolean }) => {
-      const config = configFrom(flags);
+      const config = includeTargetPath(configFrom(flags), target);
       const started = performance.now();
       try {
         const spec = new Registry(config).get(target);

@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import type { Token } from "node-llama-cpp";
+import { after, before, describe, it } from "node:test";
+import { loadConfig } from "../src/config/config.js";
+import { ContextOverflowError } from "../src/engine/errors.js";
+import { getRuntime } from "../src/engine/llama.js";
+import type { LoadedModel } from "../src/engine/loaded-model.js";
+import { ModelPool } from "../src/engine/model-pool.js";
+import { StopMatcher, TokenTextDecoder } from "../src/engine/text-stream.js";
+import type { GenerationEvent, GenerationRequest } from "../src/engine/types.js";
+import { Registry } from "../src/registry/registry.js";
+import { golden } from "./helpers/server.js";
+import { STORIES_CHAT_GGUF, STORIES_GGUF } from "./helpers/paths.js";
+
+let pool: ModelPool;
+let model: LoadedModel;
+
+before(async () => {
+  const config = loadConfig({ modelPaths: [STORIES_GGUF, STORIES_CHAT_GGUF], scanDefaultLocations: false, threads: 1, gpu: false, parallel: 2 }, { HOME: "/nonexistent" });
+  pool = new ModelPool(new Registry(config), { ...config, runtime: () => getRuntime({ gpu: false, threads: 1 }) });
+  model = await pool.acquire("stories260k-chat");
+});
+after(async () => {
+  await pool.close();
+});
+
+async function run(request: Omit<GenerationRequest, "model">): Promise<{ text: string; done: Extract<GenerationEvent, { type: "done" }> }> {
+  let text = "";
+  for await (const ev of model.generate(model.prepare({ model: "stories260k-chat", ...request }))) {
+    if (ev.type === "token") text += ev.text;
+    else return { text, done: ev };
+  }
+  throw new Error("no done event");
+}
+
+describe("ModelPool", () => {
+  it("shares one load among concurrent first requests", async () => {
+    const [a, b] = await Promise.all([pool.acquire("stories260k"), pool.acquire("STORIES260K")]);
+    assert.equal(a, b);
+    assert.equal(await pool.acquire("stories260k"), a);
+  });
+});
+
+describe("generation", () => {
+  it("produces golden.json's greedy ids and text", async () => {
+    const g = golden.greedy[1]!;
+    const { text, done } = await run({ input: { kind: "text", text: g.prompt }, sampling: { temperature: 0 }, maxTokens: g.maxTokens, stop: [] });
+    assert.deepEqual(done.tokenIds, g.ids);
+    assert.equal(text, g.text);
+    assert.equal(done.finishReason, "length");
+    assert.deepEqual(done.usage, { promptTokens: g.promptIdsWithBos.length, completionTokens: g.maxTokens, cachedTokens: done.usage.cachedTokens });
+  });
+
+  it("renders the golden chat exactly as golden.json's token ids", () => {
+    const prepared = model.prepare({ model: "stories260k-chat", input: { kind: "chat", messages: golden.chat.messages }, sampling: { temperature: 0 }, stop: [] });
+    assert.equal(model.renderChat(prepared.request), golden.chat.rendered);
+    assert.deepEqual(prepared.promptTokens, golden.chat.renderedIds);
+  });
+
+  it("stops within one token of an abort", async () => {
+    const controller = new AbortController();
+    let tokens = 0;
+    let done: Extract<GenerationEvent, { type: "done" }> | undefined;
+    const prepared = model.prepare({ model: "stories260k-chat", input: { kind: "text", text: "Once upon a time" }, sampling: { temperature: 0 }, maxTokens: 400, stop: [], signal: controller.signal });
+    for await (const ev of model.generate(prepared)) {
+      if (ev.type === "token") {
+        tokens++;
+        controller.abort();
+      } else done = ev;
+    }
+    assert.equal(tokens, 1);
+    assert.equal(done?.finishReason, "abort");
+    assert.equal(done?.usage.completionTokens, 1);
+  });
+
+  it("reuses a shared prefix (second chat turn) and gives the same output as a cold run", async () => {
+    const turn1 = [{ role: "system" as const, content: "A short story." }, { role: "user" as const, content: "Once upon a time" }];
+    const first = await run({ input: { kind: "chat", messages: turn1 }, sampling: { temperature: 0 }, maxTokens: 10, stop: [] });
+    const turn2 = [...turn1, { role: "assistant" as const, content: first.text }, { role: "user" as const, content: " One day, she" }];
+    const warm = await run({ input: { kind: "chat", messages: turn2 }, sampling: { temperature: 0 }, maxTokens: 15, stop: [] });
+    assert.ok(warm.done.usage.cachedTokens > 10, `cached ${warm.done.usage.cachedTokens}`);
+    // Cold: fill both slots with something unrelated first, so nothing is shared but BOS.
+    await Promise.all([1, 2].map(() => run({ input: { kind: "text", text: "Tom and Sue" }, sampling: { temperature: 0 }, maxTokens: 2, stop: [] })));
+    const cold = await run({ input: { kind: "chat", messages: turn2 }, sampling: { temperature: 0 }, maxTokens: 15, stop: [] });
+    assert.ok(cold.done.usage.cachedTokens <= 1);
+    assert.equal(warm.text, cold.text);
+  });
+
+  it("refuses a prompt that does not fit the context with a typed error", () => {
+    assert.throws(
+      () => model.prepare({ model: "stories260k-chat", input: { kind: "text", text: "Once upon a time ".repeat(300) }, sampling: { temperature: 0 }, stop: [] }),
+      (e: unknown) => e instanceof ContextOverflowError && e.contextSize === 512 && e.promptTokens > 512,
+    );
+  });
+
+  it("ends with finish reason length when the context fills up", async () => {
+    const { done } = await run({ input: { kind: "text", text: "Once upon a time" }, sampling: { temperature: 0 }, stop: [] });
+    assert.equal(done.finishReason, "length");
+    assert.equal(done.usage.promptTokens + done.usage.completionTokens, 512);
+  });
+});
+
+describe("text streaming", () => {
+  it("never emits half a UTF-8 character across byte-fallback tokens", () => {
+    const c = golden.tokenization.find((t) => t.text === "naïve café 😀")!;
+    const decoder = new TokenTextDecoder(model.model, [1 as Token]);
+    const pieces = c.ids.map((id) => decoder.push(id as Token));
+    pieces.push(decoder.flush());
+    assert.ok(pieces.every((p) => !p.includes("\uFFFD")), JSON.stringify(pieces));
+    assert.equal(pieces.join("").trimStart(), c.text);
+    assert.ok(pieces.filter((p) => p === "").length >= 3, "the emoji's 4 byte tokens are held until complete");
+  });
+
+  it("holds back possible stop-string prefixes and never emits the stop text", () => {
+    const m = new StopMatcher(["</s>", "STOP"]);
+    assert.deepEqual(m.push("hello <"), { emit: "hello ", stopped: false });
+    assert.deepEqual(m.push("/"), { emit: "", stopped: false });
+    assert.deepEqual(m.push("x"), { emit: "</x", stopped: false });
+    assert.deepEqual(m.push("ab ST"), { emit: "ab ", stopped: false });
+    assert.deepEqual(m.push("OP more"), { emit: "", stopped: true });
+    const n = new StopMatcher(["ab"]);
+    assert.deepEqual(n.push("xa"), { emit: "x", stopped: false });
+    assert.equal(n.flush(), "a");
+  });
+});

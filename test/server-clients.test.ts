@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import WebSocket from "ws";
+import type { RunningServer } from "../src/server/server.js";
+import { CLI, runCli } from "./helpers/cli.js";
+import { REPO_ROOT, STORIES_CHAT_GGUF, STORIES_GGUF, tempDir } from "./helpers/paths.js";
+import { golden, startTestServer } from "./helpers/server.js";
+
+let server: RunningServer;
+const tmp = tempDir();
+before(async () => {
+  server = await startTestServer();
+});
+after(async () => {
+  await server.close();
+  tmp.cleanup();
+});
+
+interface WsFrame {
+  type: string;
+  [k: string]: any;
+}
+
+/** Sends one frame over /ws/generate and collects every frame until the server closes. */
+function wsExchange(payload: string): Promise<{ frames: WsFrame[]; code: number }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${server.url.replace("http", "ws")}/ws/generate`);
+    const frames: WsFrame[] = [];
+    ws.on("open", () => ws.send(payload));
+    ws.on("message", (data) => frames.push(JSON.parse(data.toString())));
+    ws.on("close", (code) => resolve({ frames, code }));
+    ws.on("error", reject);
+  });
+}
+
+describe("WebSocket /ws/generate", () => {
+  it("streams golden greedy text as token frames, then a done frame with usage", async () => {
+    const g = golden.greedy[0]!;
+    const { frames, code } = await wsExchange(JSON.stringify({ model: "stories260k", prompt: g.prompt, max_tokens: g.maxTokens, temperature: 0 }));
+    assert.equal(code, 1000);
+    const tokens = frames.filter((f) => f.type === "token");
+    assert.equal(tokens.map((f) => f.text).join(""), g.text);
+    const done = frames[frames.length - 1]!;
+    assert.equal(done.type, "done");
+    assert.equal(done.done, true);
+    assert.equal(done.finish_reason, "length");
+    assert.deepEqual(done.usage, { prompt_tokens: 5, completion_tokens: 30, total_tokens: 35, cached_tokens: done.usage.cached_tokens });
+  });
+
+  it("accepts chat messages", async () => {
+    const { frames } = await wsExchange(JSON.stringify({ model: "stories260k-chat", messages: golden.chat.messages, max_tokens: 4 }));
+    assert.equal(frames[frames.length - 1]!.usage.prompt_tokens, golden.chat.renderedIds.length);
+  });
+
+  it("answers a malformed frame with an error frame and a clean close", async () => {
+    for (const [payload, code] of [["not json", "invalid_json"], [JSON.stringify({ prompt: "x" }), "missing_required_parameter"], [JSON.stringify({ model: "stories260k", prompt: "x", temperature: 9 }), "invalid_value"], [JSON.stringify({ model: "nope", prompt: "x" }), "model_not_found"]] as const) {
+      const r = await wsExchange(payload);
+      assert.equal(r.frames.length, 1, payload);
+      assert.equal(r.frames[0]!.type, "error");
+      assert.equal(r.frames[0]!.error.code, code);
+      assert.equal(r.code, 1008);
+    }
+  });
+});
+
+describe("shimmy generate", () => {
+  it("reproduces golden greedy ids and text (--json)", () => {
+    const g = golden.greedy[0]!;
+    const r = runCli(["generate", STORIES_GGUF, "--prompt", g.prompt, "--max-tokens", String(g.maxTokens), "--temperature", "0", "--no-default-locations", "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.text, g.text);
+    assert.deepEqual(out.token_ids, g.ids);
+    assert.deepEqual(out.prompt_token_ids, g.promptIdsWithBos);
+    assert.equal(out.finish_reason, "length");
+  });
+
+  it("streams text to stdout and prints counts and speed to stderr", () => {
+    const r = runCli(["generate", STORIES_CHAT_GGUF, "--prompt", "Once upon a time", "--chat", "-n", "8", "-t", "0", "--no-default-locations"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, ", there was a little girl\n");
+    assert.match(r.stderr, /5 prompt tokens \(\d+ tok\/s\), 8 generated \([\d.]+ tok\/s\), finish: length/);
+  });
+
+  it("is reproducible with a seed", () => {
+    const args = ["generate", STORIES_GGUF, "--prompt", "Tom and Sue", "-n", "20", "-t", "1", "--seed", "7", "--no-default-locations", "--json"];
+    assert.equal(JSON.parse(runCli(args).stdout).text, JSON.parse(runCli(args).stdout).text);
+  });
+});
+
+describe("shimmy serve", () => {
+  it("prints its URL and models, serves, and exits 0 on SIGTERM", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, "serve", "--model-path", STORIES_CHAT_GGUF, "--no-default-locations", "--port", "0", "--json"], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    const line = await new Promise<any>((resolve, reject) => {
+      child.stdout.on("data", (d) => {
+        out += d;
+        const first = out.split("\n").find((l) => l.includes('"listening"'));
+        if (first) resolve(JSON.parse(first));
+      });
+      child.on("exit", (code) => reject(new Error(`serve exited early with ${code}: ${out}`)));
+    });
+    assert.match(line.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.deepEqual(line.models, ["stories260k-chat"]);
+    const r = await fetch(`${line.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories260k-chat", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 4, temperature: 0 }) });
+    assert.equal(r.status, 200);
+    const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    assert.equal(await exit, 0);
+  });
+
+  it("passes compatcanary's basic and streaming chat probes", async () => {
+    const report = join(tmp.path, "compatcanary.json");
+    // Async: the server under test runs in this process and must keep answering.
+    const child = spawn(
+      process.execPath,
+      [join(REPO_ROOT, "node_modules", "compatcanary", "src", "cli.js"), "scan", "--base-url", `${server.url}/v1`, "--model", "stories260k-chat", "--profile", "chat", "--format", "json", "--output", report, "--fail-on", "never"],
+      { env: { PATH: process.env.PATH, OPENAI_API_KEY: "unused" }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    assert.equal(code, 0, stderr);
+    const results: { id: string; status: string }[] = JSON.parse(readFileSync(report, "utf8")).results;
+    const status = Object.fromEntries(results.map((p) => [p.id, p.status]));
+    assert.equal(status["chat.basic"], "pass");
+    assert.equal(status["chat.streaming"], "pass");
+    assert.equal(status["models.list"], "pass");
+    // Tools and structured output arrive in a later issue; today they are refused with a 400.
+    assert.notEqual(status["chat.tool_call"], "pass");
+  });
+});
