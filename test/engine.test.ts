@@ -3,12 +3,11 @@ import type { Token } from "node-llama-cpp";
 import { after, before, describe, it } from "node:test";
 import { loadConfig } from "../src/config/config.js";
 import { ContextOverflowError } from "../src/engine/errors.js";
-import { getRuntime } from "../src/engine/llama.js";
+import { createModelPool } from "../src/engine/create-pool.js";
 import type { LoadedModel } from "../src/engine/loaded-model.js";
-import { ModelPool } from "../src/engine/model-pool.js";
+import type { ModelPool } from "../src/engine/model-pool.js";
 import { StopMatcher, TokenTextDecoder } from "../src/engine/text-stream.js";
 import type { GenerationEvent, GenerationRequest } from "../src/engine/types.js";
-import { Registry } from "../src/registry/registry.js";
 import { golden } from "./helpers/server.js";
 import { STORIES_CHAT_GGUF, STORIES_GGUF } from "./helpers/paths.js";
 
@@ -17,7 +16,7 @@ let model: LoadedModel;
 
 before(async () => {
   const config = loadConfig({ modelPaths: [STORIES_GGUF, STORIES_CHAT_GGUF], scanDefaultLocations: false, threads: 1, gpu: false, parallel: 2 }, { HOME: "/nonexistent" });
-  pool = new ModelPool(new Registry(config), { ...config, runtime: () => getRuntime({ gpu: false, threads: 1 }) });
+  pool = createModelPool(config);
   model = await pool.acquire("stories260k-chat");
 });
 after(async () => {

@@ -1,9 +1,7 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { getRuntime } from "../engine/llama.js";
-import { ModelPool } from "../engine/model-pool.js";
+import { createModelPool } from "../engine/create-pool.js";
 import type { GenerationEvent } from "../engine/types.js";
-import { Registry } from "../registry/registry.js";
 import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { dim, toJson } from "./output.js";
 
@@ -48,7 +46,7 @@ export function registerGenerate(program: Command): void {
     .option("--json", "print one JSON object at the end instead of streaming text")
     .action(async (target: string, flags: GenerateFlags) => {
       const config = includeTargetPath(configFrom(flags, { parallel: 1 }), target);
-      const pool = new ModelPool(new Registry(config), { ...config, runtime: () => getRuntime({ gpu: config.gpu, threads: config.threads }) });
+      const pool = createModelPool(config);
       try {
         const loaded = await pool.acquire(target);
         const messages = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: flags.prompt }];

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { servableModels } from "../engine/servability.js";
 import { Registry } from "../registry/registry.js";
 import { configFrom, type ModelSourceFlags, withModelSources } from "./common.js";
 import { modelToJson } from "./model-json.js";
@@ -11,7 +12,7 @@ export function registerList(program: Command): void {
     .action((flags: ModelSourceFlags & { short?: boolean; json?: boolean }) => {
       const registry = new Registry(configFrom(flags));
       if (flags.short) {
-        for (const m of registry.servable()) console.log(m.name);
+        for (const m of servableModels(registry.all())) console.log(m.name);
         return;
       }
       if (flags.json) {

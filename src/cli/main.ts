@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { createRequire } from "node:module";
+import { registerConvert } from "./convert.js";
 import { registerDiscover } from "./discover.js";
 import { registerGenerate } from "./generate.js";
 import { registerGpuInfo } from "./gpu-info.js";
@@ -22,6 +23,7 @@ registerList(program);
 registerInspect(program);
 registerProbe(program);
 registerGenerate(program);
+registerConvert(program);
 registerGpuInfo(program);
 
 await program.parseAsync(process.argv);

@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { createRequire } from "node:module";
+import { servableModels } from "../engine/servability.js";
 import { startServer } from "../server/server.js";
 import { configFrom, type ModelSourceFlags, parseNonNegativeInt, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { bold, dim, green } from "./output.js";
@@ -45,7 +46,7 @@ export function registerServe(program: Command): void {
         batchSize: flags.batchSize,
       });
       const server = await startServer(config, version, { level: flags.log ?? "warn" });
-      const models = server.ctx.registry.servable().filter((m) => m.format === "gguf");
+      const models = servableModels(server.ctx.registry.all());
       if (flags.json) {
         console.log(JSON.stringify({ event: "listening", url: server.url, port: server.port, version, models: models.map((m) => m.name) }));
       } else {

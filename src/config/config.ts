@@ -1,5 +1,5 @@
 import { homedir } from "node:os";
-import { delimiter, resolve } from "node:path";
+import { delimiter, join, resolve } from "node:path";
 
 /**
  * Everything Shimmy can be told, in one typed object. Sources, strongest first: command-line
@@ -35,6 +35,10 @@ export interface Config {
   bodyLimit: number;
   /** How long shutdown waits for in-flight requests before aborting them. */
   drainTimeoutMs: number;
+  /** Where converted SafeTensors models are cached ($SHIMMY_CACHE_DIR, ~/.cache/shimmy). */
+  cacheDir: string;
+  /** Output type for SafeTensors conversion: auto keeps the checkpoint's precision. */
+  convertType: "auto" | "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
 }
 
 export const DEFAULT_PORT = 11435;
@@ -71,6 +75,16 @@ export interface ConfigOverrides {
   batchSize?: number;
   parallel?: number;
   gpu?: "auto" | false;
+  convertType?: Config["convertType"];
+}
+
+const CONVERT_TYPES = ["auto", "f32", "f16", "bf16", "q8_0", "q4_0"] as const;
+
+function envConvertType(env: NodeJS.ProcessEnv): Config["convertType"] | undefined {
+  const v = env.SHIMMY_CONVERT_TYPE;
+  if (v === undefined || v === "") return undefined;
+  if (!(CONVERT_TYPES as readonly string[]).includes(v)) throw new Error(`SHIMMY_CONVERT_TYPE=${v} is not one of ${CONVERT_TYPES.join(", ")}`);
+  return v as Config["convertType"];
 }
 
 function envInt(env: NodeJS.ProcessEnv, key: string): number | undefined {
@@ -105,5 +119,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     gpu,
     bodyLimit: 16 * 1024 * 1024,
     drainTimeoutMs: 10_000,
+    cacheDir: env.SHIMMY_CACHE_DIR ? resolve(env.SHIMMY_CACHE_DIR) : join(home, ".cache", "shimmy"),
+    convertType: overrides.convertType ?? envConvertType(env) ?? "auto",
   };
 }

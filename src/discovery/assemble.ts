@@ -7,8 +7,6 @@ import type { Capability, ModelSpec } from "./types.js";
 
 function capabilitiesOf(item: InspectedCandidate): Capability[] {
   if (item.error || !item.summary) return [];
-  // Served once convert/ turns them into GGUF; until then listed, not offered.
-  if (item.candidate.kind === "hf-folder") return [];
   if (item.summary.kind === "generative") return ["completion", "chat"];
   if (item.summary.kind === "embedding") return ["embedding"];
   return [];
@@ -39,7 +37,6 @@ function toSpec(item: InspectedCandidate): ModelSpec {
 
 function noteFor(item: InspectedCandidate): string | undefined {
   if (item.error || !item.summary) return undefined;
-  if (item.candidate.kind === "hf-folder") return "SafeTensors folder: not served yet (needs the SafeTensors→GGUF converter)";
   switch (item.summary.kind) {
     case "projector": return "multimodal projector: used by a vision model, not served on its own";
     case "vocab-only": return "vocabulary-only file: has no weights";

@@ -43,9 +43,10 @@ export class LoadedModel {
     this.slots = new SlotPool(sequences);
   }
 
-  static async load(llama: Llama, spec: ModelSpec, options: LoadOptions): Promise<LoadedModel> {
+  /** Loads `ggufPath` (the spec's file, or its converted GGUF) with one context of `parallel` slots. */
+  static async load(llama: Llama, spec: ModelSpec, ggufPath: string, options: LoadOptions): Promise<LoadedModel> {
     const started = performance.now();
-    const model = await llama.loadModel({ modelPath: spec.files[0]! });
+    const model = await llama.loadModel({ modelPath: ggufPath });
     try {
       const contextSize = options.ctxSize ?? Math.min(model.trainContextSize, options.ctxCap);
       const context = await model.createContext({

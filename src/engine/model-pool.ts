@@ -1,12 +1,19 @@
 import type { Llama } from "node-llama-cpp";
+import type { ConversionCache } from "../convert/cache.js";
+import type { ConvertProgress, RequestedType } from "../convert/convert.js";
 import type { ModelSpec } from "../discovery/types.js";
 import type { Registry } from "../registry/registry.js";
 import { ModelLoadError, ModelUnusableError } from "./errors.js";
 import { LoadedModel, type LoadOptions } from "./loaded-model.js";
+import { unservableReason } from "./servability.js";
 
 export interface PoolOptions extends LoadOptions {
   /** Provides the node-llama-cpp runtime, created on the first load. */
   runtime: () => Promise<Llama>;
+  /** Turns SafeTensors folders into cached GGUFs on their first request. */
+  conversions: ConversionCache;
+  convertType: RequestedType;
+  onConvertProgress?: (model: string, p: ConvertProgress) => void;
 }
 
 export interface LoadedModelInfo {
@@ -34,9 +41,8 @@ export class ModelPool {
   /** The spec for a name, or a typed error: ModelNotFoundError, ModelUnusableError. */
   resolve(name: string): ModelSpec {
     const spec = this.registry.get(name);
-    if (spec.error) throw new ModelUnusableError(spec.name, spec.error);
-    if (spec.format !== "gguf") throw new ModelUnusableError(spec.name, spec.note ?? `${spec.format} models cannot be loaded directly`);
-    if (!spec.capabilities.includes("completion")) throw new ModelUnusableError(spec.name, spec.note ?? `it is a ${spec.summary?.kind ?? "non-generative"} model`);
+    const reason = unservableReason(spec);
+    if (reason) throw new ModelUnusableError(spec.name, reason);
     return spec;
   }
 
@@ -56,8 +62,12 @@ export class ModelPool {
 
   private async load(spec: ModelSpec): Promise<LoadedModel> {
     try {
+      const ggufPath =
+        spec.format === "safetensors"
+          ? await this.options.conversions.ensure(spec.files[0]!, this.options.convertType, (p) => this.options.onConvertProgress?.(spec.name, p))
+          : spec.files[0]!;
       const llama = await this.options.runtime();
-      const model = await LoadedModel.load(llama, spec, this.options);
+      const model = await LoadedModel.load(llama, spec, ggufPath, this.options);
       if (this.closed) {
         await model.dispose();
         throw new Error("server is shutting down");

@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { AUTO_PORT_LAST, type Config, DEFAULT_PORT } from "../config/config.js";
-import { getRuntime } from "../engine/llama.js";
-import { ModelPool } from "../engine/model-pool.js";
+import { createModelPool } from "../engine/create-pool.js";
 import { Registry } from "../registry/registry.js";
 import { buildApp } from "./app.js";
 import type { ServerContext } from "./context.js";
@@ -31,9 +30,15 @@ async function listen(app: FastifyInstance, host: string, port: number, auto: bo
 
 export async function startServer(config: Config, version: string, logger: FastifyServerOptions["logger"] = false): Promise<RunningServer> {
   const registry = new Registry(config);
-  const pool = new ModelPool(registry, { ...config, runtime: () => getRuntime({ gpu: config.gpu, threads: config.threads }) });
+  // The pool is built before the app that owns the logger; the callback reads it late.
+  const logs: { log?: FastifyInstance["log"] } = {};
+  const pool = createModelPool(config, registry, (model, p) => {
+    if (p.index === 1) logs.log?.info({ model }, "converting SafeTensors model to GGUF (first request; cached afterwards)");
+    if (p.index === p.total) logs.log?.info({ model, tensors: p.total, bytes: p.bytesRead }, "conversion finished");
+  });
   const ctx: ServerContext = { registry, pool, config, version, startedAt: Date.now() };
   const app = await buildApp(ctx, { logger });
+  logs.log = app.log;
   const port = await listen(app, config.host, config.port, config.bindAuto);
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   let closing: Promise<void> | undefined;

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { ModelSpec } from "../../discovery/types.js";
+import { servableModels } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
 import { ApiError } from "./errors.js";
 
@@ -35,9 +36,7 @@ function modelJson(ctx: ServerContext, m: ModelSpec) {
 }
 
 /** Only models that can answer requests are listed; `shimmy list` shows the rest. */
-function servable(ctx: ServerContext): ModelSpec[] {
-  return ctx.registry.servable().filter((m) => m.format === "gguf");
-}
+const servable = (ctx: ServerContext): ModelSpec[] => servableModels(ctx.registry.all());
 
 export function registerModels(app: FastifyInstance, ctx: ServerContext): void {
   app.get("/v1/models", async () => ({ object: "list", data: servable(ctx).map((m) => modelJson(ctx, m)) }));

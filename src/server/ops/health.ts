@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { servableModels } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
 
 export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
@@ -10,7 +11,7 @@ export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
       uptime_seconds: Math.round((Date.now() - ctx.startedAt) / 100) / 10,
       models: {
         discovered: ctx.registry.all().length,
-        available: ctx.registry.servable().filter((m) => m.format === "gguf").length,
+        available: servableModels(ctx.registry.all()).length,
         loaded: loaded.length,
       },
       in_flight: ctx.pool.inFlight,

@@ -1,0 +1,13 @@
+import { llamaConverter } from "./llama.js";
+import { phi3Converter } from "./phi3.js";
+import { qwen2Converter } from "./qwen2.js";
+import { qwen3Converter } from "./qwen3.js";
+import type { ArchitectureConverter } from "./types.js";
+
+export const CONVERTERS: readonly ArchitectureConverter[] = [llamaConverter, qwen2Converter, qwen3Converter, phi3Converter];
+
+export const SUPPORTED_ARCHITECTURES: readonly string[] = CONVERTERS.flatMap((c) => c.hfArchitectures);
+
+export function converterFor(hfArchitecture: string | undefined): ArchitectureConverter | undefined {
+  return CONVERTERS.find((c) => hfArchitecture !== undefined && c.hfArchitectures.includes(hfArchitecture));
+}

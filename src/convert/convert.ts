@@ -1,0 +1,107 @@
+import { basename, join } from "node:path";
+import { GgufValueType } from "../formats/gguf.js";
+import { type GgufWriteTensor, type GgufWriteValue, writeGguf } from "../formats/gguf-writer.js";
+import { readHfFolder } from "../formats/hf-folder.js";
+import { readSafetensorsData, readSafetensorsModel } from "../formats/safetensors.js";
+import { str, u32 } from "./architectures/decoder.js";
+import { converterFor, SUPPORTED_ARCHITECTURES } from "./architectures/index.js";
+import type { TensorPlan } from "./architectures/types.js";
+import { ConvertError } from "./errors.js";
+import { decodeToF32 } from "./half.js";
+import { encode, encodeDirect, FILE_TYPE_OF, GGML_TYPE_OF, type OutputType } from "./quantize.js";
+import { convertTokenizer } from "./tokenizer.js";
+
+export type RequestedType = OutputType | "auto";
+
+export interface ConvertProgress {
+  tensor: string;
+  index: number;
+  total: number;
+  bytesRead: number;
+  bytesTotal: number;
+}
+
+export interface ConvertResult {
+  output: string;
+  architecture: string;
+  outType: OutputType;
+  tensors: number;
+  bytesRead: number;
+  elapsedMs: number;
+}
+
+/** "auto" keeps the checkpoint's precision: F32 → f32, F16 → f16, BF16 → bf16 (lossless). */
+function resolveType(requested: RequestedType, dtypeBytes: Map<string, number>): OutputType {
+  if (requested !== "auto") return requested;
+  let dominant = "F32";
+  let most = -1;
+  for (const [d, b] of dtypeBytes) if (b > most) [dominant, most] = [d, b];
+  return dominant === "BF16" ? "bf16" : dominant === "F16" ? "f16" : "f32";
+}
+
+/** Tensor type on disk: 1-D stays F32; block types need rows that are a multiple of 32. */
+function tensorType(plan: TensorPlan, out: OutputType): OutputType {
+  if (plan.keepF32) return "f32";
+  if ((out === "q8_0" || out === "q4_0") && plan.shape[plan.shape.length - 1]! % 32 !== 0) return "f16";
+  return out;
+}
+
+/**
+ * Converts an HF SafeTensors folder to GGUF, tensor by tensor: each is read with positioned reads,
+ * decoded, transformed and encoded, then written at its offset. Peak memory is about one tensor.
+ */
+export async function convertHfFolder(dir: string, output: string, requested: RequestedType = "auto", onProgress?: (p: ConvertProgress) => void): Promise<ConvertResult> {
+  const started = performance.now();
+  const configPath = join(dir, "config.json");
+  const folder = readHfFolder(dir);
+  const arch = folder.config.architectures[0];
+  const converter = converterFor(arch);
+  if (!converter) {
+    throw new ConvertError(configPath, `architecture ${arch ? `"${arch}"` : "(none given)"} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`);
+  }
+  if (!folder.hasTokenizerJson) throw new ConvertError(join(dir, "tokenizer.json"), "missing tokenizer.json (needed to build the GGUF vocabulary)");
+  const checkpoint = readSafetensorsModel(dir);
+  const plans = converter.plan(folder.config, checkpoint.tensors, configPath);
+  const dtypeBytes = new Map<string, number>();
+  for (const t of checkpoint.tensors.values()) {
+    if (!["F32", "F16", "BF16", "F64"].includes(t.dtype)) throw new ConvertError(t.file, `tensor "${t.name}" has dtype ${t.dtype}; only F32, F16 and BF16 checkpoints can be converted`);
+    dtypeBytes.set(t.dtype, (dtypeBytes.get(t.dtype) ?? 0) + (t.end - t.start));
+  }
+  const outType = resolveType(requested, dtypeBytes);
+
+  const metadata = new Map<string, GgufWriteValue>([
+    ["general.architecture", str(converter.ggufArchitecture)],
+    ["general.name", str(typeof folder.config.raw._name_or_path === "string" && folder.config.raw._name_or_path ? basename(folder.config.raw._name_or_path) : basename(dir))],
+    ["general.file_type", u32(FILE_TYPE_OF[outType])],
+    ["general.quantization_version", u32(2)],
+    ["general.converted_by", { type: GgufValueType.STRING, value: "shimmy" }],
+  ]);
+  for (const [k, v] of converter.metadata(folder.config, configPath)) metadata.set(k, v);
+  for (const [k, v] of convertTokenizer(folder, folder.config.vocabSize!)) metadata.set(k, v);
+
+  const bytesTotal = plans.reduce((n, p) => n + p.sources.reduce((m, s) => m + (s.end - s.start), 0), 0);
+  let bytesRead = 0;
+  const tensors: GgufWriteTensor[] = plans.map((plan, index) => {
+    const type = tensorType(plan, outType);
+    return {
+      name: plan.name,
+      dims: [...plan.shape].reverse(),
+      type: GGML_TYPE_OF[type],
+      data: () => {
+        const raw = plan.sources.map((s) => {
+          bytesRead += s.end - s.start;
+          return readSafetensorsData(s);
+        });
+        onProgress?.({ tensor: plan.name, index: index + 1, total: plans.length, bytesRead, bytesTotal });
+        if (!plan.values) {
+          const direct = encodeDirect(raw[0]!, plan.sources[0]!.dtype, type);
+          if (direct) return direct;
+        }
+        const inputs = raw.map((b, i) => decodeToF32(b, plan.sources[i]!.dtype));
+        return encode(plan.values ? plan.values(inputs) : inputs[0]!, type);
+      },
+    };
+  });
+  await writeGguf(output, metadata, tensors);
+  return { output, architecture: converter.ggufArchitecture, outType, tensors: plans.length, bytesRead, elapsedMs: performance.now() - started };
+}

@@ -1,0 +1,160 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { GgufValueType } from "../formats/gguf.js";
+import type { GgufWriteValue } from "../formats/gguf-writer.js";
+import type { HfFolder } from "../formats/hf-folder.js";
+import { str, u32 } from "./architectures/decoder.js";
+import { ConvertError } from "./errors.js";
+
+// llama.cpp token types.
+const NORMAL = 1;
+const UNKNOWN = 2;
+const CONTROL = 3;
+const USER_DEFINED = 4;
+const UNUSED = 5;
+const BYTE = 6;
+
+interface TokenizerJson {
+  model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[]; byte_fallback?: boolean; unk_token?: string };
+  added_tokens?: { id: number; content: string; special?: boolean }[];
+  normalizer?: unknown;
+  pre_tokenizer?: unknown;
+}
+
+/** Pre-tokenizer regexes llama.cpp knows by name (llama-vocab.cpp), matched exactly. */
+const PRE_TOKENIZER_REGEXES: Record<string, string> = {
+  qwen2: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  "llama-bpe": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  "gpt-2": "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+};
+
+type Node = { type?: string; pretokenizers?: Node[]; normalizers?: Node[]; pattern?: { Regex?: string; String?: string }; use_regex?: boolean; individual_digits?: boolean; prepend?: string; prepend_scheme?: string; add_prefix_space?: boolean };
+
+function flatten(node: unknown, key: "pretokenizers" | "normalizers"): Node[] {
+  if (!node || typeof node !== "object") return [];
+  const n = node as Node;
+  if (n.type === "Sequence") return (n[key] ?? []).flatMap((c) => flatten(c, key));
+  return [n];
+}
+
+/** Names the llama.cpp pre-tokenizer for a byte-level BPE tokenizer.json, or refuses. */
+export function detectPreTokenizer(pre: unknown, file: string): string {
+  const parts = flatten(pre, "pretokenizers");
+  const split = parts.find((p) => p.type === "Split");
+  const byteLevel = parts.find((p) => p.type === "ByteLevel");
+  const digits = parts.find((p) => p.type === "Digits");
+  if (split?.pattern?.Regex) {
+    for (const [name, re] of Object.entries(PRE_TOKENIZER_REGEXES)) if (split.pattern.Regex === re) return name;
+    throw new ConvertError(file, `unsupported pre-tokenizer regex ${JSON.stringify(split.pattern.Regex)} (known: ${Object.keys(PRE_TOKENIZER_REGEXES).join(", ")}, smollm)`);
+  }
+  if (digits?.individual_digits && byteLevel?.use_regex !== false) return "smollm";
+  if (byteLevel && byteLevel.use_regex !== false && parts.length === 1) return "gpt-2";
+  throw new ConvertError(file, `unsupported pre-tokenizer ${JSON.stringify(pre)} (known: ${Object.keys(PRE_TOKENIZER_REGEXES).join(", ")}, smollm)`);
+}
+
+function readTokenizerJson(dir: string): TokenizerJson {
+  const path = join(dir, "tokenizer.json");
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as TokenizerJson;
+  } catch (e) {
+    throw new ConvertError(path, `cannot read tokenizer: ${(e as Error).message}`);
+  }
+}
+
+const mergePair = (m: string | [string, string]): [string, string] => {
+  if (Array.isArray(m)) return m;
+  const i = m.indexOf(" ", 1);
+  return [m.slice(0, i), m.slice(i + 1)];
+};
+
+/**
+ * tokenizer.json (+ tokenizer_config.json, config.json) → GGUF `tokenizer.*` metadata. Two kinds:
+ * SentencePiece-style BPE with byte fallback → "llama" (tokens, scores, token types), and
+ * byte-level BPE → "gpt2" (tokens, merges, token types, named pre-tokenizer).
+ */
+export function convertTokenizer(folder: HfFolder, vocabSize: number): Map<string, GgufWriteValue> {
+  const file = join(folder.dir, "tokenizer.json");
+  const tj = readTokenizerJson(folder.dir);
+  const model = tj.model;
+  if (!model || model.type !== "BPE" || typeof model.vocab !== "object") {
+    throw new ConvertError(file, `tokenizer model "${model?.type ?? "missing"}" is not supported (BPE with byte fallback or byte-level BPE are)`);
+  }
+  const added = tj.added_tokens ?? [];
+  const byId = new Map<number, string>();
+  for (const [tok, id] of Object.entries(model.vocab)) byId.set(id, tok);
+  for (const a of added) byId.set(a.id, a.content);
+  const maxId = Math.max(...byId.keys());
+  if (maxId >= vocabSize) throw new ConvertError(file, `token id ${maxId} is outside config.json's vocab_size ${vocabSize}`);
+  const idOf = (text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined;
+    const a = added.find((t) => t.content === text);
+    return a ? a.id : model.vocab![text];
+  };
+  const addedById = new Map(added.map((a) => [a.id, a]));
+  const unk = idOf(folder.tokenizerConfig?.unkToken ?? model.unk_token);
+
+  const spm = model.byte_fallback === true;
+  const tokens: string[] = [];
+  const types: number[] = [];
+  for (let id = 0; id < vocabSize; id++) {
+    const text = byId.get(id);
+    const a = addedById.get(id);
+    if (text === undefined) {
+      tokens.push(`[PAD${id}]`);
+      types.push(UNUSED);
+    } else {
+      tokens.push(text);
+      if (id === unk) types.push(UNKNOWN);
+      else if (a) types.push(a.special ? CONTROL : USER_DEFINED);
+      else if (spm && /^<0x[0-9A-F]{2}>$/.test(text)) types.push(BYTE);
+      else types.push(NORMAL);
+    }
+  }
+  const merges = (model.merges ?? []).map(mergePair);
+
+  const meta = new Map<string, GgufWriteValue>();
+  const strings = (value: string[]): GgufWriteValue => ({ type: GgufValueType.ARRAY, arrayType: GgufValueType.STRING, value });
+  meta.set("tokenizer.ggml.model", str(spm ? "llama" : "gpt2"));
+  if (!spm) meta.set("tokenizer.ggml.pre", str(detectPreTokenizer(tj.pre_tokenizer, file)));
+  meta.set("tokenizer.ggml.tokens", strings(tokens));
+  if (spm) {
+    // SentencePiece merges the adjacent pair whose result scores highest; BPE applies merges by
+    // rank. Scoring each merged piece by minus its first merge rank makes the two agree.
+    const scores = new Array<number>(vocabSize).fill(0);
+    const seen = new Set<number>();
+    merges.forEach(([l, r], rank) => {
+      const id = model.vocab![l + r];
+      if (id !== undefined && !seen.has(id)) {
+        seen.add(id);
+        scores[id] = -rank;
+      }
+    });
+    // Pieces no merge produces can never be formed; rank them below every merge.
+    for (let id = 0; id < vocabSize; id++) if (!seen.has(id) && types[id] === NORMAL && [...tokens[id]!].length > 1) scores[id] = -(merges.length + id);
+    meta.set("tokenizer.ggml.scores", { type: GgufValueType.ARRAY, arrayType: GgufValueType.FLOAT32, value: scores });
+  }
+  meta.set("tokenizer.ggml.token_type", { type: GgufValueType.ARRAY, arrayType: GgufValueType.INT32, value: types });
+  if (!spm) meta.set("tokenizer.ggml.merges", strings(merges.map(([l, r]) => `${l} ${r}`)));
+
+  const tc = folder.tokenizerConfig;
+  const cfg = folder.config.raw;
+  const firstId = (v: unknown): number | undefined => (typeof v === "number" ? v : Array.isArray(v) && typeof v[0] === "number" ? v[0] : undefined);
+  const bos = idOf(tc?.bosToken) ?? (tc?.raw.bos_token === null ? undefined : firstId(cfg.bos_token_id));
+  const eos = idOf(tc?.eosToken) ?? firstId(cfg.eos_token_id);
+  const pad = idOf(tc?.padToken) ?? firstId(cfg.pad_token_id);
+  if (bos !== undefined) meta.set("tokenizer.ggml.bos_token_id", u32(bos));
+  if (eos !== undefined) meta.set("tokenizer.ggml.eos_token_id", u32(eos));
+  if (unk !== undefined) meta.set("tokenizer.ggml.unknown_token_id", u32(unk));
+  if (pad !== undefined) meta.set("tokenizer.ggml.padding_token_id", u32(pad));
+  // Written explicitly: llama.cpp's defaults differ per pre-tokenizer (llama-bpe adds BOS).
+  meta.set("tokenizer.ggml.add_bos_token", { type: GgufValueType.BOOL, value: tc?.addBosToken ?? (spm && bos !== undefined) });
+  meta.set("tokenizer.ggml.add_eos_token", { type: GgufValueType.BOOL, value: tc?.addEosToken ?? false });
+  if (spm) {
+    const norms = flatten(tj.normalizer, "normalizers");
+    const pres = flatten(tj.pre_tokenizer, "pretokenizers");
+    const prepends = norms.some((n) => n.type === "Prepend" && n.prepend === "▁") || pres.some((p) => p.type === "Metaspace" && p.prepend_scheme !== "never" && p.add_prefix_space !== false);
+    meta.set("tokenizer.ggml.add_space_prefix", { type: GgufValueType.BOOL, value: prepends });
+  }
+  if (tc?.chatTemplate) meta.set("tokenizer.chat_template", str(tc.chatTemplate));
+  return meta;
+}
