@@ -17,7 +17,8 @@ let model: LoadedModel;
 before(async () => {
   const config = loadConfig({ modelPaths: [STORIES_GGUF, STORIES_CHAT_GGUF], scanDefaultLocations: false, threads: 1, gpu: false, parallel: 2 }, { HOME: "/nonexistent" });
   pool = createModelPool(config);
-  model = await pool.acquire("stories260k-chat");
+  // Held for the whole file: the pool must not unload it between tests.
+  model = (await pool.acquire("stories260k-chat")).model;
 });
 after(async () => {
   await pool.close();
@@ -35,8 +36,10 @@ async function run(request: Omit<GenerationRequest, "model">): Promise<{ text: s
 describe("ModelPool", () => {
   it("shares one load among concurrent first requests", async () => {
     const [a, b] = await Promise.all([pool.acquire("stories260k"), pool.acquire("STORIES260K")]);
-    assert.equal(a, b);
-    assert.equal(await pool.acquire("stories260k"), a);
+    assert.equal(a.model, b.model);
+    const c = await pool.acquire("stories260k");
+    assert.equal(c.model, a.model);
+    for (const lease of [a, b, c]) lease.release();
   });
 });
 

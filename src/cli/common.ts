@@ -11,6 +11,7 @@ export interface ModelSourceFlags {
   threads?: number;
   ctxSize?: number;
   gpu?: string;
+  native?: boolean;
 }
 
 export function parsePositiveInt(value: string): number {
@@ -37,7 +38,8 @@ export function withEngineOptions(cmd: Command): Command {
   return cmd
     .option("--threads <n>", "CPU threads for inference (default: half the cores, max 4; SHIMMY_THREADS)", parsePositiveInt)
     .option("--ctx-size <n>", "context size per sequence (default: min(model's training context, 4096))", parsePositiveInt)
-    .addOption(new Option("--gpu <mode>", "GPU backend: auto or off (SHIMMY_GPU)").choices(["auto", "off"]));
+    .addOption(new Option("--gpu <mode>", "GPU backend: auto or off (SHIMMY_GPU)").choices(["auto", "off"]))
+    .option("--native", "use the CPU backend compiled by `shimmy build-native` (SHIMMY_NATIVE=1)");
 }
 
 export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {}): Config {
@@ -49,6 +51,7 @@ export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {})
       threads: flags.threads,
       ctxSize: flags.ctxSize,
       gpu: flags.gpu === undefined ? undefined : flags.gpu === "auto" ? "auto" : false,
+      nativeBuild: flags.native,
       ...extra,
     },
     process.env,

@@ -48,14 +48,14 @@ export function registerGenerate(program: Command): void {
       const config = includeTargetPath(configFrom(flags, { parallel: 1 }), target);
       const pool = createModelPool(config);
       try {
-        const loaded = await pool.acquire(target);
-        const messages = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: flags.prompt }];
-        const prepared = loaded.prepare({
-          model: loaded.spec.name,
-          input: flags.chat ? { kind: "chat", messages } : { kind: "text", text: flags.prompt },
-          sampling: { temperature: flags.temperature ?? 0.8, topP: flags.topP, topK: flags.topK, seed: flags.seed },
-          maxTokens: flags.maxTokens,
-          stop: flags.stop ?? [],
+        await pool.use(target, async (loaded) => {
+          const messages = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: flags.prompt }];
+          const prepared = loaded.prepare({
+            model: loaded.spec.name,
+            input: flags.chat ? { kind: "chat", messages } : { kind: "text", text: flags.prompt },
+            sampling: { temperature: flags.temperature ?? 0.8, topP: flags.topP, topK: flags.topK, seed: flags.seed },
+            maxTokens: flags.maxTokens,
+            stop: flags.stop ?? [],
         });
         let text = "";
         let done: Extract<GenerationEvent, { type: "done" }> | undefined;
@@ -92,6 +92,7 @@ export function registerGenerate(program: Command): void {
             ),
           );
         }
+        });
       } catch (e) {
         console.error(`shimmy generate: ${(e as Error).message}`);
         process.exitCode = 1;

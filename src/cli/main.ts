@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { createRequire } from "node:module";
+import { registerBuildNative } from "./build-native.js";
 import { registerConvert } from "./convert.js";
 import { registerDiscover } from "./discover.js";
 import { registerGenerate } from "./generate.js";
@@ -25,5 +26,6 @@ registerProbe(program);
 registerGenerate(program);
 registerConvert(program);
 registerGpuInfo(program);
+registerBuildNative(program);
 
 await program.parseAsync(process.argv);

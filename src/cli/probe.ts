@@ -13,31 +13,32 @@ export function registerProbe(program: Command): void {
       const pool = createModelPool(config);
       const started = performance.now();
       try {
-        const loaded = await pool.acquire(target);
-        // BOS alone where the model has one; otherwise a one-word prompt.
-        const text = loaded.model.tokens.bos !== null && loaded.model.tokens.shouldPrependBosToken ? "" : "Hello";
-        const prepared = loaded.prepare({ model: loaded.spec.name, input: { kind: "text", text }, sampling: { temperature: 0 }, maxTokens: 1, stop: [] });
-        let token: number | undefined;
-        let evalMs = 0;
-        for await (const ev of loaded.generate(prepared)) {
-          if (ev.type === "done") {
-            token = ev.tokenIds[0];
-            evalMs = ev.timings.promptMs;
+        await pool.use(target, async (loaded) => {
+          // BOS alone where the model has one; otherwise a one-word prompt.
+          const text = loaded.model.tokens.bos !== null && loaded.model.tokens.shouldPrependBosToken ? "" : "Hello";
+          const prepared = loaded.prepare({ model: loaded.spec.name, input: { kind: "text", text }, sampling: { temperature: 0 }, maxTokens: 1, stop: [] });
+          let token: number | undefined;
+          let evalMs = 0;
+          for await (const ev of loaded.generate(prepared)) {
+            if (ev.type === "done") {
+              token = ev.tokenIds[0];
+              evalMs = ev.timings.promptMs;
+            }
           }
-        }
-        const result = {
-          model: loaded.spec.name,
-          ok: true,
-          load_ms: Math.round(loaded.loadMs),
-          eval_ms: Math.round(evalMs * 10) / 10,
-          total_ms: Math.round(performance.now() - started),
-          threads: config.threads,
-          gpu: config.gpu,
-          first_token: token ?? null,
-          first_token_text: token === undefined ? null : loaded.model.detokenize([token as never]),
-        };
-        if (flags.json) console.log(toJson(result));
-        else console.log(`${result.model}: loaded in ${result.load_ms} ms, one token in ${result.eval_ms} ms (${config.threads} thread${config.threads > 1 ? "s" : ""}) ${green("ok")}`);
+          const result = {
+            model: loaded.spec.name,
+            ok: true,
+            load_ms: Math.round(loaded.loadMs),
+            eval_ms: Math.round(evalMs * 10) / 10,
+            total_ms: Math.round(performance.now() - started),
+            threads: config.threads,
+            gpu: config.gpu,
+            first_token: token ?? null,
+            first_token_text: token === undefined ? null : loaded.model.detokenize([token as never]),
+          };
+          if (flags.json) console.log(toJson(result));
+          else console.log(`${result.model}: loaded in ${result.load_ms} ms, one token in ${result.eval_ms} ms (${config.threads} thread${config.threads > 1 ? "s" : ""}) ${green("ok")}`);
+        });
       } catch (e) {
         const message = (e as Error).message;
         if (flags.json) console.log(toJson({ model: target, ok: false, error: message }));

@@ -2,6 +2,7 @@ import { type Command, InvalidArgumentError } from "commander";
 import { createRequire } from "node:module";
 import { servableModels } from "../engine/servability.js";
 import { startServer } from "../server/server.js";
+import { parseDuration } from "../config/config.js";
 import { configFrom, type ModelSourceFlags, parseNonNegativeInt, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { bold, dim, green } from "./output.js";
 
@@ -12,8 +13,22 @@ interface ServeFlags extends ModelSourceFlags {
   port?: number;
   parallel?: number;
   batchSize?: number;
+  maxQueue?: number;
+  requestTimeout?: number;
+  maxLoadedModels?: number;
+  memoryBudget?: number;
+  keepAlive?: string;
   json?: boolean;
   log?: string;
+}
+
+function parseKeepAlive(value: string): string {
+  try {
+    parseDuration(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return value;
 }
 
 /** "HOST:PORT", "[::1]:PORT", "HOST" or "auto". */
@@ -34,6 +49,11 @@ export function registerServe(program: Command): void {
     .option("--port <n>", "port (overrides the one in --bind; 0 = any free port)", parseNonNegativeInt)
     .option("--parallel <n>", "concurrent requests per model (sequences of its context)", parsePositiveInt)
     .option("--batch-size <n>", "prompt batch size", parsePositiveInt)
+    .option("--max-queue <n>", "requests that may wait for a slot per model before 503 (default 256; SHIMMY_MAX_QUEUE)", parseNonNegativeInt)
+    .option("--request-timeout <seconds>", "per-request time limit, queueing included (default 600; SHIMMY_REQUEST_TIMEOUT)", parsePositiveInt)
+    .option("--max-loaded-models <n>", "models kept loaded at once (default 3; SHIMMY_MAX_LOADED_MODELS)", parsePositiveInt)
+    .option("--memory-budget <MiB>", "memory for loaded models (default 75% of RAM; SHIMMY_MEMORY_BUDGET_MB)", parsePositiveInt)
+    .option("--keep-alive <duration>", "idle time before unloading: 5m, 30s, 0 = right away, -1 = never (default 5m; SHIMMY_KEEP_ALIVE)", parseKeepAlive)
     .option("--log <level>", "log level: fatal, error, warn, info, debug", "warn")
     .option("--json", "print the startup line as JSON")
     .action(async (flags: ServeFlags) => {
@@ -44,6 +64,11 @@ export function registerServe(program: Command): void {
         bindAuto: bind.auto && flags.port === undefined,
         parallel: flags.parallel,
         batchSize: flags.batchSize,
+        maxQueue: flags.maxQueue,
+        requestTimeoutMs: flags.requestTimeout === undefined ? undefined : flags.requestTimeout * 1000,
+        maxLoadedModels: flags.maxLoadedModels,
+        memoryBudgetBytes: flags.memoryBudget === undefined ? undefined : flags.memoryBudget * 2 ** 20,
+        keepAliveMs: flags.keepAlive === undefined ? undefined : parseDuration(flags.keepAlive),
       });
       const server = await startServer(config, version, { level: flags.log ?? "warn" });
       const models = servableModels(server.ctx.registry.all());

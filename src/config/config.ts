@@ -1,4 +1,4 @@
-import { homedir } from "node:os";
+import { homedir, totalmem } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 
 /**
@@ -39,6 +39,18 @@ export interface Config {
   cacheDir: string;
   /** Output type for SafeTensors conversion: auto keeps the checkpoint's precision. */
   convertType: "auto" | "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
+  /** Requests that may wait for a slot per model; past that, 503 + Retry-After. */
+  maxQueue: number;
+  /** Wall-clock limit for one request, queueing included. */
+  requestTimeoutMs: number;
+  /** Models loaded at once; the least recently used idle one is unloaded first. */
+  maxLoadedModels: number;
+  /** Bytes of model files (plus their KV estimate) kept loaded at once. */
+  memoryBudgetBytes: number;
+  /** Idle time before a model is unloaded; 0 = right after its request, negative = never. */
+  keepAliveMs: number;
+  /** Use the CPU backend built by `shimmy build-native` instead of the prebuilt one. */
+  nativeBuild: boolean;
 }
 
 export const DEFAULT_PORT = 11435;
@@ -76,6 +88,35 @@ export interface ConfigOverrides {
   parallel?: number;
   gpu?: "auto" | false;
   convertType?: Config["convertType"];
+  maxQueue?: number;
+  requestTimeoutMs?: number;
+  maxLoadedModels?: number;
+  memoryBudgetBytes?: number;
+  keepAliveMs?: number;
+  nativeBuild?: boolean;
+}
+
+/**
+ * Ollama-style durations: "5m", "30s", "1h30m", "250ms", a plain number of seconds, "0", or a
+ * negative number (forever). Returns milliseconds.
+ */
+export function parseDuration(value: string | number): number {
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new Error(`${value} is not a duration`);
+    return value * 1000;
+  }
+  const v = value.trim();
+  if (/^-?\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  const re = /(-?\d+(?:\.\d+)?)(ms|h|m|s)/g;
+  let total = 0;
+  let consumed = "";
+  for (const m of v.matchAll(re)) {
+    const n = Number(m[1]);
+    total += m[2] === "h" ? n * 3_600_000 : m[2] === "m" ? n * 60_000 : m[2] === "s" ? n * 1000 : n;
+    consumed += m[0];
+  }
+  if (consumed.length === 0 || consumed !== v) throw new Error(`"${value}" is not a duration (try 5m, 30s, 0 or -1)`);
+  return total;
 }
 
 const CONVERT_TYPES = ["auto", "f32", "f16", "bf16", "q8_0", "q4_0"] as const;
@@ -121,5 +162,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     drainTimeoutMs: 10_000,
     cacheDir: env.SHIMMY_CACHE_DIR ? resolve(env.SHIMMY_CACHE_DIR) : join(home, ".cache", "shimmy"),
     convertType: overrides.convertType ?? envConvertType(env) ?? "auto",
+    maxQueue: overrides.maxQueue ?? envInt(env, "SHIMMY_MAX_QUEUE") ?? 256,
+    requestTimeoutMs: overrides.requestTimeoutMs ?? (envInt(env, "SHIMMY_REQUEST_TIMEOUT") ?? 600) * 1000,
+    maxLoadedModels: overrides.maxLoadedModels ?? envInt(env, "SHIMMY_MAX_LOADED_MODELS") ?? 3,
+    memoryBudgetBytes: overrides.memoryBudgetBytes ?? (envInt(env, "SHIMMY_MEMORY_BUDGET_MB") ?? Math.floor((totalmem() * 0.75) / 2 ** 20)) * 2 ** 20,
+    keepAliveMs: overrides.keepAliveMs ?? (env.SHIMMY_KEEP_ALIVE ? parseDuration(env.SHIMMY_KEEP_ALIVE) : 5 * 60_000),
+    nativeBuild: overrides.nativeBuild ?? env.SHIMMY_NATIVE === "1",
   };
 }

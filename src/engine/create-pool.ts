@@ -1,16 +1,15 @@
 import type { Config } from "../config/config.js";
 import { ConversionCache } from "../convert/cache.js";
-import type { ConvertProgress } from "../convert/convert.js";
 import { Registry } from "../registry/registry.js";
 import { getRuntime } from "./llama.js";
-import { ModelPool } from "./model-pool.js";
+import { ModelPool, type PoolOptions } from "./model-pool.js";
 
-/** A ModelPool wired from the Config: the shared runtime, the conversion cache, the load options. */
-export function createModelPool(config: Config, registry = new Registry(config), onConvertProgress?: (model: string, p: ConvertProgress) => void): ModelPool {
+/** A ModelPool wired from the Config: the shared runtime, the conversion cache, the limits. */
+export function createModelPool(config: Config, registry = new Registry(config), hooks: Pick<PoolOptions, "onConvertProgress" | "onEvent"> = {}): ModelPool {
   return new ModelPool(registry, {
     ...config,
-    runtime: () => getRuntime({ gpu: config.gpu, threads: config.threads }),
+    ...hooks,
+    runtime: () => getRuntime({ gpu: config.gpu, threads: config.threads, native: config.nativeBuild }),
     conversions: new ConversionCache(config.cacheDir),
-    onConvertProgress,
   });
 }

@@ -29,3 +29,19 @@ export class ModelUnusableError extends Error {
     super(`model "${model}" cannot be served: ${reason}`);
   }
 }
+
+/** Every slot is busy and the wait queue is full. */
+export class QueueFullError extends Error {
+  override readonly name = "QueueFullError";
+  constructor(readonly model: string, readonly queued: number, readonly retryAfterSeconds: number) {
+    super(`model "${model}" is busy: all slots are in use and ${queued} requests are already waiting; retry in about ${retryAfterSeconds} s`);
+  }
+}
+
+/** The request ran past the server's per-request time limit (queueing included). */
+export class RequestTimeoutError extends Error {
+  override readonly name = "RequestTimeoutError";
+  constructor(readonly timeoutMs: number) {
+    super(`the request did not finish within the server's ${Math.round(timeoutMs / 1000)} s limit`);
+  }
+}

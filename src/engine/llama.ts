@@ -3,7 +3,16 @@ import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
 export interface LlamaRuntimeOptions {
   gpu: "auto" | false;
   threads: number;
+  /** Use the CPU backend compiled by `shimmy build-native` (see NATIVE_CMAKE_OPTIONS). */
+  native?: boolean;
 }
+
+/**
+ * The CPU build `shimmy build-native` compiles from the llama.cpp source node-llama-cpp ships:
+ * tuned for this machine's instruction set, with OpenMP's persistent worker threads instead of
+ * the prebuilt binary's thread-per-token spawning.
+ */
+export const NATIVE_CMAKE_OPTIONS: Record<string, string> = { GGML_NATIVE: "ON", GGML_OPENMP: "ON" };
 
 let shared: { key: string; llama: Promise<Llama> } | undefined;
 
@@ -15,16 +24,22 @@ let shared: { key: string; llama: Promise<Llama> } | undefined;
 export function getRuntime(options: LlamaRuntimeOptions): Promise<Llama> {
   const key = JSON.stringify(options);
   if (shared && shared.key === key) return shared.llama;
-  const llama = getLlama({
-    gpu: options.gpu,
-    build: "never",
-    maxThreads: options.threads,
-    logLevel: LlamaLogLevel.error,
-    progressLogs: false,
+  const llama = (
+    options.native
+      ? getLlama({ gpu: false, build: "never", usePrebuiltBinaries: false, cmakeOptions: NATIVE_CMAKE_OPTIONS, maxThreads: options.threads, logLevel: LlamaLogLevel.error, progressLogs: false })
+      : getLlama({ gpu: options.gpu, build: "never", maxThreads: options.threads, logLevel: LlamaLogLevel.error, progressLogs: false })
+  ).catch((e: unknown) => {
+    if (options.native) throw new Error(`no native build found (${(e as Error).message}); run \`shimmy build-native\` first, or drop SHIMMY_NATIVE/--native`);
+    throw e;
   });
   shared = { key, llama };
   llama.catch(() => {
     if (shared?.llama === llama) shared = undefined;
   });
   return llama;
+}
+
+/** Compiles the native CPU backend (several minutes); node-llama-cpp keeps it for later runs. */
+export async function buildNativeRuntime(threads: number): Promise<Llama> {
+  return getLlama({ gpu: false, build: "forceRebuild", usePrebuiltBinaries: false, cmakeOptions: NATIVE_CMAKE_OPTIONS, maxThreads: threads, progressLogs: true, logLevel: LlamaLogLevel.warn });
 }

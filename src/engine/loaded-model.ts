@@ -1,7 +1,7 @@
 import { type Llama, type LlamaContext, type LlamaModel, type Token, TokenBias } from "node-llama-cpp";
 import type { ModelSpec } from "../discovery/types.js";
 import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
-import { ContextOverflowError, InvalidGenerationError } from "./errors.js";
+import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } from "./errors.js";
 import { type Slot, SlotPool } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
 import type { FinishReason, GenerationEvent, GenerationRequest, SamplingOptions } from "./types.js";
@@ -13,6 +13,8 @@ export interface LoadOptions {
   threads: number;
   batchSize?: number;
   parallel: number;
+  maxQueue: number;
+  requestTimeoutMs: number;
 }
 
 /** A request after tokenization and checks: everything that can fail before streaming starts. */
@@ -28,7 +30,8 @@ const PENALTY_WINDOW = 64;
 /** A model with its context and slots, ready to generate. */
 export class LoadedModel {
   readonly slots: SlotPool;
-  inFlight = 0;
+  /** Requests holding this model (queued or generating); the pool never unloads it while > 0. */
+  pins = 0;
   lastUsed = Date.now();
 
   private constructor(
@@ -38,9 +41,15 @@ export class LoadedModel {
     readonly contextSize: number,
     readonly template: ChatTemplate,
     readonly loadMs: number,
+    private readonly options: LoadOptions,
   ) {
     const sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
-    this.slots = new SlotPool(sequences);
+    this.slots = new SlotPool(sequences, spec.name, options.maxQueue);
+  }
+
+  /** Bytes this model holds: weights plus its context (KV cache and compute buffers). */
+  get memoryBytes(): number {
+    return this.model.size + this.context.stateSize;
   }
 
   /** Loads `ggufPath` (the spec's file, or its converted GGUF) with one context of `parallel` slots. */
@@ -64,7 +73,7 @@ export class LoadedModel {
         typeof source === "string"
           ? new JinjaChatTemplate(source, { bosToken: tokenText(model.tokens.bos), eosToken: tokenText(model.tokens.eos) })
           : new TranscriptChatTemplate();
-      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started);
+      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options);
     } catch (e) {
       await model.dispose();
       throw e;
@@ -131,8 +140,10 @@ export class LoadedModel {
    */
   async *generate(prepared: PreparedGeneration): AsyncGenerator<GenerationEvent> {
     const { request, promptTokens, maxTokens } = prepared;
-    const signal = request.signal;
-    this.inFlight++;
+    // One signal for both ways a request ends early: the client leaving, or the time limit.
+    const deadline = AbortSignal.timeout(this.options.requestTimeoutMs);
+    const signal = request.signal ? AbortSignal.any([request.signal, deadline]) : deadline;
+    const stoppedEarly = (): FinishReason => (deadline.aborted ? "timeout" : "abort");
     this.lastUsed = Date.now();
     const queued = performance.now();
     let slot: Slot | undefined;
@@ -140,7 +151,8 @@ export class LoadedModel {
       try {
         slot = await this.slots.acquire(promptTokens, signal);
       } catch (e) {
-        if (signal?.aborted) {
+        if (deadline.aborted) throw new RequestTimeoutError(this.options.requestTimeoutMs);
+        if (signal.aborted) {
           yield { type: "done", finishReason: "abort", usage: { promptTokens: promptTokens.length, completionTokens: 0, cachedTokens: 0 }, timings: { queueMs: performance.now() - queued, promptMs: 0, generationMs: 0 }, tokenIds: [] };
           return;
         }
@@ -163,7 +175,7 @@ export class LoadedModel {
       let finishReason: FinishReason = "stop";
       let stoppedByString = false;
 
-      if (maxTokens > 0 && !signal?.aborted) {
+      if (maxTokens > 0 && !signal.aborted) {
         const options = this.samplerOptions(request.sampling, () => [...promptTokens, ...generated]);
         const iterator = sequence.evaluate(promptTokens.slice(cachedTokens), options);
         try {
@@ -176,8 +188,8 @@ export class LoadedModel {
               stoppedByString = true;
               break;
             }
-            if (signal?.aborted) {
-              finishReason = "abort";
+            if (signal.aborted) {
+              finishReason = stoppedEarly();
               break;
             }
             if (generated.length >= maxTokens) {
@@ -189,11 +201,11 @@ export class LoadedModel {
           await iterator.return(undefined);
         }
       } else {
-        finishReason = signal?.aborted ? "abort" : "length";
+        finishReason = signal.aborted ? stoppedEarly() : "length";
       }
       // Release text held back for UTF-8 completion or a possible stop string (not after an abort:
       // nobody is listening).
-      if (!stoppedByString && finishReason !== "abort") {
+      if (!stoppedByString && finishReason !== "abort" && finishReason !== "timeout") {
         const last = stops.push(decoder.flush());
         const tail = last.emit + (last.stopped ? "" : stops.flush());
         if (tail) yield { type: "token", text: tail, id: generated[generated.length - 1] ?? -1 };
@@ -208,7 +220,6 @@ export class LoadedModel {
       };
     } finally {
       if (slot) this.slots.release(slot);
-      this.inFlight--;
       this.lastUsed = Date.now();
     }
   }

@@ -14,6 +14,12 @@ export interface PoolOptions extends LoadOptions {
   conversions: ConversionCache;
   convertType: RequestedType;
   onConvertProgress?: (model: string, p: ConvertProgress) => void;
+  maxLoadedModels: number;
+  memoryBudgetBytes: number;
+  /** Default idle time before unloading; 0 = right after the request, negative = never. */
+  keepAliveMs: number;
+  /** Told about loads and unloads (for logs). */
+  onEvent?: (event: { type: "load" | "unload"; model: string; reason?: string; ms?: number }) => void;
 }
 
 export interface LoadedModelInfo {
@@ -22,18 +28,39 @@ export interface LoadedModelInfo {
   slots: number;
   busySlots: number;
   queued: number;
+  pins: number;
   loadMs: number;
+  memoryBytes: number;
   lastUsed: number;
+  /** When the idle timer will unload it (ms since epoch), null = not scheduled. */
+  expiresAt: number | null;
+}
+
+/** A loaded model held by one request; release it when the request is over. */
+export interface ModelLease {
+  model: LoadedModel;
+  /** `keepAliveMs` overrides the pool default for this model from now on (Ollama keep_alive). */
+  release(keepAliveMs?: number): void;
+}
+
+interface Entry {
+  model: LoadedModel;
+  keepAliveMs: number;
+  timer?: NodeJS.Timeout;
+  expiresAt: number | null;
 }
 
 /**
- * Loaded models by name. Loads on first request (JIT), shares one load among concurrent first
- * requests, keeps models loaded. Eviction policy (LRU, TTL, memory budget) plugs in at
- * `beforeLoad`; for now every model stays until shutdown.
+ * Loaded models by name. Loads on first request (JIT) and shares one load among concurrent first
+ * requests. Holds at most `maxLoadedModels` models within `memoryBudgetBytes`: to make room, the
+ * least recently used *idle* model is unloaded; a model with requests in flight never is (a load
+ * that cannot make room waits until a model goes idle). Idle models unload after keep-alive.
+ * Loading one model never blocks requests to models already loaded.
  */
 export class ModelPool {
-  private readonly loaded = new Map<string, LoadedModel>();
+  private readonly loaded = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<LoadedModel>>();
+  private readonly idleWaiters: (() => void)[] = [];
   private closed = false;
 
   constructor(private readonly registry: Registry, private readonly options: PoolOptions) {}
@@ -46,11 +73,60 @@ export class ModelPool {
     return spec;
   }
 
-  async acquire(name: string): Promise<LoadedModel> {
+  /** Loads (or finds) the model and pins it for one request. */
+  async acquire(name: string): Promise<ModelLease> {
     if (this.closed) throw new Error("server is shutting down");
     const spec = this.resolve(name);
-    const ready = this.loaded.get(spec.name);
-    if (ready) return ready;
+    const model = this.loaded.get(spec.name)?.model ?? (await this.loadShared(spec));
+    const entry = this.loaded.get(spec.name);
+    if (!entry || entry.model !== model) return this.acquire(name); // unloaded between load and pin
+    this.pin(entry);
+    let released = false;
+    return {
+      model,
+      release: (keepAliveMs?: number) => {
+        if (released) return;
+        released = true;
+        this.unpin(entry, keepAliveMs);
+      },
+    };
+  }
+
+  /** Runs `fn` with the model pinned; the usual way to use a model for one request. */
+  async use<T>(name: string, fn: (model: LoadedModel) => Promise<T>, keepAliveMs?: number): Promise<T> {
+    const lease = await this.acquire(name);
+    try {
+      return await fn(lease.model);
+    } finally {
+      lease.release(keepAliveMs);
+    }
+  }
+
+  private pin(entry: Entry): void {
+    entry.model.pins++;
+    entry.model.lastUsed = Date.now();
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = undefined;
+    entry.expiresAt = null;
+  }
+
+  private unpin(entry: Entry, keepAliveMs?: number): void {
+    const model = entry.model;
+    model.pins--;
+    model.lastUsed = Date.now();
+    if (keepAliveMs !== undefined) entry.keepAliveMs = keepAliveMs;
+    if (model.pins > 0 || this.loaded.get(model.spec.name) !== entry) return;
+    if (entry.keepAliveMs === 0) {
+      void this.unload(model.spec.name, "keep_alive 0");
+    } else if (entry.keepAliveMs > 0) {
+      entry.expiresAt = Date.now() + entry.keepAliveMs;
+      entry.timer = setTimeout(() => void this.unload(model.spec.name, "idle keep-alive expired"), entry.keepAliveMs);
+      entry.timer.unref();
+    }
+    for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  private loadShared(spec: ModelSpec): Promise<LoadedModel> {
     let pending = this.loading.get(spec.name);
     if (!pending) {
       pending = this.load(spec);
@@ -60,19 +136,39 @@ export class ModelPool {
     return pending;
   }
 
+  /** Unloads least-recently-used idle models until `spec` fits; waits while every model is busy. */
+  private async makeRoom(spec: ModelSpec): Promise<void> {
+    for (;;) {
+      const entries = [...this.loaded.values()];
+      const used = entries.reduce((n, e) => n + e.model.memoryBytes, 0);
+      const needCount = entries.length + 1 > this.options.maxLoadedModels;
+      const needBytes = entries.length > 0 && used + spec.sizeBytes > this.options.memoryBudgetBytes;
+      if (!needCount && !needBytes) return;
+      const idle = entries.filter((e) => e.model.pins === 0).sort((a, b) => a.model.lastUsed - b.model.lastUsed);
+      if (idle.length > 0) {
+        await this.unload(idle[0]!.model.spec.name, needCount ? `max loaded models (${this.options.maxLoadedModels}) reached` : "memory budget");
+        continue;
+      }
+      if (this.closed) throw new Error("server is shutting down");
+      await new Promise<void>((wake) => this.idleWaiters.push(wake));
+    }
+  }
+
   private async load(spec: ModelSpec): Promise<LoadedModel> {
     try {
       const ggufPath =
         spec.format === "safetensors"
           ? await this.options.conversions.ensure(spec.files[0]!, this.options.convertType, (p) => this.options.onConvertProgress?.(spec.name, p))
           : spec.files[0]!;
+      await this.makeRoom(spec);
       const llama = await this.options.runtime();
       const model = await LoadedModel.load(llama, spec, ggufPath, this.options);
       if (this.closed) {
         await model.dispose();
         throw new Error("server is shutting down");
       }
-      this.loaded.set(spec.name, model);
+      this.loaded.set(spec.name, { model, keepAliveMs: this.options.keepAliveMs, expiresAt: null });
+      this.options.onEvent?.({ type: "load", model: spec.name, ms: Math.round(model.loadMs) });
       return model;
     } catch (e) {
       if (e instanceof ModelLoadError) throw e;
@@ -80,34 +176,62 @@ export class ModelPool {
     }
   }
 
+  /** Unloads a model now if nothing holds it; returns whether it did. */
+  async unload(name: string, reason = "requested"): Promise<boolean> {
+    const entry = this.loaded.get(name);
+    if (!entry || entry.model.pins > 0) return false;
+    if (entry.timer) clearTimeout(entry.timer);
+    this.loaded.delete(name);
+    await entry.model.dispose();
+    this.options.onEvent?.({ type: "unload", model: name, reason });
+    for (const wake of this.idleWaiters.splice(0)) wake();
+    return true;
+  }
+
   isLoaded(name: string): boolean {
     return this.loaded.has(name);
   }
 
   info(): LoadedModelInfo[] {
-    return [...this.loaded.values()].map((m) => ({
+    return [...this.loaded.values()].map(({ model: m, expiresAt }) => ({
       name: m.spec.name,
       contextSize: m.contextSize,
       slots: m.slots.slots.length,
       busySlots: m.slots.busyCount,
       queued: m.slots.queueLength,
+      pins: m.pins,
       loadMs: Math.round(m.loadMs),
+      memoryBytes: m.memoryBytes,
       lastUsed: m.lastUsed,
+      expiresAt,
     }));
   }
 
+  /** Every loaded model's slots: busy or not, and how many tokens each has cached. */
+  slotInfo(): { name: string; contextSize: number; queued: number; slots: { id: number; busy: boolean; cachedTokens: number }[] }[] {
+    return [...this.loaded.values()].map(({ model: m }) => ({
+      name: m.spec.name,
+      contextSize: m.contextSize,
+      queued: m.slots.queueLength,
+      slots: m.slots.slots.map((s) => ({ id: s.id, busy: s.busy, cachedTokens: s.sequence.nextTokenIndex })),
+    }));
+  }
+
+  /** Requests holding a model right now (queued or generating). */
   get inFlight(): number {
     let n = 0;
-    for (const m of this.loaded.values()) n += m.inFlight;
+    for (const e of this.loaded.values()) n += e.model.pins;
     return n;
   }
 
   /** Unloads everything; later acquires fail. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const wake of this.idleWaiters.splice(0)) wake();
     await Promise.allSettled([...this.loading.values()]);
-    const models = [...this.loaded.values()];
+    const entries = [...this.loaded.values()];
     this.loaded.clear();
-    await Promise.all(models.map((m) => m.dispose()));
+    for (const e of entries) if (e.timer) clearTimeout(e.timer);
+    await Promise.all(entries.map((e) => e.model.dispose()));
   }
 }

@@ -1,10 +1,13 @@
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
+import { QueueFullError } from "./errors.js";
 
 export interface Slot {
   id: number;
   sequence: LlamaContextSequence;
   busy: boolean;
   lastUsed: number;
+  /** performance.now() when the current request took the slot. */
+  takenAt: number;
 }
 
 interface Waiter {
@@ -24,9 +27,11 @@ export class SlotPool {
   readonly slots: Slot[];
   private readonly waiters: Waiter[] = [];
   private clock = 0;
+  /** Moving average of how long a request holds a slot, for Retry-After. */
+  private holdMs = 1000;
 
-  constructor(sequences: LlamaContextSequence[]) {
-    this.slots = sequences.map((sequence, id) => ({ id, sequence, busy: false, lastUsed: 0 }));
+  constructor(sequences: LlamaContextSequence[], private readonly model: string, private readonly maxQueue: number) {
+    this.slots = sequences.map((sequence, id) => ({ id, sequence, busy: false, lastUsed: 0, takenAt: 0 }));
   }
 
   get busyCount(): number {
@@ -54,6 +59,7 @@ export class SlotPool {
   private take(slot: Slot): Slot {
     slot.busy = true;
     slot.lastUsed = ++this.clock;
+    slot.takenAt = performance.now();
     return slot;
   }
 
@@ -62,6 +68,11 @@ export class SlotPool {
     if (this.waiters.length === 0) {
       const slot = this.pick(tokens);
       if (slot) return Promise.resolve(this.take(slot));
+    }
+    if (this.waiters.length >= this.maxQueue) {
+      // Requests ahead of this one, spread over the slots, each holding one for about holdMs.
+      const seconds = Math.max(1, Math.ceil(((this.waiters.length + 1) * this.holdMs) / this.slots.length / 1000));
+      return Promise.reject(new QueueFullError(this.model, this.waiters.length, seconds));
     }
     return new Promise<Slot>((resolve, reject) => {
       const waiter: Waiter = { tokens, resolve, reject, signal };
@@ -79,6 +90,7 @@ export class SlotPool {
 
   release(slot: Slot): void {
     slot.busy = false;
+    this.holdMs = this.holdMs * 0.8 + (performance.now() - slot.takenAt) * 0.2;
     const next = this.waiters.shift();
     if (!next) return;
     if (next.onAbort) next.signal?.removeEventListener("abort", next.onAbort);

@@ -38,7 +38,8 @@ export interface GenerationRequest {
   signal?: AbortSignal;
 }
 
-export type FinishReason = "stop" | "length" | "abort";
+/** `abort`: the client went away; `timeout`: the server's per-request limit ran out. */
+export type FinishReason = "stop" | "length" | "abort" | "timeout";
 
 export interface Usage {
   promptTokens: number;

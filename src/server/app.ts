@@ -7,6 +7,7 @@ import { registerCompletions } from "./openai/completions.js";
 import { ApiError, toOpenAIError } from "./openai/errors.js";
 import { registerModels } from "./openai/models.js";
 import { registerHealth } from "./ops/health.js";
+import { registerSlots } from "./ops/slots.js";
 
 export interface AppOptions {
   logger?: FastifyServerOptions["logger"];
@@ -24,10 +25,11 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   });
 
   app.setErrorHandler((err, request, reply) => {
-    const { status, body, internal } = toOpenAIError(err, request.id);
+    const { status, body, internal, headers } = toOpenAIError(err, request.id);
     if (internal) request.log.error({ err }, "unhandled error");
     else request.log.info({ status, code: body.error.code }, body.error.message);
     if (reply.sent || reply.raw.headersSent) return;
+    if (headers) void reply.headers(headers);
     void reply.code(status).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
@@ -37,6 +39,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
 
   await app.register(websocket, { options: { maxPayload: ctx.config.bodyLimit } });
   registerHealth(app, ctx);
+  registerSlots(app, ctx);
   registerModels(app, ctx);
   registerChat(app, ctx);
   registerCompletions(app, ctx);

@@ -32,9 +32,12 @@ export async function startServer(config: Config, version: string, logger: Fasti
   const registry = new Registry(config);
   // The pool is built before the app that owns the logger; the callback reads it late.
   const logs: { log?: FastifyInstance["log"] } = {};
-  const pool = createModelPool(config, registry, (model, p) => {
-    if (p.index === 1) logs.log?.info({ model }, "converting SafeTensors model to GGUF (first request; cached afterwards)");
-    if (p.index === p.total) logs.log?.info({ model, tensors: p.total, bytes: p.bytesRead }, "conversion finished");
+  const pool = createModelPool(config, registry, {
+    onConvertProgress: (model, p) => {
+      if (p.index === 1) logs.log?.info({ model }, "converting SafeTensors model to GGUF (first request; cached afterwards)");
+      if (p.index === p.total) logs.log?.info({ model, tensors: p.total, bytes: p.bytesRead }, "conversion finished");
+    },
+    onEvent: (e) => logs.log?.info(e, e.type === "load" ? "model loaded" : "model unloaded"),
   });
   const ctx: ServerContext = { registry, pool, config, version, startedAt: Date.now() };
   const app = await buildApp(ctx, { logger });

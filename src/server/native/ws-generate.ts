@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { WebSocket } from "ws";
+import { RequestTimeoutError } from "../../engine/errors.js";
 import type { GenerationRequest } from "../../engine/types.js";
 import type { ServerContext } from "../context.js";
 import { ApiError, toOpenAIError } from "../openai/errors.js";
@@ -107,22 +108,24 @@ export function registerWsGenerate(app: FastifyInstance, ctx: ServerContext): vo
         try {
           if (isBinary) throw new ApiError(400, "send the request as a text frame", "invalid_request_error", null, "invalid_json");
           const { model, base } = parseRequest(data.toString());
-          const loaded = await ctx.pool.acquire(model);
-          const prepared = loaded.prepare({ ...base, model: loaded.spec.name, signal: controller.signal });
-          for await (const ev of loaded.generate(prepared)) {
-            if (socket.readyState !== socket.OPEN) break;
-            if (ev.type === "token") socket.send(JSON.stringify({ type: "token", text: ev.text }));
-            else {
-              socket.send(JSON.stringify({
-                type: "done",
-                done: true,
-                model: loaded.spec.name,
-                finish_reason: ev.finishReason,
-                usage: { prompt_tokens: ev.usage.promptTokens, completion_tokens: ev.usage.completionTokens, total_tokens: ev.usage.promptTokens + ev.usage.completionTokens, cached_tokens: ev.usage.cachedTokens },
-              }));
-              socket.close(1000, "done");
+          await ctx.pool.use(model, async (loaded) => {
+            const prepared = loaded.prepare({ ...base, model: loaded.spec.name, signal: controller.signal });
+            for await (const ev of loaded.generate(prepared)) {
+              if (socket.readyState !== socket.OPEN) break;
+              if (ev.type === "token") socket.send(JSON.stringify({ type: "token", text: ev.text }));
+              else if (ev.finishReason === "timeout") throw new RequestTimeoutError(ctx.config.requestTimeoutMs);
+              else {
+                socket.send(JSON.stringify({
+                  type: "done",
+                  done: true,
+                  model: loaded.spec.name,
+                  finish_reason: ev.finishReason,
+                  usage: { prompt_tokens: ev.usage.promptTokens, completion_tokens: ev.usage.completionTokens, total_tokens: ev.usage.promptTokens + ev.usage.completionTokens, cached_tokens: ev.usage.cachedTokens },
+                }));
+                socket.close(1000, "done");
+              }
             }
-          }
+          });
         } catch (e) {
           fail(e);
         }

@@ -1,5 +1,5 @@
 import type { FastifyError } from "fastify";
-import { ContextOverflowError, InvalidGenerationError, ModelLoadError, ModelUnusableError } from "../../engine/errors.js";
+import { ContextOverflowError, InvalidGenerationError, ModelLoadError, ModelUnusableError, QueueFullError, RequestTimeoutError } from "../../engine/errors.js";
 import { ModelNotFoundError } from "../../registry/registry.js";
 
 /** OpenAI's error envelope. */
@@ -59,9 +59,13 @@ function fromValidation(errors: AjvError[]): ApiError {
 }
 
 /** Any error → status + OpenAI envelope. Unknown errors are 500 and say only the request id. */
-export function toOpenAIError(err: unknown, requestId: string): { status: number; body: OpenAIErrorBody; internal: boolean } {
+export function toOpenAIError(err: unknown, requestId: string): { status: number; body: OpenAIErrorBody; internal: boolean; headers?: Record<string, string> } {
   const wrap = (e: ApiError) => ({ status: e.status, body: { error: { message: e.message, type: e.type, param: e.param, code: e.code } }, internal: false });
   if (err instanceof ApiError) return wrap(err);
+  if (err instanceof QueueFullError) {
+    return { ...wrap(new ApiError(503, err.message, "server_error", null, "server_busy")), headers: { "retry-after": String(err.retryAfterSeconds) } };
+  }
+  if (err instanceof RequestTimeoutError) return wrap(new ApiError(504, err.message, "server_error", null, "timeout"));
   if (err instanceof ModelNotFoundError) return wrap(new ApiError(404, err.message, "invalid_request_error", "model", "model_not_found"));
   if (err instanceof ModelUnusableError) return wrap(new ApiError(400, err.message, "invalid_request_error", "model", "model_unusable"));
   if (err instanceof ContextOverflowError) {

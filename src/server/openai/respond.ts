@@ -1,7 +1,9 @@
 import type { FastifyReply } from "fastify";
+import { RequestTimeoutError } from "../../engine/errors.js";
 import type { GenerationEvent, GenerationRequest } from "../../engine/types.js";
 import type { ServerContext } from "../context.js";
 import { abortOnDisconnect } from "../disconnect.js";
+import { toOpenAIError } from "./errors.js";
 import { completionId, unixNow } from "./ids.js";
 import type { BaseRequest } from "./request.js";
 import { SseWriter } from "./sse.js";
@@ -43,45 +45,49 @@ export async function respond(
   includeUsage: boolean,
   shape: ResponseShape,
 ): Promise<void> {
-  const loaded = await ctx.pool.acquire(base.model);
-  const controller = abortOnDisconnect(reply);
-  const prepared = loaded.prepare({ ...base, input, signal: controller.signal });
-  const meta: Meta = { id: completionId(shape.idPrefix), created: unixNow(), model: loaded.spec.name };
-  const events = loaded.generate(prepared);
+  await ctx.pool.use(base.model, async (loaded) => {
+    const controller = abortOnDisconnect(reply);
+    const prepared = loaded.prepare({ ...base, input, signal: controller.signal });
+    const meta: Meta = { id: completionId(shape.idPrefix), created: unixNow(), model: loaded.spec.name };
+    const events = loaded.generate(prepared);
 
-  if (!stream) {
-    let text = shape.prefix ?? "";
-    for await (const ev of events) {
-      if (ev.type === "token") text += ev.text;
-      else return void reply.send(shape.full(meta, text, ev));
+    if (!stream) {
+      let text = shape.prefix ?? "";
+      for await (const ev of events) {
+        if (ev.type === "token") text += ev.text;
+        else if (ev.finishReason === "timeout") throw new RequestTimeoutError(ctx.config.requestTimeoutMs);
+        else return void reply.send(shape.full(meta, text, ev));
+      }
+      return;
     }
-    return;
-  }
 
-  const sse = new SseWriter(reply);
-  try {
-    const opening = shape.opening?.(meta);
-    if (opening) sse.send(includeUsage ? { ...opening, usage: null } : opening);
-    if (shape.prefix) sse.send(shape.delta(meta, shape.prefix));
-    for await (const ev of events) {
-      if (ev.type === "token") {
-        const chunk = shape.delta(meta, ev.text);
-        sse.send(includeUsage ? { ...chunk, usage: null } : chunk);
-        continue;
+    const sse = new SseWriter(reply);
+    try {
+      const opening = shape.opening?.(meta);
+      if (opening) sse.send(includeUsage ? { ...opening, usage: null } : opening);
+      if (shape.prefix) sse.send(shape.delta(meta, shape.prefix));
+      for await (const ev of events) {
+        if (ev.type === "token") {
+          const chunk = shape.delta(meta, ev.text);
+          sse.send(includeUsage ? { ...chunk, usage: null } : chunk);
+          continue;
+        }
+        if (ev.finishReason === "abort") break;
+        if (ev.finishReason === "timeout") throw new RequestTimeoutError(ctx.config.requestTimeoutMs);
+        const finish = shape.finish(meta, ev);
+        sse.send(includeUsage ? { ...finish, usage: null } : finish);
+        if (includeUsage) {
+          const { object } = finish as { object: string };
+          sse.send({ id: meta.id, object, created: meta.created, model: meta.model, choices: [], usage: usageJson(ev.usage), timings: timingsJson(ev.usage, ev.timings) });
+        }
       }
-      if (ev.finishReason === "abort") break;
-      const finish = shape.finish(meta, ev);
-      sse.send(includeUsage ? { ...finish, usage: null } : finish);
-      if (includeUsage) {
-        const last = shape.finish(meta, ev) as { object: string };
-        sse.send({ id: meta.id, object: last.object, created: meta.created, model: meta.model, choices: [], usage: usageJson(ev.usage), timings: timingsJson(ev.usage, ev.timings) });
-      }
+    } catch (e) {
+      // Headers are gone; report in-band the way OpenAI does, then end the stream.
+      const { body, internal } = toOpenAIError(e, reply.request.id);
+      sse.send(body);
+      if (internal) reply.log.error({ err: e }, "generation failed mid-stream");
+    } finally {
+      sse.end();
     }
-  } catch (e) {
-    // Headers are gone; report in-band the way OpenAI does, then end the stream.
-    sse.send({ error: { message: (e as Error).message, type: "server_error", param: null, code: null } });
-    reply.log.error({ err: e }, "generation failed mid-stream");
-  } finally {
-    sse.end();
-  }
+  });
 }

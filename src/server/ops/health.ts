@@ -15,7 +15,17 @@ export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
         loaded: loaded.length,
       },
       in_flight: ctx.pool.inFlight,
-      loaded: loaded.map((m) => ({ name: m.name, context_per_slot: m.contextSize, slots: m.slots, busy_slots: m.busySlots, queued: m.queued })),
+      limits: { max_loaded_models: ctx.config.maxLoadedModels, memory_budget_bytes: ctx.config.memoryBudgetBytes, max_queue: ctx.config.maxQueue, keep_alive_ms: ctx.config.keepAliveMs },
+      loaded: loaded.map((m) => ({
+        name: m.name,
+        context_per_slot: m.contextSize,
+        slots: m.slots,
+        busy_slots: m.busySlots,
+        queued: m.queued,
+        in_flight: m.pins,
+        memory_bytes: m.memoryBytes,
+        expires_at: m.expiresAt === null ? null : new Date(m.expiresAt).toISOString(),
+      })),
     };
   };
   app.get("/health", health);
