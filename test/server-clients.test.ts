@@ -91,6 +91,18 @@ describe("shimmy generate", () => {
   });
 });
 
+describe("shimmy bench", () => {
+  it("measures load, prompt and decode rates and TTFT of a real model", () => {
+    const r = runCli(["bench", STORIES_GGUF, "--no-default-locations", "--runs", "1", "--prompt-tokens", "64", "--gen-tokens", "32", "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.threads, 1);
+    assert.equal(out.generated_tokens, 32, "end-of-generation is banned: exactly the asked tokens");
+    assert.ok(out.prompt_tokens > 32 && out.prompt_tokens <= 64);
+    for (const k of ["load_ms", "prompt_tokens_per_second", "decode_tokens_per_second", "ttft_ms"]) assert.ok(out[k] > 0, `${k} = ${out[k]}`);
+  });
+});
+
 describe("shimmy serve", () => {
   it("prints its URL and models, serves, and exits 0 on SIGTERM", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", CLI, "serve", "--model-path", STORIES_CHAT_GGUF, "--no-default-locations", "--port", "0", "--json"], {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { createRequire } from "node:module";
+import { registerBench } from "./bench.js";
 import { registerBuildNative } from "./build-native.js";
 import { registerConvert } from "./convert.js";
 import { registerDiscover } from "./discover.js";
@@ -27,5 +28,6 @@ registerGenerate(program);
 registerConvert(program);
 registerGpuInfo(program);
 registerBuildNative(program);
+registerBench(program);
 
 await program.parseAsync(process.argv);

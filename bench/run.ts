@@ -1,0 +1,151 @@
+/**
+ * Shimmy's benchmark suite (`npm run bench`; not part of `npm test`). Generates a random-weight
+ * llama GGUF, then measures Shimmy — and llama-server built from the same llama.cpp source when
+ * available (LLAMA_SERVER=…, or `npm run bench:build-baseline`) — on the same model, threads,
+ * slots and per-slot context, in the same run, and prints each side and the ratio.
+ *
+ *   npm run bench -- [--size 25m|100m|300m] [--type q8_0|f16|q4_0] [--threads 1,2]
+ *                    [--parallel 8] [--native] [--quick] [--save] [--json]
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { homedir, cpus, totalmem } from "node:os";
+import { basename, join } from "node:path";
+import type { OutputType } from "../src/convert/quantize.js";
+import { concurrent, type ConcurrencyResult, median, promptText, streamCompletion } from "./scenarios.js";
+import { REPO, rssBytes, type ServerOptions, startLlamaServer, startShimmy, type ServerUnderTest } from "./servers.js";
+import { type SyntheticSize, syntheticLlamaGguf } from "./synthetic-gguf.js";
+
+const argv = process.argv.slice(2);
+const opt = (name: string, fallback: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i === -1 ? fallback : argv[i + 1]!;
+};
+const has = (name: string): boolean => argv.includes(`--${name}`);
+const json = has("json");
+const quick = has("quick");
+const size = opt("size", "100m") as SyntheticSize;
+const type = opt("type", "q8_0") as OutputType;
+const threadCounts = opt("threads", "1,2").split(",").map(Number);
+const parallel = Number(opt("parallel", "8"));
+const ctxPerSlot = 2048;
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
+function findBaseline(): string | undefined {
+  if (process.env.LLAMA_SERVER) return process.env.LLAMA_SERVER;
+  const built = join(process.env.SHIMMY_BASELINE_DIR ?? join(homedir(), ".cache", "shimmy", "baseline"), "llama-server");
+  return existsSync(built) ? built : undefined;
+}
+
+interface SideResult {
+  server: string;
+  threads: number;
+  coldStartMs: number;
+  idleRssBytes: number | null;
+  shortPrompt: { ttftMs: number; decodeTps: number };
+  longPrompt: { ttftMs: number; decodeTps: number };
+  prefix: { coldTtftMs: number; reusedTtftMs: number; speedup: number };
+  concurrency: ConcurrencyResult[];
+}
+
+async function measure(start: () => Promise<ServerUnderTest>, model: string, threads: number): Promise<SideResult> {
+  const server = await start();
+  try {
+    const idleRssBytes = rssBytes(server.pid);
+    log(`  ${server.name} t=${threads}: up in ${server.coldStartMs.toFixed(0)} ms`);
+    const reps = quick ? 1 : 3;
+    const decode = quick ? 64 : 128;
+    await streamCompletion(server.url, model, promptText(8, 1), 8); // load + warm up
+    const single = async (words: number, seed: number) => {
+      const runs = [];
+      for (let r = 0; r < reps; r++) runs.push(await streamCompletion(server.url, model, promptText(words, seed + r * 7919), decode));
+      return { ttftMs: median(runs.map((x) => x.ttftMs)), decodeTps: median(runs.map((x) => x.decodeTps)) };
+    };
+    const shortPrompt = await single(12, 100);
+    const longPrompt = await single(400, 200);
+    log(`    single stream: ${shortPrompt.decodeTps.toFixed(1)} tok/s, TTFT short ${shortPrompt.ttftMs.toFixed(0)} ms / long ${longPrompt.ttftMs.toFixed(0)} ms`);
+    // A ~1,000-token prefix: first time cold, then again with a new ending.
+    const prefixText = promptText(quick ? 300 : 700, 300);
+    const cold = await streamCompletion(server.url, model, prefixText, 4);
+    const reused = await streamCompletion(server.url, model, `${prefixText} zz`, 4);
+    const prefix = { coldTtftMs: cold.ttftMs, reusedTtftMs: reused.ttftMs, speedup: cold.ttftMs / reused.ttftMs };
+    log(`    prefix: cold ${cold.ttftMs.toFixed(0)} ms, reused ${reused.ttftMs.toFixed(0)} ms (${prefix.speedup.toFixed(1)}×)`);
+    const concurrency: ConcurrencyResult[] = [];
+    for (const c of [1, 4, 8].filter((c) => c <= parallel)) {
+      const r = await concurrent(server.url, model, c, quick ? c : 2 * c, quick ? 32 : 64, 1000 * c);
+      concurrency.push(r);
+      log(`    concurrency ${c}: ${r.aggregateTps.toFixed(1)} tok/s aggregate, p50 ${r.p50Ms.toFixed(0)} ms, p95 ${r.p95Ms.toFixed(0)} ms`);
+    }
+    return { server: server.name, threads, coldStartMs: server.coldStartMs, idleRssBytes, shortPrompt, longPrompt, prefix, concurrency };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Each side's best result over the thread counts tried (what the targets compare). */
+function best(results: SideResult[], server: string): SideResult | undefined {
+  const mine = results.filter((r) => r.server === server);
+  return mine.sort((a, b) => b.shortPrompt.decodeTps - a.shortPrompt.decodeTps)[0];
+}
+
+const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined || b === 0 ? "–" : `${(a / b).toFixed(2)}×`);
+
+async function main(): Promise<void> {
+  if (!existsSync(join(REPO, "dist", "cli", "main.js"))) throw new Error("run `npm run build` first (the benchmark runs dist/, as users do)");
+  const cacheDir = join(process.env.SHIMMY_CACHE_DIR ?? join(homedir(), ".cache", "shimmy"), "bench");
+  log(`model: synthetic llama ${size} ${type} (generated once into ${cacheDir})`);
+  const model = await syntheticLlamaGguf(cacheDir, size, type);
+  const modelName = basename(model, ".gguf").toLowerCase();
+  const baseline = findBaseline();
+  log(baseline ? `baseline: ${baseline}` : "baseline: none (set LLAMA_SERVER or run `npm run bench:build-baseline`); our numbers only");
+  const results: SideResult[] = [];
+  for (const threads of threadCounts) {
+    const o: ServerOptions = { model, threads, parallel, ctxPerSlot, native: has("native") };
+    results.push(await measure(() => startShimmy(o), modelName, threads));
+    if (baseline) results.push(await measure(() => startLlamaServer(baseline, o), modelName, threads));
+  }
+  const ours = best(results, has("native") ? "shimmy (native)" : "shimmy")!;
+  const base = best(results, "llama-server");
+  const summary = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? "?", memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
+    model: { size, type, file: model },
+    settings: { threads: threadCounts, parallel, ctx_per_slot: ctxPerSlot, quick },
+    results,
+    best: { shimmy: ours, "llama-server": base ?? null },
+  };
+  if (json) console.log(JSON.stringify(summary, null, 2));
+  else {
+    const rows: [string, (r: SideResult) => number | undefined, string][] = [
+      ["single-stream decode tok/s", (r) => r.shortPrompt.decodeTps, "higher"],
+      ["TTFT short prompt, ms", (r) => r.shortPrompt.ttftMs, "lower"],
+      ["TTFT ~400-word prompt, ms", (r) => r.longPrompt.ttftMs, "lower"],
+      ["aggregate tok/s @1", (r) => r.concurrency.find((c) => c.concurrency === 1)?.aggregateTps, "higher"],
+      ["aggregate tok/s @4", (r) => r.concurrency.find((c) => c.concurrency === 4)?.aggregateTps, "higher"],
+      ["aggregate tok/s @8", (r) => r.concurrency.find((c) => c.concurrency === 8)?.aggregateTps, "higher"],
+      ["p95 latency @8, ms", (r) => r.concurrency.find((c) => c.concurrency === 8)?.p95Ms, "lower"],
+      ["reused-prefix TTFT speedup", (r) => r.prefix.speedup, "higher"],
+      ["cold start to /health 200, ms", (r) => r.coldStartMs, "lower"],
+      ["idle RSS, MB", (r) => (r.idleRssBytes === null ? undefined : r.idleRssBytes / 2 ** 20), "lower"],
+    ];
+    console.log(`\n${size} ${type}, parallel ${parallel}, ${ctxPerSlot} ctx/slot; best thread count per side (shimmy t=${ours.threads}${base ? `, llama-server t=${base.threads}` : ""})\n`);
+    console.log(`| metric | shimmy | ${base ? "llama-server | shimmy/llama-server |" : ""}\n| --- | ---: | ${base ? "---: | ---: |" : ""}`);
+    for (const [name, get] of rows) {
+      const a = get(ours);
+      const b = base ? get(base) : undefined;
+      console.log(`| ${name} | ${a === undefined ? "–" : a.toFixed(1)} | ${base ? `${b === undefined ? "–" : b.toFixed(1)} | ${ratio(a, b)} |` : ""}`);
+    }
+    console.log("\nllama-server loads its model before /health answers 200; Shimmy loads on the first request, so its cold start and idle RSS are without a model.");
+  }
+  if (has("save")) {
+    const dir = join(REPO, "bench", "results");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${summary.date.slice(0, 10)}.json`);
+    writeFileSync(file, JSON.stringify(summary, null, 2));
+    log(`saved ${file}`);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench failed: ${(e as Error).message}`);
+  process.exitCode = 1;
+});

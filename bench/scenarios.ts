@@ -1,0 +1,96 @@
+/** Load scenarios over HTTP, identical for Shimmy and llama-server (OpenAI /v1/completions, streamed). */
+
+export interface StreamResult {
+  ttftMs: number;
+  totalMs: number;
+  completionTokens: number;
+  /** Decode rate after the first token. */
+  decodeTps: number;
+}
+
+/** EOS is banned so every run produces exactly max_tokens (a random model stops anywhere otherwise). */
+const BAN_EOS = { "2": -100 };
+
+export async function streamCompletion(url: string, model: string, prompt: string, maxTokens: number): Promise<StreamResult> {
+  const t0 = performance.now();
+  const res = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model, prompt, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true }, logit_bias: BAN_EOS }),
+  });
+  if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}: ${await res.text()}`);
+  let first: number | undefined;
+  let completionTokens = 0;
+  let pieces = 0;
+  let buffer = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body!) {
+    buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+    let i: number;
+    while ((i = buffer.indexOf("\n\n")) !== -1) {
+      const event = buffer.slice(0, i).trim();
+      buffer = buffer.slice(i + 2);
+      if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
+      const data = JSON.parse(event.slice(6)) as { choices?: { text?: string }[]; usage?: { completion_tokens: number } | null };
+      if (data.choices?.[0]?.text) {
+        first ??= performance.now();
+        pieces++;
+      }
+      if (data.usage) completionTokens = data.usage.completion_tokens;
+    }
+  }
+  const end = performance.now();
+  completionTokens ||= pieces;
+  const ttft = (first ?? end) - t0;
+  return { ttftMs: ttft, totalMs: end - t0, completionTokens, decodeTps: completionTokens > 1 ? ((completionTokens - 1) / (end - (first ?? end))) * 1000 : 0 };
+}
+
+/** Deterministic text of roughly `words` words: different seeds share no prefix. */
+export function promptText(words: number, seed: number): string {
+  const letters = "abcdefghijklmnopqrstuvwxyz";
+  let s = (seed * 2654435761) >>> 0 || 1;
+  const out: string[] = [];
+  for (let i = 0; i < words; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    const n = (s >>> 0) % 676;
+    out.push(letters[Math.floor(n / 26)]! + letters[n % 26]!);
+  }
+  return out.join(" ");
+}
+
+export const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+
+export const median = (xs: number[]): number => percentile(xs, 50);
+
+export interface ConcurrencyResult {
+  concurrency: number;
+  requests: number;
+  aggregateTps: number;
+  p50Ms: number;
+  p95Ms: number;
+}
+
+/** `requests` requests, at most `concurrency` at a time; aggregate = all tokens / wall time. */
+export async function concurrent(url: string, model: string, concurrency: number, requests: number, maxTokens: number, seedBase: number): Promise<ConcurrencyResult> {
+  const latencies: number[] = [];
+  let tokens = 0;
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < requests) {
+        const i = next++;
+        const r = await streamCompletion(url, model, promptText(12, seedBase + i), maxTokens);
+        latencies.push(r.totalMs);
+        tokens += r.completionTokens;
+      }
+    }),
+  );
+  const wall = performance.now() - t0;
+  return { concurrency, requests, aggregateTps: (tokens / wall) * 1000, p50Ms: percentile(latencies, 50), p95Ms: percentile(latencies, 95) };
+}

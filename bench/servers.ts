@@ -1,0 +1,94 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+
+export interface ServerUnderTest {
+  name: string;
+  url: string;
+  pid: number;
+  /** ms from spawn to the first /health 200. */
+  coldStartMs: number;
+  stop(): Promise<void>;
+}
+
+export const REPO = resolve(import.meta.dirname, "..");
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+    s.on("error", rej);
+  });
+}
+
+async function waitHealthy(url: string, child: ChildProcess, started: number, timeoutMs: number): Promise<number> {
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(`${url}/health`);
+      if (r.status === 200) return performance.now() - started;
+    } catch {
+      // not listening yet
+    }
+    if (performance.now() - started > timeoutMs) throw new Error(`no /health 200 within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise((res) => {
+      if (child.exitCode !== null) return res();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      child.once("exit", () => {
+        clearTimeout(timer);
+        res();
+      });
+      child.kill("SIGTERM");
+    });
+}
+
+/** Resident memory of a process, from /proc (Linux). */
+export function rssBytes(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface ServerOptions {
+  model: string;
+  threads: number;
+  parallel: number;
+  ctxPerSlot: number;
+  native?: boolean;
+}
+
+/** Shimmy from dist/ (run `npm run build` first), as a user runs it. */
+export async function startShimmy(o: ServerOptions): Promise<ServerUnderTest> {
+  const port = await freePort();
+  const args = [join(REPO, "dist", "cli", "main.js"), "serve", "--model-path", o.model, "--no-default-locations", "--port", String(port), "--threads", String(o.threads), "--parallel", String(o.parallel), "--ctx-size", String(o.ctxPerSlot), "--gpu", "off", "--json"];
+  if (o.native) args.push("--native");
+  const started = performance.now();
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, HOME: process.env.HOME } });
+  const url = `http://127.0.0.1:${port}`;
+  const coldStartMs = await waitHealthy(url, child, started, 30_000);
+  return { name: o.native ? "shimmy (native)" : "shimmy", url, pid: child.pid!, coldStartMs, stop: stopper(child) };
+}
+
+/** llama-server with the same model file, threads, slots and per-slot context. */
+export async function startLlamaServer(binary: string, o: ServerOptions): Promise<ServerUnderTest> {
+  const port = await freePort();
+  const args = ["-m", o.model, "--host", "127.0.0.1", "--port", String(port), "-t", String(o.threads), "-tb", String(o.threads), "-np", String(o.parallel), "-c", String(o.ctxPerSlot * o.parallel), "--no-webui"];
+  const started = performance.now();
+  const child = spawn(binary, args, { stdio: ["ignore", "ignore", "ignore"] });
+  const url = `http://127.0.0.1:${port}`;
+  const coldStartMs = await waitHealthy(url, child, started, 120_000);
+  return { name: "llama-server", url, pid: child.pid!, coldStartMs, stop: stopper(child) };
+}

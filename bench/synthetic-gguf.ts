@@ -1,0 +1,117 @@
+import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import { GgufValueType } from "../src/formats/gguf.js";
+import { type GgufWriteTensor, type GgufWriteValue, writeGguf } from "../src/formats/gguf-writer.js";
+import { encode, FILE_TYPE_OF, GGML_TYPE_OF, type OutputType } from "../src/convert/quantize.js";
+
+export type SyntheticSize = "25m" | "100m" | "300m";
+
+/** Shapes that land near the named parameter counts (llama layout, head size 64, MHA). */
+export const SYNTHETIC_SHAPES: Record<SyntheticSize, { hidden: number; layers: number; ffn: number }> = {
+  "25m": { hidden: 512, layers: 8, ffn: 1536 },
+  "100m": { hidden: 768, layers: 14, ffn: 2048 },
+  "300m": { hidden: 1024, layers: 23, ffn: 2816 },
+};
+
+/**
+ * A small SentencePiece-style vocabulary (specials, 256 byte tokens, letters and "▁x" pieces):
+ * enough for llama.cpp to tokenize any text; the model's output is gibberish by design.
+ */
+function vocabulary(): { tokens: string[]; scores: number[]; types: number[] } {
+  const tokens = ["<unk>", "<s>", "</s>"];
+  const types = [2, 3, 3];
+  for (let b = 0; b < 256; b++) {
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+    types.push(6);
+  }
+  const letters = "abcdefghijklmnopqrstuvwxyz";
+  for (const a of letters) {
+    tokens.push(a, `▁${a}`);
+    types.push(1, 1);
+    for (const b of letters) {
+      tokens.push(`${a}${b}`, `▁${a}${b}`);
+      types.push(1, 1);
+    }
+  }
+  tokens.push("▁", ".", ",", "▁.");
+  types.push(1, 1, 1, 1);
+  const scores = tokens.map((t, i) => (types[i] === 1 && [...t].length > 1 ? -i : 0));
+  return { tokens, scores, types };
+}
+
+function xorshiftTensor(elements: number, seed: number, scale: number): Float32Array {
+  const out = new Float32Array(elements);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < elements; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = ((s >>> 0) / 0xffffffff - 0.5) * scale;
+  }
+  return out;
+}
+
+/**
+ * Writes (or reuses from `dir`) a random-weight llama GGUF of the given size and type,
+ * deterministic by seed: the benchmark model, made without downloads.
+ */
+export async function syntheticLlamaGguf(dir: string, size: SyntheticSize, type: OutputType, seed = 1): Promise<string> {
+  const path = join(dir, `synthetic-llama-${size}-${type}-s${seed}.gguf`);
+  if (existsSync(path)) return path;
+  mkdirSync(dir, { recursive: true });
+  const { hidden, layers, ffn } = SYNTHETIC_SHAPES[size];
+  const heads = hidden / 64;
+  const vocab = vocabulary();
+  const u32 = (value: number): GgufWriteValue => ({ type: GgufValueType.UINT32, value });
+  const f32 = (value: number): GgufWriteValue => ({ type: GgufValueType.FLOAT32, value });
+  const meta = new Map<string, GgufWriteValue>([
+    ["general.architecture", { type: GgufValueType.STRING, value: "llama" }],
+    ["general.name", { type: GgufValueType.STRING, value: `synthetic-${size}` }],
+    ["general.file_type", u32(FILE_TYPE_OF[type])],
+    ["general.quantization_version", u32(2)],
+    ["llama.context_length", u32(4096)],
+    ["llama.embedding_length", u32(hidden)],
+    ["llama.block_count", u32(layers)],
+    ["llama.feed_forward_length", u32(ffn)],
+    ["llama.attention.head_count", u32(heads)],
+    ["llama.attention.head_count_kv", u32(heads)],
+    ["llama.rope.dimension_count", u32(64)],
+    ["llama.rope.freq_base", f32(10000)],
+    ["llama.attention.layer_norm_rms_epsilon", f32(1e-5)],
+    ["llama.vocab_size", u32(vocab.tokens.length)],
+    ["tokenizer.ggml.model", { type: GgufValueType.STRING, value: "llama" }],
+    ["tokenizer.ggml.tokens", { type: GgufValueType.ARRAY, arrayType: GgufValueType.STRING, value: vocab.tokens }],
+    ["tokenizer.ggml.scores", { type: GgufValueType.ARRAY, arrayType: GgufValueType.FLOAT32, value: vocab.scores }],
+    ["tokenizer.ggml.token_type", { type: GgufValueType.ARRAY, arrayType: GgufValueType.INT32, value: vocab.types }],
+    ["tokenizer.ggml.bos_token_id", u32(1)],
+    ["tokenizer.ggml.eos_token_id", u32(2)],
+    ["tokenizer.ggml.unknown_token_id", u32(0)],
+    ["tokenizer.ggml.add_bos_token", { type: GgufValueType.BOOL, value: true }],
+  ]);
+  let s = seed * 1000;
+  const tensors: GgufWriteTensor[] = [];
+  const add = (name: string, shape: number[], norm = false) => {
+    const tseed = s++;
+    const elements = shape.reduce((a, b) => a * b, 1);
+    const t = norm ? "f32" : type;
+    tensors.push({ name, dims: [...shape].reverse(), type: GGML_TYPE_OF[t], data: () => encode(norm ? new Float32Array(elements).fill(1) : xorshiftTensor(elements, tseed, 0.08), t) });
+  };
+  add("token_embd.weight", [vocab.tokens.length, hidden]);
+  add("output_norm.weight", [hidden], true);
+  add("output.weight", [vocab.tokens.length, hidden]);
+  for (let i = 0; i < layers; i++) {
+    add(`blk.${i}.attn_norm.weight`, [hidden], true);
+    add(`blk.${i}.attn_q.weight`, [hidden, hidden]);
+    add(`blk.${i}.attn_k.weight`, [hidden, hidden]);
+    add(`blk.${i}.attn_v.weight`, [hidden, hidden]);
+    add(`blk.${i}.attn_output.weight`, [hidden, hidden]);
+    add(`blk.${i}.ffn_norm.weight`, [hidden], true);
+    add(`blk.${i}.ffn_gate.weight`, [ffn, hidden]);
+    add(`blk.${i}.ffn_up.weight`, [ffn, hidden]);
+    add(`blk.${i}.ffn_down.weight`, [hidden, ffn]);
+  }
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeGguf(tmp, meta, tensors);
+  renameSync(tmp, path);
+  return path;
+}

@@ -1,0 +1,85 @@
+import type { Command } from "commander";
+import { createModelPool } from "../engine/create-pool.js";
+import type { LoadedModel } from "../engine/loaded-model.js";
+import type { GenerationEvent } from "../engine/types.js";
+import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
+import { bold, toJson } from "./output.js";
+
+type Done = Extract<GenerationEvent, { type: "done" }>;
+
+interface BenchFlags extends ModelSourceFlags {
+  promptTokens: number;
+  genTokens: number;
+  runs: number;
+  json?: boolean;
+}
+
+/** One generation; end-of-generation tokens are banned so exactly `maxTokens` are decoded. */
+async function run(m: LoadedModel, text: string, maxTokens: number): Promise<Done> {
+  const banned = new Map<number, number>();
+  for (const t of [m.model.tokens.eos, m.model.tokens.eot]) if (t !== null) banned.set(t, -100);
+  const prepared = m.prepare({ model: m.spec.name, input: { kind: "text", text }, sampling: { temperature: 0, logitBias: banned }, maxTokens, stop: [] });
+  for await (const ev of m.generate(prepared)) if (ev.type === "done") return ev;
+  throw new Error("generation ended without a result");
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export function registerBench(program: Command): void {
+  withEngineOptions(withModelSources(program.command("bench").description("measure one model: load time, prompt and decode tokens/s, time to first token").argument("<model>", "model name or path")))
+    .option("--prompt-tokens <n>", "prompt length for the prompt-processing run", parsePositiveInt, 256)
+    .option("--gen-tokens <n>", "tokens to decode", parsePositiveInt, 128)
+    .option("--runs <n>", "repetitions (median reported)", parsePositiveInt, 3)
+    .option("--json", "machine-readable output")
+    .action(async (target: string, flags: BenchFlags) => {
+      const config = includeTargetPath(configFrom(flags, { parallel: 1 }), target);
+      const pool = createModelPool(config);
+      try {
+        const t0 = performance.now();
+        await pool.use(target, async (m) => {
+          const firstUseMs = performance.now() - t0;
+          // A prompt of about the requested length, different each run so nothing is cached.
+          const words = (seed: number) => Array.from({ length: flags.promptTokens }, (_, i) => ["once", "upon", "a", "time", "there", "was", "tom", "and", "sue"][(i * 7 + seed) % 9]).join(" ");
+          const fit = (seed: number): string => {
+            let text = words(seed);
+            while (m.tokenizePrompt(text).length > flags.promptTokens) text = text.slice(0, Math.floor(text.length * 0.9));
+            return text;
+          };
+          const promptRuns: Done[] = [];
+          const decodeRuns: Done[] = [];
+          for (let r = 0; r < flags.runs; r++) {
+            promptRuns.push(await run(m, fit(r), 1));
+            decodeRuns.push(await run(m, `${r} Once upon a time`, flags.genTokens));
+          }
+          const promptTps = median(promptRuns.map((d) => ((d.usage.promptTokens - d.usage.cachedTokens) / d.timings.promptMs) * 1000));
+          const decodeTps = median(decodeRuns.map((d) => ((d.usage.completionTokens - 1) / d.timings.generationMs) * 1000));
+          const ttftMs = median(decodeRuns.map((d) => d.timings.queueMs + d.timings.promptMs));
+          const result = {
+            model: m.spec.name,
+            threads: config.threads,
+            load_ms: Math.round(m.loadMs),
+            first_use_ms: Math.round(firstUseMs),
+            prompt_tokens: promptRuns[0]!.usage.promptTokens,
+            prompt_tokens_per_second: Math.round(promptTps * 10) / 10,
+            generated_tokens: decodeRuns[0]!.usage.completionTokens,
+            decode_tokens_per_second: Math.round(decodeTps * 10) / 10,
+            ttft_ms: Math.round(ttftMs * 10) / 10,
+            runs: flags.runs,
+          };
+          if (flags.json) console.log(toJson(result));
+          else {
+            console.log(bold(`${result.model}`) + ` (${result.threads} thread${result.threads > 1 ? "s" : ""}, median of ${result.runs})`);
+            console.log(`  load            ${result.load_ms} ms (${result.first_use_ms} ms with runtime start-up)`);
+            console.log(`  prompt          ${result.prompt_tokens} tokens at ${result.prompt_tokens_per_second} tok/s`);
+            console.log(`  decode          ${result.generated_tokens} tokens at ${result.decode_tokens_per_second} tok/s`);
+            console.log(`  time to first   ${result.ttft_ms} ms (short prompt)`);
+          }
+        });
+      } catch (e) {
+        console.error(`shimmy bench: ${(e as Error).message}`);
+        process.exitCode = 1;
+      } finally {
+        await pool.close();
+      }
+    });
+}
