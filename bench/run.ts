@@ -31,7 +31,10 @@ const ctxPerSlot = 2048;
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
 function findBaseline(): string | undefined {
-  if (process.env.LLAMA_SERVER) return process.env.LLAMA_SERVER;
+  if (process.env.LLAMA_SERVER) {
+    if (!existsSync(process.env.LLAMA_SERVER)) throw new Error(`LLAMA_SERVER=${process.env.LLAMA_SERVER} does not exist`);
+    return process.env.LLAMA_SERVER;
+  }
   const built = join(process.env.SHIMMY_BASELINE_DIR ?? join(homedir(), ".cache", "shimmy", "baseline"), "llama-server");
   return existsSync(built) ? built : undefined;
 }

@@ -26,7 +26,10 @@ export function freePort(): Promise<number> {
 }
 
 async function waitHealthy(url: string, child: ChildProcess, started: number, timeoutMs: number): Promise<number> {
+  let spawnError: Error | undefined;
+  child.once("error", (e) => (spawnError = e));
   for (;;) {
+    if (spawnError) throw spawnError;
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
     try {
       const r = await fetch(`${url}/health`);

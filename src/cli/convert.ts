@@ -1,5 +1,4 @@
 import { type Command, Option } from "commander";
-import { SingleBar } from "cli-progress";
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ConversionCache } from "../convert/cache.js";
@@ -16,8 +15,9 @@ interface ConvertFlags extends ModelSourceFlags {
 }
 
 /** A progress bar on a terminal (tensors, bytes, rate); nothing otherwise. */
-function progressReporter(enabled: boolean): { update: (p: ConvertProgress) => void; stop: () => void } {
+async function progressReporter(enabled: boolean): Promise<{ update: (p: ConvertProgress) => void; stop: () => void }> {
   if (!enabled) return { update: () => undefined, stop: () => undefined };
+  const { SingleBar } = await import("cli-progress");
   const started = performance.now();
   const bar = new SingleBar({ format: "converting [{bar}] {value}/{total} tensors · {read} · {rate}/s · {tensor}", hideCursor: true, clearOnComplete: false });
   let begun = false;
@@ -42,7 +42,7 @@ export function registerConvert(program: Command): void {
     .option("--json", "machine-readable result")
     .action(async (target: string, flags: ConvertFlags) => {
       const config = configFrom(flags);
-      const progress = progressReporter(process.stderr.isTTY === true && !flags.json);
+      const progress = await progressReporter(process.stderr.isTTY === true && !flags.json);
       try {
         const path = resolve(target);
         const folder = existsSync(path) && statSync(path).isDirectory() ? path : new Registry(config).get(target).files[0]!;

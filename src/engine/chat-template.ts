@@ -1,4 +1,4 @@
-import { Template } from "@huggingface/jinja";
+import type { Template } from "@huggingface/jinja";
 import type { ChatMessage } from "./types.js";
 
 export interface ChatTemplateContext {
@@ -13,10 +13,16 @@ export interface ChatTemplateContext {
  */
 export class JinjaChatTemplate {
   readonly kind = "model";
-  private readonly template: Template;
+  private constructor(
+    readonly source: string,
+    private readonly ctx: ChatTemplateContext,
+    private readonly template: Template,
+  ) {}
 
-  constructor(readonly source: string, private readonly ctx: ChatTemplateContext) {
-    this.template = new Template(source);
+  /** Parses the template; the Jinja engine is imported only when a model with a template loads. */
+  static async create(source: string, ctx: ChatTemplateContext): Promise<JinjaChatTemplate> {
+    const { Template } = await import("@huggingface/jinja");
+    return new JinjaChatTemplate(source, ctx, new Template(source));
   }
 
   render(messages: ChatMessage[]): string {

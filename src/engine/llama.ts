@@ -1,4 +1,10 @@
-import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
+import type { Llama } from "node-llama-cpp";
+
+/**
+ * node-llama-cpp is imported on first use, not at start-up: importing it costs ~0.9 s and ~30 MB,
+ * which would otherwise delay `shimmy serve`'s first /health answer and every CLI command.
+ */
+export const loadNodeLlamaCpp = () => import("node-llama-cpp");
 
 export interface LlamaRuntimeOptions {
   gpu: "auto" | false;
@@ -24,11 +30,13 @@ let shared: { key: string; llama: Promise<Llama> } | undefined;
 export function getRuntime(options: LlamaRuntimeOptions): Promise<Llama> {
   const key = JSON.stringify(options);
   if (shared && shared.key === key) return shared.llama;
-  const llama = (
-    options.native
-      ? getLlama({ gpu: false, build: "never", usePrebuiltBinaries: false, cmakeOptions: NATIVE_CMAKE_OPTIONS, maxThreads: options.threads, logLevel: LlamaLogLevel.error, progressLogs: false })
-      : getLlama({ gpu: options.gpu, build: "never", maxThreads: options.threads, logLevel: LlamaLogLevel.error, progressLogs: false })
-  ).catch((e: unknown) => {
+  const llama = loadNodeLlamaCpp()
+    .then(({ getLlama, LlamaLogLevel }) =>
+      options.native
+        ? getLlama({ gpu: false, build: "never", usePrebuiltBinaries: false, cmakeOptions: NATIVE_CMAKE_OPTIONS, maxThreads: options.threads, logLevel: LlamaLogLevel.error, progressLogs: false })
+        : getLlama({ gpu: options.gpu, build: "never", maxThreads: options.threads, logLevel: LlamaLogLevel.error, progressLogs: false }),
+    )
+    .catch((e: unknown) => {
     if (options.native) throw new Error(`no native build found (${(e as Error).message}); run \`shimmy build-native\` first, or drop SHIMMY_NATIVE/--native`);
     throw e;
   });
@@ -41,5 +49,6 @@ export function getRuntime(options: LlamaRuntimeOptions): Promise<Llama> {
 
 /** Compiles the native CPU backend (several minutes); node-llama-cpp keeps it for later runs. */
 export async function buildNativeRuntime(threads: number): Promise<Llama> {
+  const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
   return getLlama({ gpu: false, build: "forceRebuild", usePrebuiltBinaries: false, cmakeOptions: NATIVE_CMAKE_OPTIONS, maxThreads: threads, progressLogs: true, logLevel: LlamaLogLevel.warn });
 }

@@ -1,6 +1,7 @@
-import { type Llama, type LlamaContext, type LlamaModel, type Token, TokenBias } from "node-llama-cpp";
+import type { Llama, LlamaContext, LlamaModel, Token, TokenBias } from "node-llama-cpp";
 import type { ModelSpec } from "../discovery/types.js";
 import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
+import { loadNodeLlamaCpp } from "./llama.js";
 import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } from "./errors.js";
 import { type Slot, SlotPool } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
@@ -42,6 +43,7 @@ export class LoadedModel {
     readonly template: ChatTemplate,
     readonly loadMs: number,
     private readonly options: LoadOptions,
+    private readonly TokenBiasClass: typeof TokenBias,
   ) {
     const sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
     this.slots = new SlotPool(sequences, spec.name, options.maxQueue);
@@ -71,9 +73,10 @@ export class LoadedModel {
       const tokenText = (t: Token | null): string => (t === null ? "" : model.detokenize([t], true));
       const template =
         typeof source === "string"
-          ? new JinjaChatTemplate(source, { bosToken: tokenText(model.tokens.bos), eosToken: tokenText(model.tokens.eos) })
+          ? await JinjaChatTemplate.create(source, { bosToken: tokenText(model.tokens.bos), eosToken: tokenText(model.tokens.eos) })
           : new TranscriptChatTemplate();
-      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options);
+      const { TokenBias } = await loadNodeLlamaCpp();
+      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options, TokenBias);
     } catch (e) {
       await model.dispose();
       throw e;
@@ -111,7 +114,7 @@ export class LoadedModel {
     const penalties = s.presencePenalty || s.frequencyPenalty || (s.repeatPenalty !== undefined && s.repeatPenalty !== 1);
     let tokenBias: TokenBias | undefined;
     if (s.logitBias && s.logitBias.size > 0) {
-      tokenBias = new TokenBias(this.model.tokenizer);
+      tokenBias = new this.TokenBiasClass(this.model.tokenizer);
       for (const [id, bias] of s.logitBias) tokenBias.set(id as Token, bias <= -100 ? "never" : { logit: bias });
     }
     return {
