@@ -16,7 +16,7 @@ const pkg = createRequire(import.meta.url)("../../package.json") as { version: s
 
 const program = new Command()
   .name("shimmy")
-  .description("Zero-config local LLM server: OpenAI- and Ollama-compatible API over the models already on your disk")
+  .description("Zero-config local LLM server: an OpenAI-compatible API over the models already on your disk")
   .version(pkg.version);
 
 registerServe(program);
