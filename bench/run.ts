@@ -98,6 +98,7 @@ async function main(): Promise<void> {
   log(`model: synthetic llama ${size} ${type} (generated once into ${cacheDir})`);
   const model = await syntheticLlamaGguf(cacheDir, size, type);
   const modelName = basename(model, ".gguf").toLowerCase();
+  log(`model name: ${modelName}`);
   const baseline = findBaseline();
   log(baseline ? `baseline: ${baseline}` : "baseline: none (set LLAMA_SERVER or run `npm run bench:build-baseline`); our numbers only");
   const results: SideResult[] = [];
@@ -142,7 +143,7 @@ async function main(): Promise<void> {
   if (has("save")) {
     const dir = join(REPO, "bench", "results");
     mkdirSync(dir, { recursive: true });
-    const file = join(dir, `${summary.date.slice(0, 10)}.json`);
+    const file = join(dir, `${summary.date.slice(0, 10)}-${size}-${type}${has("native") ? "-native" : ""}.json`);
     writeFileSync(file, JSON.stringify(summary, null, 2));
     log(`saved ${file}`);
   }

@@ -8,15 +8,15 @@ export interface StreamResult {
   decodeTps: number;
 }
 
-/** EOS is banned so every run produces exactly max_tokens (a random model stops anywhere otherwise). */
-const BAN_EOS = { "2": -100 };
-
 export async function streamCompletion(url: string, model: string, prompt: string, maxTokens: number): Promise<StreamResult> {
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, prompt, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true }, logit_bias: BAN_EOS }),
+    // The synthetic model never picks EOS or byte tokens under greedy decoding (synthetic-gguf.ts),
+    // so every run is exactly max_tokens long and valid UTF-8 (llama-server v0.4.0 aborts a
+    // stream whose text is not); completion_tokens is still checked below.
+    body: JSON.stringify({ model, prompt, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } }),
   });
   if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}: ${await res.text()}`);
   let first: number | undefined;
@@ -31,7 +31,8 @@ export async function streamCompletion(url: string, model: string, prompt: strin
       const event = buffer.slice(0, i).trim();
       buffer = buffer.slice(i + 2);
       if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
-      const data = JSON.parse(event.slice(6)) as { choices?: { text?: string }[]; usage?: { completion_tokens: number } | null };
+      const data = JSON.parse(event.slice(6)) as { choices?: { text?: string }[]; usage?: { completion_tokens: number } | null; error?: { message?: string } };
+      if (data.error) throw new Error(`${url}: error in stream: ${data.error.message ?? JSON.stringify(data.error)}`);
       if (data.choices?.[0]?.text) {
         first ??= performance.now();
         pieces++;
@@ -41,6 +42,7 @@ export async function streamCompletion(url: string, model: string, prompt: strin
   }
   const end = performance.now();
   completionTokens ||= pieces;
+  if (completionTokens !== maxTokens) throw new Error(`${url}: expected ${maxTokens} tokens, got ${completionTokens}`);
   const ttft = (first ?? end) - t0;
   return { ttftMs: ttft, totalMs: end - t0, completionTokens, decodeTps: completionTokens > 1 ? ((completionTokens - 1) / (end - (first ?? end))) * 1000 : 0 };
 }

@@ -56,7 +56,7 @@ function xorshiftTensor(elements: number, seed: number, scale: number): Float32A
  * deterministic by seed: the benchmark model, made without downloads.
  */
 export async function syntheticLlamaGguf(dir: string, size: SyntheticSize, type: OutputType, seed = 1): Promise<string> {
-  const path = join(dir, `synthetic-llama-${size}-${type}-s${seed}.gguf`);
+  const path = join(dir, `synthetic-llama-v2-${size}-${type}-s${seed}.gguf`);
   if (existsSync(path)) return path;
   mkdirSync(dir, { recursive: true });
   const { hidden, layers, ffn } = SYNTHETIC_SHAPES[size];
@@ -90,15 +90,23 @@ export async function syntheticLlamaGguf(dir: string, size: SyntheticSize, type:
   ]);
   let s = seed * 1000;
   const tensors: GgufWriteTensor[] = [];
-  const add = (name: string, shape: number[], norm = false) => {
+  const add = (name: string, shape: number[], norm = false, edit?: (x: Float32Array) => void) => {
     const tseed = s++;
     const elements = shape.reduce((a, b) => a * b, 1);
     const t = norm ? "f32" : type;
-    tensors.push({ name, dims: [...shape].reverse(), type: GGML_TYPE_OF[t], data: () => encode(norm ? new Float32Array(elements).fill(1) : xorshiftTensor(elements, tseed, 0.08), t) });
+    const values = (): Float32Array => {
+      const x = norm ? new Float32Array(elements).fill(1) : xorshiftTensor(elements, tseed, 0.08);
+      edit?.(x);
+      return x;
+    };
+    tensors.push({ name, dims: [...shape].reverse(), type: GGML_TYPE_OF[t], data: () => encode(values(), t) });
   };
   add("token_embd.weight", [vocab.tokens.length, hidden]);
   add("output_norm.weight", [hidden], true);
-  add("output.weight", [vocab.tokens.length, hidden]);
+  // Zero output rows for the specials and byte tokens: their logit is 0 while the best of the
+  // ~1,400 other tokens is well above it, so greedy decoding never ends early (no EOS) and never
+  // emits invalid UTF-8 — benchmarks need no logit_bias (which costs the two servers differently).
+  add("output.weight", [vocab.tokens.length, hidden], false, (x) => x.fill(0, 0, 259 * hidden));
   for (let i = 0; i < layers; i++) {
     add(`blk.${i}.attn_norm.weight`, [hidden], true);
     add(`blk.${i}.attn_q.weight`, [hidden, hidden]);

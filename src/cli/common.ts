@@ -12,6 +12,7 @@ export interface ModelSourceFlags {
   ctxSize?: number;
   gpu?: string;
   native?: boolean;
+  flashAttention?: boolean;
 }
 
 export function parsePositiveInt(value: string): number {
@@ -39,7 +40,8 @@ export function withEngineOptions(cmd: Command): Command {
     .option("--threads <n>", "CPU threads for inference (default: half the cores, max 4; SHIMMY_THREADS)", parsePositiveInt)
     .option("--ctx-size <n>", "context size per sequence (default: min(model's training context, 4096))", parsePositiveInt)
     .addOption(new Option("--gpu <mode>", "GPU backend: auto or off (SHIMMY_GPU)").choices(["auto", "off"]))
-    .option("--native", "use the CPU backend compiled by `shimmy build-native` (SHIMMY_NATIVE=1)");
+    .option("--native", "use the CPU backend compiled by `shimmy build-native` (SHIMMY_NATIVE=1)")
+    .option("--no-flash-attention", "disable llama.cpp flash attention (SHIMMY_FLASH_ATTENTION=0)");
 }
 
 export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {}): Config {
@@ -52,6 +54,7 @@ export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {})
       ctxSize: flags.ctxSize,
       gpu: flags.gpu === undefined ? undefined : flags.gpu === "auto" ? "auto" : false,
       nativeBuild: flags.native,
+      flashAttention: flags.flashAttention === false ? false : undefined,
       ...extra,
     },
     process.env,

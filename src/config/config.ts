@@ -51,6 +51,8 @@ export interface Config {
   keepAliveMs: number;
   /** Use the CPU backend built by `shimmy build-native` instead of the prebuilt one. */
   nativeBuild: boolean;
+  /** llama.cpp flash attention where the model supports it. */
+  flashAttention: boolean;
 }
 
 export const DEFAULT_PORT = 11435;
@@ -94,6 +96,7 @@ export interface ConfigOverrides {
   memoryBudgetBytes?: number;
   keepAliveMs?: number;
   nativeBuild?: boolean;
+  flashAttention?: boolean;
 }
 
 /**
@@ -168,5 +171,6 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     memoryBudgetBytes: overrides.memoryBudgetBytes ?? (envInt(env, "SHIMMY_MEMORY_BUDGET_MB") ?? Math.floor((totalmem() * 0.75) / 2 ** 20)) * 2 ** 20,
     keepAliveMs: overrides.keepAliveMs ?? (env.SHIMMY_KEEP_ALIVE ? parseDuration(env.SHIMMY_KEEP_ALIVE) : 5 * 60_000),
     nativeBuild: overrides.nativeBuild ?? env.SHIMMY_NATIVE === "1",
+    flashAttention: overrides.flashAttention ?? env.SHIMMY_FLASH_ATTENTION !== "0",
   };
 }

