@@ -10,7 +10,7 @@ export interface StreamResult {
 
 export async function streamCompletion(url: string, model: string, prompt: string, maxTokens: number): Promise<StreamResult> {
   const t0 = performance.now();
-  const res = await fetch(`${url}/v1/completions`, {
+  const res = await postWithRetry(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     // The synthetic model never picks EOS or byte tokens under greedy decoding (synthetic-gguf.ts),
@@ -45,6 +45,21 @@ export async function streamCompletion(url: string, model: string, prompt: strin
   if (completionTokens !== maxTokens) throw new Error(`${url}: expected ${maxTokens} tokens, got ${completionTokens}`);
   const ttft = (first ?? end) - t0;
   return { ttftMs: ttft, totalMs: end - t0, completionTokens, decodeTps: completionTokens > 1 ? ((completionTokens - 1) / (end - (first ?? end))) * 1000 : 0 };
+}
+
+/**
+ * fetch reuses pooled keep-alive connections; when a server has just closed one (llama-server's
+ * idle timeout), the request fails before it was sent. Those — and only those — are retried.
+ */
+async function postWithRetry(url: string, init: RequestInit): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fetch(url, init);
+    } catch (e) {
+      const code = (e as { cause?: { code?: string } }).cause?.code;
+      if (attempt >= 2 || !["ECONNRESET", "UND_ERR_SOCKET", "EPIPE"].includes(code ?? "")) throw e;
+    }
+  }
 }
 
 /** Deterministic text of roughly `words` words: different seeds share no prefix. */

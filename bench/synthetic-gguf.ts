@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { GgufValueType } from "../src/formats/gguf.js";
 import { type GgufWriteTensor, type GgufWriteValue, writeGguf } from "../src/formats/gguf-writer.js";
 import { encode, FILE_TYPE_OF, GGML_TYPE_OF, type OutputType } from "../src/convert/quantize.js";
+import { xorshiftFloats } from "./random.js";
 
 export type SyntheticSize = "25m" | "100m" | "300m";
 
@@ -37,18 +38,6 @@ function vocabulary(): { tokens: string[]; scores: number[]; types: number[] } {
   types.push(1, 1, 1, 1);
   const scores = tokens.map((t, i) => (types[i] === 1 && [...t].length > 1 ? -i : 0));
   return { tokens, scores, types };
-}
-
-function xorshiftTensor(elements: number, seed: number, scale: number): Float32Array {
-  const out = new Float32Array(elements);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < elements; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 0xffffffff - 0.5) * scale;
-  }
-  return out;
 }
 
 /**
@@ -95,7 +84,7 @@ export async function syntheticLlamaGguf(dir: string, size: SyntheticSize, type:
     const elements = shape.reduce((a, b) => a * b, 1);
     const t = norm ? "f32" : type;
     const values = (): Float32Array => {
-      const x = norm ? new Float32Array(elements).fill(1) : xorshiftTensor(elements, tseed, 0.08);
+      const x = norm ? new Float32Array(elements).fill(1) : xorshiftFloats(elements, tseed, 0.08);
       edit?.(x);
       return x;
     };

@@ -1,6 +1,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeSafetensors } from "../src/formats/safetensors-writer.js";
+import { xorshiftFloats } from "./random.js";
 
 export interface SyntheticHfOptions {
   hidden: number;
@@ -15,14 +16,7 @@ export interface SyntheticHfOptions {
 
 /** Deterministic pseudo-random weights (xorshift32), as raw dtype bytes. */
 function randomBytes(elements: number, dtype: SyntheticHfOptions["dtype"], seed: number): Buffer {
-  const f = new Float32Array(elements);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < elements; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    f[i] = ((s >>> 0) / 0xffffffff - 0.5) * 0.04;
-  }
+  const f = xorshiftFloats(elements, seed, 0.04);
   if (dtype === "F32") return Buffer.from(f.buffer);
   const out = Buffer.allocUnsafe(elements * 2);
   const bits = new Uint32Array(f.buffer);

@@ -2,6 +2,7 @@ import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } fro
 import { join } from "node:path";
 import { readSafetensors, readSafetensorsData } from "../../src/formats/safetensors.js";
 import { type SafetensorsWriteTensor, writeSafetensors } from "../../src/formats/safetensors-writer.js";
+import { xorshiftFloats } from "../../bench/random.js";
 
 export interface FolderEdit {
   /** Changes to config.json. */
@@ -48,14 +49,5 @@ export function asF32(t: SafetensorsWriteTensor): Float32Array {
 
 /** Deterministic pseudo-random F32 tensor (for synthetic architectures). */
 export function randomTensor(name: string, shape: number[], seed: number, scale = 0.05): SafetensorsWriteTensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = (((s >>> 0) / 0xffffffff) * 2 - 1) * scale;
-  }
-  return { name, dtype: "F32", shape, data: f32Data(out) };
+  return { name, dtype: "F32", shape, data: f32Data(xorshiftFloats(shape.reduce((a, b) => a * b, 1), seed, 2 * scale)) };
 }

@@ -3,7 +3,7 @@ import { GgufValueType } from "../../formats/gguf.js";
 import type { GgufWriteValue } from "../../formats/gguf-writer.js";
 import type { SafetensorsTensor } from "../../formats/safetensors.js";
 import { ConvertError } from "../errors.js";
-import type { TensorPlan } from "./types.js";
+import type { ArchitectureConverter, TensorPlan } from "./types.js";
 
 /** Dimensions every decoder-only transformer config gives, validated. */
 export interface DecoderDims {
@@ -202,4 +202,31 @@ export function ropeScaling(arch: string, c: HfConfig, d: DecoderDims, configPat
     default:
       throw new ConvertError(configPath, `rope_scaling type "${type}" is not supported by the converter (supported: linear, yarn, llama3)`);
   }
+}
+
+/**
+ * A converter for a llama-like family: the shared metadata keys and rope scaling, the given
+ * per-layer tensors, and any family-specific metadata.
+ */
+export function llamaLikeConverter(
+  ggufArchitecture: string,
+  hfArchitectures: readonly string[],
+  layer: LayerTensorSpec[],
+  extraMetadata: (d: DecoderDims) => [string, GgufWriteValue][] = () => [],
+): ArchitectureConverter {
+  return {
+    hfArchitectures,
+    ggufArchitecture,
+    metadata(c, configPath) {
+      const d = decoderDims(c, configPath);
+      const m = decoderMetadata(ggufArchitecture, c, d);
+      for (const [k, v] of extraMetadata(d)) m.set(k, v);
+      for (const [k, v] of ropeScaling(ggufArchitecture, c, d, configPath).metadata) m.set(k, v);
+      return m;
+    },
+    plan(c, tensors, configPath) {
+      const d = decoderDims(c, configPath);
+      return planDecoder(c, d, tensors, configPath, layer, ropeScaling(ggufArchitecture, c, d, configPath).tensors);
+    },
+  };
 }

@@ -1,35 +1,15 @@
-import { decoderDims, decoderMetadata, type LayerTensorSpec, planDecoder, ropeScaling } from "./decoder.js";
-import type { ArchitectureConverter } from "./types.js";
+import { llamaLikeConverter } from "./decoder.js";
+import { ATTENTION_OUTPUT, NORMS, qkvProjections, SWIGLU_MLP } from "./llama-layers.js";
 
-/** Llama 2/3/3.x, TinyLlama, SmolLM, Mistral: llama.cpp's "llama" architecture. */
-const layer: LayerTensorSpec[] = [
-  { hf: "self_attn.q_proj.weight", gguf: "attn_q.weight", shape: (d) => [d.heads * d.headDim, d.hidden], permuteHeads: (d) => d.heads },
-  { hf: "self_attn.k_proj.weight", gguf: "attn_k.weight", shape: (d) => [d.kvHeads * d.headDim, d.hidden], permuteHeads: (d) => d.kvHeads },
-  { hf: "self_attn.v_proj.weight", gguf: "attn_v.weight", shape: (d) => [d.kvHeads * d.headDim, d.hidden] },
-  { hf: "self_attn.o_proj.weight", gguf: "attn_output.weight", shape: (d) => [d.hidden, d.heads * d.headDim] },
-  // attention_bias: true checkpoints (rare for llama) carry biases; q/k biases are permuted too.
-  { hf: "self_attn.q_proj.bias", gguf: "attn_q.bias", shape: (d) => [d.heads * d.headDim], optional: true, permuteHeads: (d) => d.heads },
-  { hf: "self_attn.k_proj.bias", gguf: "attn_k.bias", shape: (d) => [d.kvHeads * d.headDim], optional: true, permuteHeads: (d) => d.kvHeads },
-  { hf: "self_attn.v_proj.bias", gguf: "attn_v.bias", shape: (d) => [d.kvHeads * d.headDim], optional: true },
+/**
+ * Llama 2/3/3.x, TinyLlama, SmolLM, Mistral: llama.cpp's "llama" architecture. q/k rows are
+ * permuted to llama.cpp's interleaved RoPE; attention biases (rare) are optional.
+ */
+export const llamaConverter = llamaLikeConverter("llama", ["LlamaForCausalLM", "MistralForCausalLM"], [
+  ...qkvProjections(true, "weight"),
+  ATTENTION_OUTPUT,
+  ...qkvProjections(true, "bias", true),
   { hf: "self_attn.o_proj.bias", gguf: "attn_output.bias", shape: (d) => [d.hidden], optional: true },
-  { hf: "mlp.gate_proj.weight", gguf: "ffn_gate.weight", shape: (d) => [d.ffn, d.hidden] },
-  { hf: "mlp.up_proj.weight", gguf: "ffn_up.weight", shape: (d) => [d.ffn, d.hidden] },
-  { hf: "mlp.down_proj.weight", gguf: "ffn_down.weight", shape: (d) => [d.hidden, d.ffn] },
-  { hf: "input_layernorm.weight", gguf: "attn_norm.weight", shape: (d) => [d.hidden] },
-  { hf: "post_attention_layernorm.weight", gguf: "ffn_norm.weight", shape: (d) => [d.hidden] },
-];
-
-export const llamaConverter: ArchitectureConverter = {
-  hfArchitectures: ["LlamaForCausalLM", "MistralForCausalLM"],
-  ggufArchitecture: "llama",
-  metadata(c, configPath) {
-    const d = decoderDims(c, configPath);
-    const m = decoderMetadata("llama", c, d);
-    for (const [k, v] of ropeScaling("llama", c, d, configPath).metadata) m.set(k, v);
-    return m;
-  },
-  plan(c, tensors, configPath) {
-    const d = decoderDims(c, configPath);
-    return planDecoder(c, d, tensors, configPath, layer, ropeScaling("llama", c, d, configPath).tensors);
-  },
-};
+  ...SWIGLU_MLP,
+  ...NORMS,
+]);

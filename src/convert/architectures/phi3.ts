@@ -1,16 +1,16 @@
 import { ConvertError } from "../errors.js";
 import { decoderDims, decoderMetadata, type LayerTensorSpec, planDecoder, u32 } from "./decoder.js";
+import { ATTENTION_OUTPUT, NORMS } from "./llama-layers.js";
 import type { ArchitectureConverter } from "./types.js";
 
 /** Phi-3 / Phi-3.5 mini: fused qkv_proj and gate_up_proj (llama.cpp splits them at run time); NeoX RoPE. */
 const layer: LayerTensorSpec[] = [
   { hf: "self_attn.qkv_proj.weight", gguf: "attn_qkv.weight", shape: (d) => [(d.heads + 2 * d.kvHeads) * d.headDim, d.hidden] },
-  { hf: "self_attn.o_proj.weight", gguf: "attn_output.weight", shape: (d) => [d.hidden, d.heads * d.headDim] },
+  ATTENTION_OUTPUT,
   // HF chunks gate_up into [gate; up], the order llama.cpp's fused SwiGLU expects.
   { hf: "mlp.gate_up_proj.weight", gguf: "ffn_up.weight", shape: (d) => [2 * d.ffn, d.hidden] },
   { hf: "mlp.down_proj.weight", gguf: "ffn_down.weight", shape: (d) => [d.hidden, d.ffn] },
-  { hf: "input_layernorm.weight", gguf: "attn_norm.weight", shape: (d) => [d.hidden] },
-  { hf: "post_attention_layernorm.weight", gguf: "ffn_norm.weight", shape: (d) => [d.hidden] },
+  ...NORMS,
 ];
 
 function checkRope(rs: Record<string, unknown> | undefined, configPath: string): void {
