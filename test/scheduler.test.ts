@@ -85,6 +85,9 @@ describe("queue", () => {
       assert.equal(refused.json.error.code, "server_busy");
       assert.match(refused.headers.get("retry-after") ?? "", /^\d+$/);
       assert.ok(Number(refused.headers.get("retry-after")) >= 1);
+      const refusedStream = await chat(server, { model: "stories260k", messages: [{ role: "user", content: "x" }], max_tokens: 5, stream: true });
+      assert.equal(refusedStream.status, 503, "a streamed request is refused with the status, not an in-band error");
+      assert.equal(refusedStream.json.error.code, "server_busy");
       const slots: any = await (await fetch(`${server.url}/slots`)).json();
       assert.equal(slots.models[0].queued, 1);
       assert.equal(slots.models[0].slots[0].busy, true);

@@ -61,6 +61,8 @@ export class ModelPool {
   private readonly loaded = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<LoadedModel>>();
   private readonly idleWaiters: (() => void)[] = [];
+  /** Loads run one at a time, so two loads cannot both see room for one model. */
+  private loadChain: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   constructor(private readonly registry: Registry, private readonly options: PoolOptions) {}
@@ -160,9 +162,10 @@ export class ModelPool {
         spec.format === "safetensors"
           ? await this.options.conversions.ensure(spec.files[0]!, this.options.convertType, (p) => this.options.onConvertProgress?.(spec.name, p))
           : spec.files[0]!;
-      await this.makeRoom(spec);
-      const llama = await this.options.runtime();
-      const model = await LoadedModel.load(llama, spec, ggufPath, this.options);
+      const model = await this.serialized(async () => {
+        await this.makeRoom(spec);
+        return LoadedModel.load(await this.options.runtime(), spec, ggufPath, this.options);
+      });
       if (this.closed) {
         await model.dispose();
         throw new Error("server is shutting down");
@@ -174,6 +177,12 @@ export class ModelPool {
       if (e instanceof ModelLoadError) throw e;
       throw new ModelLoadError(spec.name, e);
     }
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.loadChain.then(fn, fn);
+    this.loadChain = run.catch(() => undefined);
+    return run;
   }
 
   /** Unloads a model now if nothing holds it; returns whether it did. */

@@ -61,12 +61,20 @@ export async function respond(
       return;
     }
 
+    // Wait for a slot and the first event before sending headers: a full queue (503) or a time
+    // limit reached while queued (504) keeps its status code instead of becoming an in-band error.
+    const first = await events.next();
+    if (!first.done && first.value.type === "done" && first.value.finishReason === "timeout") throw new RequestTimeoutError(ctx.config.requestTimeoutMs);
+    async function* rest(): AsyncGenerator<GenerationEvent> {
+      if (!first.done) yield first.value;
+      yield* events;
+    }
     const sse = new SseWriter(reply);
     try {
       const opening = shape.opening?.(meta);
       if (opening) sse.send(includeUsage ? { ...opening, usage: null } : opening);
       if (shape.prefix) sse.send(shape.delta(meta, shape.prefix));
-      for await (const ev of events) {
+      for await (const ev of rest()) {
         if (ev.type === "token") {
           const chunk = shape.delta(meta, ev.text);
           sse.send(includeUsage ? { ...chunk, usage: null } : chunk);
