@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { RunningServer } from "../src/server/server.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { GgufValueType, readGguf } from "../src/formats/gguf.js";
+import { type GgufWriteValue, writeGguf } from "../src/formats/gguf-writer.js";
+import { STORIES_GGUF, tempDir } from "./helpers/paths.js";
 import { postJson, startTestServer } from "./helpers/server.js";
 
 let server: RunningServer;
@@ -120,5 +125,33 @@ describe("cancellation", () => {
     const health: any = await (await fetch(`${server.url}/health`)).json();
     assert.equal(health.in_flight, 0);
     assert.equal(health.loaded.find((m: { name: string }) => m.name === "stories260k-chat").busy_slots, 0);
+  });
+});
+
+describe("chat template errors", () => {
+  it("a conversation the template rejects is a 400 naming messages, not a 500", async () => {
+    // A template that, like Mistral's, only accepts alternating user/assistant turns.
+    const dir = tempDir("shimmy-tpl-");
+    try {
+      const src = readGguf(STORIES_GGUF);
+      // A copy of stories260K with a strict template (same tensors, metadata kept with their types).
+      const meta = new Map([...src.metadataTypes].map(([k, t]) => [k, { ...t, value: src.metadata.get(k) } as GgufWriteValue]));
+      meta.set("tokenizer.chat_template", { type: GgufValueType.STRING, value: "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System messages are not supported') }}{% endif %}{{ m['content'] }}{% endfor %}" });
+      const data = readFileSync(STORIES_GGUF);
+      await writeGguf(join(dir.path, "strict.gguf"), meta, src.tensors.map((t) => ({ name: t.name, dims: t.dims, type: t.type, data: () => data.subarray(src.dataOffset + t.offset, src.dataOffset + t.offset + t.bytes) })));
+      const s = await startTestServer({ modelPaths: [join(dir.path, "strict.gguf")] });
+      try {
+        const ok = await postJson(`${s.url}/v1/chat/completions`, { model: "strict", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 3 });
+        assert.equal(ok.status, 200);
+        const r = await postJson(`${s.url}/v1/chat/completions`, { model: "strict", messages: [{ role: "system", content: "x" }, { role: "user", content: "y" }] });
+        assert.equal(r.status, 400);
+        assertEnvelope(r.json, "messages", "invalid_value");
+        assert.match(r.json.error.message, /System messages are not supported/);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      dir.cleanup();
+    }
   });
 });

@@ -96,7 +96,13 @@ export class LoadedModel {
 
   renderChat(request: GenerationRequest): string {
     if (request.input.kind !== "chat") throw new Error("not a chat request");
-    return this.template.render(request.input.messages);
+    try {
+      return this.template.render(request.input.messages);
+    } catch (e) {
+      // Templates reject conversations they do not support (roles out of order, a system
+      // message the model has no place for): the request is at fault, not the server.
+      throw new InvalidGenerationError(`the model's chat template rejected these messages: ${(e as Error).message}`, "messages");
+    }
   }
 
   /** Tokenizes and validates; throws typed errors before any response is started. */
@@ -129,7 +135,7 @@ export class LoadedModel {
       seed: s.seed,
       repeatPenalty: penalties
         ? {
-            punishTokens: () => history().slice(-PENALTY_WINDOW),
+            punishTokens: history,
             maxPunishTokens: PENALTY_WINDOW,
             penalty: s.repeatPenalty ?? 1,
             frequencyPenalty: s.frequencyPenalty || undefined,
@@ -182,7 +188,10 @@ export class LoadedModel {
       let stoppedByString = false;
 
       if (maxTokens > 0 && !signal.aborted) {
-        const options = this.samplerOptions(request.sampling, () => [...promptTokens, ...generated]);
+        // Penalties look at the last PENALTY_WINDOW tokens of prompt + output.
+        const options = this.samplerOptions(request.sampling, () =>
+          generated.length >= PENALTY_WINDOW ? generated.slice(-PENALTY_WINDOW) : [...promptTokens.slice(-(PENALTY_WINDOW - generated.length)), ...generated],
+        );
         const iterator = sequence.evaluate(promptTokens.slice(cachedTokens), options);
         try {
           for await (const token of iterator) {
