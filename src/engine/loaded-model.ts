@@ -1,6 +1,7 @@
 import type { Llama, LlamaContext, LlamaModel, Token, TokenBias } from "node-llama-cpp";
 import type { ModelSpec } from "../discovery/types.js";
 import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
+import { sequenceOrderedBatches } from "./batch-order.js";
 import { loadNodeLlamaCpp } from "./llama.js";
 import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } from "./errors.js";
 import { type Slot, SlotPool } from "./slots.js";
@@ -62,9 +63,12 @@ export class LoadedModel {
     const model = await llama.loadModel({ modelPath: ggufPath });
     try {
       const contextSize = options.ctxSize ?? Math.min(model.trainContextSize, options.ctxCap);
+      // The batch order needs the context, which exists only after createContext returns.
+      const ref: { context?: LlamaContext } = {};
       const context = await model.createContext({
         contextSize,
         sequences: options.parallel,
+        batching: { itemPrioritizationStrategy: sequenceOrderedBatches(() => ref.context) },
         threads: options.threads,
         batchSize: options.batchSize,
         flashAttention: options.flashAttention && model.flashAttentionSupported,
@@ -72,6 +76,7 @@ export class LoadedModel {
         // Slot size is a promise to clients (/v1/models); never shrink it silently.
         failedCreationRemedy: false,
       });
+      ref.context = context;
       const source = model.fileInfo.metadata?.tokenizer?.chat_template;
       const tokenText = (t: Token | null): string => (t === null ? "" : model.detokenize([t], true));
       const template =

@@ -47,8 +47,10 @@ export class SlotPool {
     let bestShared = -1;
     for (const slot of this.slots) {
       if (slot.busy) continue;
+      // Longest shared prefix wins; on a tie the lowest id, which keeps busy slots contiguous —
+      // llama.cpp batches only consecutive sequence ids together (see batch-order.ts).
       const shared = slot.sequence.compareContextTokens(tokens as Token[]).firstDifferentIndex;
-      if (shared > bestShared || (shared === bestShared && best && slot.lastUsed < best.lastUsed)) {
+      if (shared > bestShared) {
         best = slot;
         bestShared = shared;
       }
