@@ -1,5 +1,8 @@
 import type { BatchItem, CustomBatchingPrioritizationStrategy, LlamaContext } from "node-llama-cpp";
 
+/** Microtask turns a batch may wait for the remaining active slots. */
+const MAX_GATHER_WAITS = 32;
+
 /**
  * Orders each batch by sequence id. llama.cpp (non-unified KV, one stream per sequence) only
  * puts sequences into the same micro-batch when they appear with consecutive, increasing ids
@@ -11,8 +14,18 @@ import type { BatchItem, CustomBatchingPrioritizationStrategy, LlamaContext } fr
  * clipped items). The sequence ids come from the context's queued decodes (node-llama-cpp 3.21.1
  * internal `_queuedDecodes`, the same order as `items`); without them, the order is left as is.
  */
-export function sequenceOrderedBatches(getContext: () => LlamaContext | undefined): CustomBatchingPrioritizationStrategy {
+export function sequenceOrderedBatches(getContext: () => LlamaContext | undefined, activeSlots: () => number): CustomBatchingPrioritizationStrategy {
+  let waits = 0;
   return ({ items, size }) => {
+    // node-llama-cpp runs its next batch as soon as the previous one's sampling is done; slots
+    // whose next token is still a few promise steps away would miss it and trail into a batch of
+    // their own. Returning no items makes it loop again after a microtask, giving them those steps
+    // (bounded, so a slot that will not queue never stalls the others).
+    if (items.length < activeSlots() && waits < MAX_GATHER_WAITS) {
+      waits++;
+      return [];
+    }
+    waits = 0;
     let left = size;
     const fair = Math.max(1, Math.floor(size / Math.max(1, items.length)));
     const result = items.map((item) => {

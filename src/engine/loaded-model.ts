@@ -63,12 +63,12 @@ export class LoadedModel {
     const model = await llama.loadModel({ modelPath: ggufPath });
     try {
       const contextSize = options.ctxSize ?? Math.min(model.trainContextSize, options.ctxCap);
-      // The batch order needs the context, which exists only after createContext returns.
-      const ref: { context?: LlamaContext } = {};
+      // The batch strategy needs the context and the slots, which exist only after createContext.
+      const ref: { context?: LlamaContext; slots?: SlotPool } = {};
       const context = await model.createContext({
         contextSize,
         sequences: options.parallel,
-        batching: { itemPrioritizationStrategy: sequenceOrderedBatches(() => ref.context) },
+        batching: { itemPrioritizationStrategy: sequenceOrderedBatches(() => ref.context, () => ref.slots?.busyCount ?? 0) },
         threads: options.threads,
         batchSize: options.batchSize,
         flashAttention: options.flashAttention && model.flashAttentionSupported,
@@ -84,7 +84,9 @@ export class LoadedModel {
           ? await JinjaChatTemplate.create(source, { bosToken: tokenText(model.tokens.bos), eosToken: tokenText(model.tokens.eos) })
           : new TranscriptChatTemplate();
       const { TokenBias } = await loadNodeLlamaCpp();
-      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options, TokenBias);
+      const loaded = new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options, TokenBias);
+      ref.slots = loaded.slots;
+      return loaded;
     } catch (e) {
       await model.dispose();
       throw e;
@@ -188,7 +190,6 @@ export class LoadedModel {
       const stops = new StopMatcher(request.stop);
       const started = performance.now();
       let firstTokenAt: number | undefined;
-      // An evaluation that ends on its own means the model produced an end-of-generation token.
       let finishReason: FinishReason = "stop";
       let stoppedByString = false;
 
@@ -198,26 +199,31 @@ export class LoadedModel {
           generated.length >= PENALTY_WINDOW ? generated.slice(-PENALTY_WINDOW) : [...promptTokens.slice(-(PENALTY_WINDOW - generated.length)), ...generated],
         );
         const iterator = sequence.evaluate(promptTokens.slice(cachedTokens), options);
+        let pending: Promise<IteratorResult<Token>> | undefined = iterator.next();
         try {
-          for await (const token of iterator) {
+          while (pending) {
+            const step = await pending;
+            pending = undefined;
+            if (step.done) break; // the model produced an end-of-generation token
+            const token = step.value;
             firstTokenAt ??= performance.now();
             generated.push(token);
             const { emit, stopped } = stops.push(decoder.push(token));
+            if (stopped) stoppedByString = true;
+            else if (signal.aborted) finishReason = stoppedEarly();
+            else if (generated.length >= maxTokens) finishReason = "length";
+            // Ask for the next token before handing this one on: the slot's next decode is then
+            // queued at once and joins the other slots' batch instead of trailing into the next.
+            else pending = iterator.next();
             if (emit) yield { type: "token", text: emit, id: token };
-            if (stopped) {
-              stoppedByString = true;
-              break;
-            }
-            if (signal.aborted) {
+            if (pending && signal.aborted) {
               finishReason = stoppedEarly();
-              break;
-            }
-            if (generated.length >= maxTokens) {
-              finishReason = "length";
               break;
             }
           }
         } finally {
+          // A step already requested finishes (at most one token) before the sequence is released.
+          if (pending) await pending.catch(() => undefined);
           await iterator.return(undefined);
         }
       } else {
