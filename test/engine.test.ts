@@ -7,7 +7,7 @@ import { createModelPool } from "../src/engine/create-pool.js";
 import type { LoadedModel } from "../src/engine/loaded-model.js";
 import type { ModelPool } from "../src/engine/model-pool.js";
 import { StopMatcher, TokenTextDecoder } from "../src/engine/text-stream.js";
-import type { GenerationEvent, GenerationRequest } from "../src/engine/types.js";
+import type { DoneEvent, GenerationRequest } from "../src/engine/types.js";
 import { golden } from "./helpers/server.js";
 import { STORIES_CHAT_GGUF, STORIES_GGUF } from "./helpers/paths.js";
 
@@ -24,13 +24,8 @@ after(async () => {
   await pool.close();
 });
 
-async function run(request: Omit<GenerationRequest, "model">): Promise<{ text: string; done: Extract<GenerationEvent, { type: "done" }> }> {
-  let text = "";
-  for await (const ev of model.generate(model.prepare({ model: "stories260k-chat", ...request }))) {
-    if (ev.type === "token") text += ev.text;
-    else return { text, done: ev };
-  }
-  throw new Error("no done event");
+async function run(request: Omit<GenerationRequest, "model">): Promise<{ text: string; done: DoneEvent }> {
+  return model.complete(model.prepare({ model: "stories260k-chat", ...request }));
 }
 
 describe("ModelPool", () => {
@@ -62,7 +57,7 @@ describe("generation", () => {
   it("stops within one token of an abort", async () => {
     const controller = new AbortController();
     let tokens = 0;
-    let done: Extract<GenerationEvent, { type: "done" }> | undefined;
+    let done: DoneEvent | undefined;
     const prepared = model.prepare({ model: "stories260k-chat", input: { kind: "text", text: "Once upon a time" }, sampling: { temperature: 0 }, maxTokens: 400, stop: [], signal: controller.signal });
     for await (const ev of model.generate(prepared)) {
       if (ev.type === "token") {

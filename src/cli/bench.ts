@@ -1,11 +1,10 @@
 import type { Command } from "commander";
 import { createModelPool } from "../engine/create-pool.js";
 import type { LoadedModel } from "../engine/loaded-model.js";
-import type { GenerationEvent } from "../engine/types.js";
+import type { DoneEvent } from "../engine/types.js";
 import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { bold, toJson } from "./output.js";
 
-type Done = Extract<GenerationEvent, { type: "done" }>;
 
 interface BenchFlags extends ModelSourceFlags {
   promptTokens: number;
@@ -15,12 +14,11 @@ interface BenchFlags extends ModelSourceFlags {
 }
 
 /** One generation; end-of-generation tokens are banned so exactly `maxTokens` are decoded. */
-async function run(m: LoadedModel, text: string, maxTokens: number): Promise<Done> {
+async function run(m: LoadedModel, text: string, maxTokens: number): Promise<DoneEvent> {
   const banned = new Map<number, number>();
   for (const t of [m.model.tokens.eos, m.model.tokens.eot]) if (t !== null) banned.set(t, -100);
   const prepared = m.prepare({ model: m.spec.name, input: { kind: "text", text }, sampling: { temperature: 0, logitBias: banned }, maxTokens, stop: [] });
-  for await (const ev of m.generate(prepared)) if (ev.type === "done") return ev;
-  throw new Error("generation ended without a result");
+  return (await m.complete(prepared)).done;
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -45,8 +43,8 @@ export function registerBench(program: Command): void {
             while (m.tokenizePrompt(text).length > flags.promptTokens) text = text.slice(0, Math.floor(text.length * 0.9));
             return text;
           };
-          const promptRuns: Done[] = [];
-          const decodeRuns: Done[] = [];
+          const promptRuns: DoneEvent[] = [];
+          const decodeRuns: DoneEvent[] = [];
           for (let r = 0; r < flags.runs; r++) {
             promptRuns.push(await run(m, fit(r), 1));
             decodeRuns.push(await run(m, `${r} Once upon a time`, flags.genTokens));

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createModelPool } from "../engine/create-pool.js";
-import type { GenerationEvent } from "../engine/types.js";
+import type { DoneEvent } from "../engine/types.js";
 import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { dim, toJson } from "./output.js";
 
@@ -58,7 +58,7 @@ export function registerGenerate(program: Command): void {
             stop: flags.stop ?? [],
         });
         let text = "";
-        let done: Extract<GenerationEvent, { type: "done" }> | undefined;
+        let done: DoneEvent | undefined;
         for await (const ev of loaded.generate(prepared)) {
           if (ev.type === "token") {
             text += ev.text;

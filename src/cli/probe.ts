@@ -17,14 +17,9 @@ export function registerProbe(program: Command): void {
           // BOS alone where the model has one; otherwise a one-word prompt.
           const text = loaded.model.tokens.bos !== null && loaded.model.tokens.shouldPrependBosToken ? "" : "Hello";
           const prepared = loaded.prepare({ model: loaded.spec.name, input: { kind: "text", text }, sampling: { temperature: 0 }, maxTokens: 1, stop: [] });
-          let token: number | undefined;
-          let evalMs = 0;
-          for await (const ev of loaded.generate(prepared)) {
-            if (ev.type === "done") {
-              token = ev.tokenIds[0];
-              evalMs = ev.timings.promptMs;
-            }
-          }
+          const { done } = await loaded.complete(prepared);
+          const token = done.tokenIds[0];
+          const evalMs = done.timings.promptMs;
           const result = {
             model: loaded.spec.name,
             ok: true,

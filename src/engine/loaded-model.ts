@@ -6,7 +6,7 @@ import { loadNodeLlamaCpp } from "./llama.js";
 import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } from "./errors.js";
 import { type Slot, SlotPool } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
-import type { FinishReason, GenerationEvent, GenerationRequest, SamplingOptions } from "./types.js";
+import type { DoneEvent, FinishReason, GenerationEvent, GenerationRequest, SamplingOptions } from "./types.js";
 
 export interface LoadOptions {
   /** Per-sequence context; undefined = min(training context, ctxCap). */
@@ -162,7 +162,6 @@ export class LoadedModel {
     // One signal for both ways a request ends early: the client leaving, or the time limit.
     const deadline = AbortSignal.timeout(this.options.requestTimeoutMs);
     const signal = request.signal ? AbortSignal.any([request.signal, deadline]) : deadline;
-    const stoppedEarly = (): FinishReason => (deadline.aborted ? "timeout" : "abort");
     this.lastUsed = Date.now();
     const queued = performance.now();
     let slot: Slot | undefined;
@@ -210,14 +209,14 @@ export class LoadedModel {
             generated.push(token);
             const { emit, stopped } = stops.push(decoder.push(token));
             if (stopped) stoppedByString = true;
-            else if (signal.aborted) finishReason = stoppedEarly();
+            else if (signal.aborted) finishReason = "abort";
             else if (generated.length >= maxTokens) finishReason = "length";
             // Ask for the next token before handing this one on: the slot's next decode is then
             // queued at once and joins the other slots' batch instead of trailing into the next.
             else pending = iterator.next();
             if (emit) yield { type: "token", text: emit, id: token };
             if (pending && signal.aborted) {
-              finishReason = stoppedEarly();
+              finishReason = "abort";
               break;
             }
           }
@@ -227,11 +226,13 @@ export class LoadedModel {
           await iterator.return(undefined);
         }
       } else {
-        finishReason = signal.aborted ? stoppedEarly() : "length";
+        finishReason = signal.aborted ? "abort" : "length";
       }
+      // The time limit is an error for every protocol (504 / an error event), not an ending.
+      if (deadline.aborted) throw new RequestTimeoutError(this.options.requestTimeoutMs);
       // Release text held back for UTF-8 completion or a possible stop string (not after an abort:
       // nobody is listening).
-      if (!stoppedByString && finishReason !== "abort" && finishReason !== "timeout") {
+      if (!stoppedByString && finishReason !== "abort") {
         const last = stops.push(decoder.flush());
         const tail = last.emit + (last.stopped ? "" : stops.flush());
         if (tail) yield { type: "token", text: tail, id: generated[generated.length - 1] ?? -1 };
@@ -248,6 +249,16 @@ export class LoadedModel {
       if (slot) this.slots.release(slot);
       this.lastUsed = Date.now();
     }
+  }
+
+  /** Runs a prepared request to its end: the whole text and the `done` event. */
+  async complete(prepared: PreparedGeneration): Promise<{ text: string; done: DoneEvent }> {
+    let text = "";
+    for await (const ev of this.generate(prepared)) {
+      if (ev.type === "token") text += ev.text;
+      else return { text, done: ev };
+    }
+    throw new Error("generation ended without a done event");
   }
 
   async dispose(): Promise<void> {

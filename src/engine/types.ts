@@ -38,8 +38,8 @@ export interface GenerationRequest {
   signal?: AbortSignal;
 }
 
-/** `abort`: the client went away; `timeout`: the server's per-request limit ran out. */
-export type FinishReason = "stop" | "length" | "abort" | "timeout";
+/** `abort`: the client went away. (Running past the time limit throws RequestTimeoutError.) */
+export type FinishReason = "stop" | "length" | "abort";
 
 export interface Usage {
   promptTokens: number;
@@ -60,3 +60,5 @@ export interface Timings {
 export type GenerationEvent =
   | { type: "token"; text: string; id: number }
   | { type: "done"; finishReason: FinishReason; usage: Usage; timings: Timings; tokenIds: number[] };
+
+export type DoneEvent = Extract<GenerationEvent, { type: "done" }>;

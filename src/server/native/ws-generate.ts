@@ -1,6 +1,5 @@
 import type { FastifyInstance } from "fastify";
 import type { WebSocket } from "ws";
-import { RequestTimeoutError } from "../../engine/errors.js";
 import type { GenerationRequest } from "../../engine/types.js";
 import type { ServerContext } from "../context.js";
 import { ApiError, toOpenAIError } from "../openai/errors.js";
@@ -113,7 +112,6 @@ export function registerWsGenerate(app: FastifyInstance, ctx: ServerContext): vo
             for await (const ev of loaded.generate(prepared)) {
               if (socket.readyState !== socket.OPEN) break;
               if (ev.type === "token") socket.send(JSON.stringify({ type: "token", text: ev.text }));
-              else if (ev.finishReason === "timeout") throw new RequestTimeoutError(ctx.config.requestTimeoutMs);
               else {
                 socket.send(JSON.stringify({
                   type: "done",

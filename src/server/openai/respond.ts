@@ -1,6 +1,5 @@
 import type { FastifyReply } from "fastify";
-import { RequestTimeoutError } from "../../engine/errors.js";
-import type { GenerationEvent, GenerationRequest } from "../../engine/types.js";
+import type { DoneEvent, GenerationEvent, GenerationRequest } from "../../engine/types.js";
 import type { ServerContext } from "../context.js";
 import { abortOnDisconnect } from "../disconnect.js";
 import { toOpenAIError } from "./errors.js";
@@ -9,18 +8,17 @@ import type { BaseRequest } from "./request.js";
 import { SseWriter } from "./sse.js";
 import { timingsJson, usageJson } from "./usage.js";
 
-type Done = Extract<GenerationEvent, { type: "done" }>;
 
 /** How one OpenAI route shapes its objects; the generation flow is shared. */
 export interface ResponseShape {
   idPrefix: "chatcmpl" | "cmpl";
   /** Text put before the generated text (completions `echo`). */
   prefix?: string;
-  full(meta: Meta, text: string, done: Done): object;
+  full(meta: Meta, text: string, done: DoneEvent): object;
   /** First stream chunk (chat: the assistant role), or undefined. */
   opening?(meta: Meta): object;
   delta(meta: Meta, text: string): object;
-  finish(meta: Meta, done: Done): object;
+  finish(meta: Meta, done: DoneEvent): object;
 }
 
 export interface Meta {
@@ -30,7 +28,7 @@ export interface Meta {
 }
 
 /** Finish reasons on the wire: an aborted stream has nobody to read it, but say "stop". */
-export const wireFinish = (d: Done): "stop" | "length" => (d.finishReason === "length" ? "length" : "stop");
+export const wireFinish = (d: DoneEvent): "stop" | "length" => (d.finishReason === "length" ? "length" : "stop");
 
 /**
  * Runs one generation for an OpenAI route: everything that can fail (model lookup, load,
@@ -49,22 +47,16 @@ export async function respond(
     const controller = abortOnDisconnect(reply);
     const prepared = loaded.prepare({ ...base, input, signal: controller.signal });
     const meta: Meta = { id: completionId(shape.idPrefix), created: unixNow(), model: loaded.spec.name };
-    const events = loaded.generate(prepared);
-
     if (!stream) {
-      let text = shape.prefix ?? "";
-      for await (const ev of events) {
-        if (ev.type === "token") text += ev.text;
-        else if (ev.finishReason === "timeout") throw new RequestTimeoutError(ctx.config.requestTimeoutMs);
-        else return void reply.send(shape.full(meta, text, ev));
-      }
-      return;
+      const { text, done } = await loaded.complete(prepared);
+      return void reply.send(shape.full(meta, (shape.prefix ?? "") + text, done));
     }
+
+    const events = loaded.generate(prepared);
 
     // Wait for a slot and the first event before sending headers: a full queue (503) or a time
     // limit reached while queued (504) keeps its status code instead of becoming an in-band error.
     const first = await events.next();
-    if (!first.done && first.value.type === "done" && first.value.finishReason === "timeout") throw new RequestTimeoutError(ctx.config.requestTimeoutMs);
     async function* rest(): AsyncGenerator<GenerationEvent> {
       if (!first.done) yield first.value;
       yield* events;
@@ -81,7 +73,6 @@ export async function respond(
           continue;
         }
         if (ev.finishReason === "abort") break;
-        if (ev.finishReason === "timeout") throw new RequestTimeoutError(ctx.config.requestTimeoutMs);
         const finish = shape.finish(meta, ev);
         sse.send(includeUsage ? { ...finish, usage: null } : finish);
         if (includeUsage) {
