@@ -1,5 +1,4 @@
 import websocket from "@fastify/websocket";
-import { Ajv, type ValidateFunction } from "ajv";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { ServerContext } from "./context.js";
 import { registerWsGenerate } from "./native/ws-generate.js";
@@ -9,28 +8,10 @@ import { ApiError, toOpenAIError } from "./openai/errors.js";
 import { registerModels } from "./openai/models.js";
 import { registerHealth } from "./ops/health.js";
 import { registerSlots } from "./ops/slots.js";
+import { lazyValidator } from "./validation.js";
 
 export interface AppOptions {
   logger?: FastifyServerOptions["logger"];
-}
-
-// Wrong types are errors, not silently coerced; nothing is silently removed.
-const ajv = new Ajv({ allowUnionTypes: true, coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false });
-
-/**
- * Compiles a route's body schema on its first request instead of at start-up: the two OpenAI
- * schemas cost ~50-80 ms of `listen`, which `shimmy serve`'s first /health answer waited for.
- */
-function lazyValidator({ schema }: { schema: object }) {
-  let compiled: ValidateFunction | undefined;
-  const validate = (data: unknown): boolean => {
-    compiled ??= ajv.compile(schema);
-    const ok = compiled(data);
-    validate.errors = compiled.errors;
-    return ok;
-  };
-  validate.errors = undefined as ValidateFunction["errors"];
-  return validate;
 }
 
 /** The Fastify app with every protocol plugin; listening is the caller's job. */

@@ -23,7 +23,7 @@ export function invalidParam(param: string, message: string, code: string | null
   return new ApiError(400, message, "invalid_request_error", param, code);
 }
 
-interface AjvError {
+export interface AjvError {
   instancePath: string;
   keyword: string;
   message?: string;
@@ -39,7 +39,8 @@ function paramName(path: string): string {
     .join("");
 }
 
-function fromValidation(errors: AjvError[]): ApiError {
+/** Ajv errors → the OpenAI error for the first one (unknown, missing or invalid parameter). */
+export function fromValidation(errors: AjvError[]): ApiError {
   const e = errors[0]!;
   if (e.keyword === "additionalProperties") {
     const extra = String(e.params.additionalProperty);

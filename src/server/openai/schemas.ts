@@ -83,6 +83,28 @@ export const chatCompletionBody = {
   additionalProperties: false,
 } as const;
 
+/** Shimmy's WebSocket request (docs/api.md): one prompt or messages, and the sampling fields. */
+export const wsGenerateRequest = {
+  type: "object",
+  required: ["model"],
+  properties: {
+    model: { type: "string", minLength: 1 },
+    prompt: { type: "string" },
+    messages: { type: "array", minItems: 1, items: message },
+    max_tokens: sampling.max_tokens,
+    temperature: sampling.temperature,
+    top_p: sampling.top_p,
+    top_k: sampling.top_k,
+    min_p: sampling.min_p,
+    seed: sampling.seed,
+    stop: sampling.stop,
+    presence_penalty: sampling.presence_penalty,
+    frequency_penalty: sampling.frequency_penalty,
+  },
+  oneOf: [{ required: ["prompt"] }, { required: ["messages"] }],
+  additionalProperties: false,
+} as const;
+
 export const completionBody = {
   type: "object",
   required: ["model", "prompt"],
