@@ -29,9 +29,7 @@ export interface LoadedModelInfo {
   busySlots: number;
   queued: number;
   pins: number;
-  loadMs: number;
   memoryBytes: number;
-  lastUsed: number;
   /** When the idle timer will unload it (ms since epoch), null = not scheduled. */
   expiresAt: number | null;
 }
@@ -209,9 +207,7 @@ export class ModelPool {
       busySlots: m.slots.busyCount,
       queued: m.slots.queueLength,
       pins: m.pins,
-      loadMs: Math.round(m.loadMs),
       memoryBytes: m.memoryBytes,
-      lastUsed: m.lastUsed,
       expiresAt,
     }));
   }
