@@ -4,7 +4,7 @@
  * available (LLAMA_SERVER=…, or `npm run bench:build-baseline`) — on the same model, threads,
  * slots and per-slot context, in the same run, and prints each side and the ratio.
  *
- *   npm run bench -- [--size 25m|100m|300m] [--type q8_0|f16|q4_0] [--threads 1,2]
+ *   npm run bench -- [--size 25m|100m|300m] [--type q8_0|f16|q4_0] [--threads 1,2,1/2]
  *                    [--parallel 8] [--native] [--quick] [--save] [--json]
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -12,7 +12,7 @@ import { homedir, cpus, totalmem } from "node:os";
 import { basename, join } from "node:path";
 import type { OutputType } from "../src/convert/quantize.js";
 import { concurrent, type ConcurrencyResult, median, promptText, streamCompletion } from "./scenarios.js";
-import { REPO, rssBytes, type ServerOptions, startLlamaServer, startShimmy, type ServerUnderTest } from "./servers.js";
+import { REPO, rssBytes, SHIMMY_BIN, type ServerOptions, startLlamaServer, startShimmy, type ServerUnderTest } from "./servers.js";
 import { type SyntheticSize, syntheticLlamaGguf } from "./synthetic-gguf.js";
 
 const argv = process.argv.slice(2);
@@ -25,7 +25,19 @@ const json = has("json");
 const quick = has("quick");
 const size = opt("size", "100m") as SyntheticSize;
 const type = opt("type", "q8_0") as OutputType;
-const threadCounts = opt("threads", "1,2").split(",").map(Number);
+/** "2" = 2 threads for everything; "1/2" = 1 for one-token steps, 2 for batches (-t 1 -tb 2). */
+interface ThreadSetting {
+  label: string;
+  threads: number;
+  batchThreads: number;
+}
+const threadSettings: ThreadSetting[] = opt("threads", "1,2,1/2")
+  .split(",")
+  .map((label) => {
+    const [threads, batchThreads = threads] = label.split("/").map(Number) as [number, number?];
+    if (!Number.isInteger(threads) || threads < 1 || !Number.isInteger(batchThreads) || batchThreads < 1) throw new Error(`--threads: "${label}" is not N or N/M`);
+    return { label, threads, batchThreads };
+  });
 const parallel = Number(opt("parallel", "8"));
 const ctxPerSlot = 2048;
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -41,7 +53,7 @@ function findBaseline(): string | undefined {
 
 interface SideResult {
   server: string;
-  threads: number;
+  threads: string;
   coldStartMs: number;
   idleRssBytes: number | null;
   shortPrompt: { ttftMs: number; decodeTps: number };
@@ -50,7 +62,7 @@ interface SideResult {
   concurrency: ConcurrencyResult[];
 }
 
-async function measure(start: () => Promise<ServerUnderTest>, model: string, threads: number): Promise<SideResult> {
+async function measure(start: () => Promise<ServerUnderTest>, model: string, threads: string): Promise<SideResult> {
   const server = await start();
   try {
     const idleRssBytes = rssBytes(server.pid);
@@ -84,16 +96,20 @@ async function measure(start: () => Promise<ServerUnderTest>, model: string, thr
   }
 }
 
-/** Each side's best result over the thread counts tried (what the targets compare). */
-function best(results: SideResult[], server: string): SideResult | undefined {
-  const mine = results.filter((r) => r.server === server);
-  return mine.sort((a, b) => b.shortPrompt.decodeTps - a.shortPrompt.decodeTps)[0];
+/** One side's best value of a metric over the thread settings tried, and the setting that gave it. */
+function best(results: SideResult[], server: string, get: (r: SideResult) => number | undefined, better: "higher" | "lower"): { value: number; threads: string } | undefined {
+  let found: { value: number; threads: string } | undefined;
+  for (const r of results.filter((x) => x.server === server)) {
+    const value = get(r);
+    if (value === undefined) continue;
+    if (!found || (better === "higher" ? value > found.value : value < found.value)) found = { value, threads: r.threads };
+  }
+  return found;
 }
 
-const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined || b === 0 ? "–" : `${(a / b).toFixed(2)}×`);
 
 async function main(): Promise<void> {
-  if (!existsSync(join(REPO, "dist", "cli", "main.js"))) throw new Error("run `npm run build` first (the benchmark runs dist/, as users do)");
+  if (!existsSync(SHIMMY_BIN)) throw new Error("run `npm run build` first (the benchmark runs dist/, as users do)");
   const cacheDir = join(process.env.SHIMMY_CACHE_DIR ?? join(homedir(), ".cache", "shimmy"), "bench");
   log(`model: synthetic llama ${size} ${type} (generated once into ${cacheDir})`);
   const model = await syntheticLlamaGguf(cacheDir, size, type);
@@ -102,41 +118,45 @@ async function main(): Promise<void> {
   const baseline = findBaseline();
   log(baseline ? `baseline: ${baseline}` : "baseline: none (set LLAMA_SERVER or run `npm run bench:build-baseline`); our numbers only");
   const results: SideResult[] = [];
-  for (const threads of threadCounts) {
-    const o: ServerOptions = { model, threads, parallel, ctxPerSlot, native: has("native") };
-    results.push(await measure(() => startShimmy(o), modelName, threads));
-    if (baseline) results.push(await measure(() => startLlamaServer(baseline, o), modelName, threads));
+  for (const t of threadSettings) {
+    const o: ServerOptions = { model, threads: t.threads, batchThreads: t.batchThreads, parallel, ctxPerSlot, native: has("native") };
+    results.push(await measure(() => startShimmy(o), modelName, t.label));
+    if (baseline) results.push(await measure(() => startLlamaServer(baseline, o), modelName, t.label));
   }
-  const ours = best(results, has("native") ? "shimmy (native)" : "shimmy")!;
-  const base = best(results, "llama-server");
+  const ourName = has("native") ? "shimmy (native)" : "shimmy";
+  const rows: [string, (r: SideResult) => number | undefined, "higher" | "lower"][] = [
+    ["single-stream decode tok/s", (r) => r.shortPrompt.decodeTps, "higher"],
+    ["TTFT short prompt, ms", (r) => r.shortPrompt.ttftMs, "lower"],
+    ["TTFT ~400-word prompt, ms", (r) => r.longPrompt.ttftMs, "lower"],
+    ["aggregate tok/s @1", (r) => r.concurrency.find((c) => c.concurrency === 1)?.aggregateTps, "higher"],
+    ["aggregate tok/s @4", (r) => r.concurrency.find((c) => c.concurrency === 4)?.aggregateTps, "higher"],
+    ["aggregate tok/s @8", (r) => r.concurrency.find((c) => c.concurrency === 8)?.aggregateTps, "higher"],
+    ["p95 latency @8, ms", (r) => r.concurrency.find((c) => c.concurrency === 8)?.p95Ms, "lower"],
+    ["reused-prefix TTFT speedup", (r) => r.prefix.speedup, "higher"],
+    ["cold start to /health 200, ms", (r) => r.coldStartMs, "lower"],
+    ["idle RSS, MB", (r) => (r.idleRssBytes === null ? undefined : r.idleRssBytes / 2 ** 20), "lower"],
+  ];
+  const table = rows.map(([metric, get, better]) => {
+    const ours = best(results, ourName, get, better);
+    const base = best(results, "llama-server", get, better);
+    return { metric, better, shimmy: ours ?? null, "llama-server": base ?? null, ratio: ours && base && base.value !== 0 ? ours.value / base.value : null };
+  });
   const summary = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? "?", memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
     model: { size, type, file: model },
-    settings: { threads: threadCounts, parallel, ctx_per_slot: ctxPerSlot, quick },
+    settings: { threads: threadSettings.map((t) => t.label), parallel, ctx_per_slot: ctxPerSlot, quick },
     results,
-    best: { shimmy: ours, "llama-server": base ?? null },
+    best: table,
   };
   if (json) console.log(JSON.stringify(summary, null, 2));
   else {
-    const rows: [string, (r: SideResult) => number | undefined, string][] = [
-      ["single-stream decode tok/s", (r) => r.shortPrompt.decodeTps, "higher"],
-      ["TTFT short prompt, ms", (r) => r.shortPrompt.ttftMs, "lower"],
-      ["TTFT ~400-word prompt, ms", (r) => r.longPrompt.ttftMs, "lower"],
-      ["aggregate tok/s @1", (r) => r.concurrency.find((c) => c.concurrency === 1)?.aggregateTps, "higher"],
-      ["aggregate tok/s @4", (r) => r.concurrency.find((c) => c.concurrency === 4)?.aggregateTps, "higher"],
-      ["aggregate tok/s @8", (r) => r.concurrency.find((c) => c.concurrency === 8)?.aggregateTps, "higher"],
-      ["p95 latency @8, ms", (r) => r.concurrency.find((c) => c.concurrency === 8)?.p95Ms, "lower"],
-      ["reused-prefix TTFT speedup", (r) => r.prefix.speedup, "higher"],
-      ["cold start to /health 200, ms", (r) => r.coldStartMs, "lower"],
-      ["idle RSS, MB", (r) => (r.idleRssBytes === null ? undefined : r.idleRssBytes / 2 ** 20), "lower"],
-    ];
-    console.log(`\n${size} ${type}, parallel ${parallel}, ${ctxPerSlot} ctx/slot; best thread count per side (shimmy t=${ours.threads}${base ? `, llama-server t=${base.threads}` : ""})\n`);
-    console.log(`| metric | shimmy | ${base ? "llama-server | shimmy/llama-server |" : ""}\n| --- | ---: | ${base ? "---: | ---: |" : ""}`);
-    for (const [name, get] of rows) {
-      const a = get(ours);
-      const b = base ? get(base) : undefined;
-      console.log(`| ${name} | ${a === undefined ? "–" : a.toFixed(1)} | ${base ? `${b === undefined ? "–" : b.toFixed(1)} | ${ratio(a, b)} |` : ""}`);
+    const cell = (b: { value: number; threads: string } | null): string => (b === null ? "–" : `${b.value.toFixed(1)} (t=${b.threads})`);
+    console.log(`\n${size} ${type}, parallel ${parallel}, ${ctxPerSlot} ctx/slot; each side's best over threads ${threadSettings.map((t) => t.label).join(", ")} (t=N/M: N for one-token steps, M for batches)\n`);
+    console.log(`| metric | shimmy | ${baseline ? "llama-server | shimmy/llama-server |" : ""}\n| --- | ---: | ${baseline ? "---: | ---: |" : ""}`);
+    for (const row of table) {
+      const r = row.ratio === null ? "–" : `${row.ratio.toFixed(2)}×`;
+      console.log(`| ${row.metric} | ${cell(row.shimmy)} | ${baseline ? `${cell(row["llama-server"])} | ${r} |` : ""}`);
     }
     console.log("\nllama-server loads its model before /health answers 200; Shimmy loads on the first request, so its cold start and idle RSS are without a model.");
   }

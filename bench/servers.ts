@@ -13,6 +13,8 @@ export interface ServerUnderTest {
 }
 
 export const REPO = resolve(import.meta.dirname, "..");
+/** The built `shimmy` command (npm run build), the same launcher users run. */
+export const SHIMMY_BIN = join(REPO, "dist", "cli", "shimmy.cjs");
 
 export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -67,7 +69,10 @@ export function rssBytes(pid: number): number | null {
 
 export interface ServerOptions {
   model: string;
+  /** Threads for one-token steps (Shimmy --threads, llama-server -t). */
   threads: number;
+  /** Threads for prompts and batched streams (Shimmy --threads-batch, llama-server -tb). */
+  batchThreads: number;
   parallel: number;
   ctxPerSlot: number;
   native?: boolean;
@@ -76,7 +81,7 @@ export interface ServerOptions {
 /** Shimmy from dist/ (run `npm run build` first), as a user runs it. */
 export async function startShimmy(o: ServerOptions): Promise<ServerUnderTest> {
   const port = await freePort();
-  const args = [join(REPO, "dist", "cli", "main.js"), "serve", "--model-path", o.model, "--no-default-locations", "--port", String(port), "--threads", String(o.threads), "--parallel", String(o.parallel), "--ctx-size", String(o.ctxPerSlot), "--gpu", "off", "--json"];
+  const args = [SHIMMY_BIN, "serve", "--model-path", o.model, "--no-default-locations", "--port", String(port), "--threads", String(o.threads), "--threads-batch", String(o.batchThreads), "--parallel", String(o.parallel), "--ctx-size", String(o.ctxPerSlot), "--gpu", "off", "--json"];
   if (o.native) args.push("--native");
   const started = performance.now();
   const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, HOME: process.env.HOME } });
@@ -88,7 +93,7 @@ export async function startShimmy(o: ServerOptions): Promise<ServerUnderTest> {
 /** llama-server with the same model file, threads, slots and per-slot context. */
 export async function startLlamaServer(binary: string, o: ServerOptions): Promise<ServerUnderTest> {
   const port = await freePort();
-  const args = ["-m", o.model, "--host", "127.0.0.1", "--port", String(port), "-t", String(o.threads), "-tb", String(o.threads), "-np", String(o.parallel), "-c", String(o.ctxPerSlot * o.parallel), "--no-webui"];
+  const args = ["-m", o.model, "--host", "127.0.0.1", "--port", String(port), "-t", String(o.threads), "-tb", String(o.batchThreads), "-np", String(o.parallel), "-c", String(o.ctxPerSlot * o.parallel), "--no-webui"];
   const started = performance.now();
   const child = spawn(binary, args, { stdio: ["ignore", "ignore", "ignore"] });
   const url = `http://127.0.0.1:${port}`;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Token } from "node-llama-cpp";
 import { after, before, describe, it } from "node:test";
-import { loadConfig } from "../src/config/config.js";
+import { defaultBatchThreads, defaultThreads, loadConfig } from "../src/config/config.js";
 import { ContextOverflowError } from "../src/engine/errors.js";
 import { createModelPool } from "../src/engine/create-pool.js";
 import type { LoadedModel } from "../src/engine/loaded-model.js";
@@ -35,6 +35,42 @@ describe("ModelPool", () => {
     const c = await pool.acquire("stories260k");
     assert.equal(c.model, a.model);
     for (const lease of [a, b, c]) lease.release();
+  });
+});
+
+describe("thread plan", () => {
+  it("defaults to half the cores for single tokens and all cores for batches; a chosen count applies to both", () => {
+    assert.deepEqual([defaultThreads(2), defaultBatchThreads(2, 1)], [1, 2]);
+    assert.deepEqual([defaultThreads(16), defaultBatchThreads(16, 4)], [4, 16]);
+    const pick = (overrides: { threads?: number; batchThreads?: number }, env: Record<string, string> = {}) => {
+      const c = loadConfig(overrides, { HOME: "/nonexistent", ...env }, 2);
+      return [c.threads, c.batchThreads];
+    };
+    assert.deepEqual(pick({}), [1, 2]);
+    assert.deepEqual(pick({ threads: 1 }), [1, 1]);
+    assert.deepEqual(pick({}, { SHIMMY_THREADS: "2" }), [2, 2]);
+    assert.deepEqual(pick({ threads: 1 }, { SHIMMY_THREADS_BATCH: "3" }), [1, 3]);
+  });
+
+  it("decodes prompts on the batch threads and single tokens on the others, with unchanged output", async () => {
+    const config = loadConfig({ modelPaths: [STORIES_GGUF], scanDefaultLocations: false, threads: 1, batchThreads: 2, gpu: false, parallel: 2 }, { HOME: "/nonexistent" });
+    const split = createModelPool(config);
+    const lease = await split.acquire("stories260k");
+    try {
+      const m = lease.model;
+      const g = golden.greedy[1]!;
+      const request = (maxTokens: number) => m.prepare({ model: "stories260k", input: { kind: "text", text: g.prompt }, sampling: { temperature: 0 }, maxTokens, stop: [] });
+      // One token asked: the last decode was the whole prompt, a batch.
+      await m.complete(request(1));
+      assert.equal(m.context.currentThreads, 2);
+      const { text, done } = await m.complete(request(g.maxTokens));
+      assert.equal(m.context.currentThreads, 1);
+      assert.deepEqual(done.tokenIds, g.ids);
+      assert.equal(text, g.text);
+    } finally {
+      lease.release();
+      await split.close();
+    }
   });
 });
 

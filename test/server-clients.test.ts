@@ -121,6 +121,9 @@ describe("shimmy serve", () => {
     });
     assert.match(line.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.deepEqual(line.models, ["stories260k-chat"]);
+    // SHIMMY_THREADS=1 applies to batches too (as llama-server's -tb); the launcher chose the pool.
+    const health = (await (await fetch(`${line.url}/health`)).json()) as { compute: unknown };
+    assert.deepEqual(health.compute, { threads: 1, batch_threads: 1, libuv_threadpool_size: 1 });
     const r = await fetch(`${line.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories260k-chat", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 4, temperature: 0 }) });
     assert.equal(r.status, 200);
     const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));

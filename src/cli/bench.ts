@@ -3,7 +3,7 @@ import { createModelPool } from "../engine/create-pool.js";
 import type { LoadedModel } from "../engine/loaded-model.js";
 import type { DoneEvent } from "../engine/types.js";
 import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
-import { bold, toJson } from "./output.js";
+import { bold, describeThreads, toJson } from "./output.js";
 
 
 interface BenchFlags extends ModelSourceFlags {
@@ -55,6 +55,7 @@ export function registerBench(program: Command): void {
           const result = {
             model: m.spec.name,
             threads: config.threads,
+            batch_threads: config.batchThreads,
             load_ms: Math.round(m.loadMs),
             first_use_ms: Math.round(firstUseMs),
             prompt_tokens: promptRuns[0]!.usage.promptTokens,
@@ -66,7 +67,7 @@ export function registerBench(program: Command): void {
           };
           if (flags.json) console.log(toJson(result));
           else {
-            console.log(bold(`${result.model}`) + ` (${result.threads} thread${result.threads > 1 ? "s" : ""}, median of ${result.runs})`);
+            console.log(bold(`${result.model}`) + ` (${describeThreads(config)}, median of ${result.runs})`);
             console.log(`  load            ${result.load_ms} ms (${result.first_use_ms} ms with runtime start-up)`);
             console.log(`  prompt          ${result.prompt_tokens} tokens at ${result.prompt_tokens_per_second} tok/s`);
             console.log(`  decode          ${result.generated_tokens} tokens at ${result.decode_tokens_per_second} tok/s`);

@@ -9,6 +9,7 @@ export interface ModelSourceFlags {
   modelPath?: string[];
   defaultLocations?: boolean;
   threads?: number;
+  threadsBatch?: number;
   ctxSize?: number;
   gpu?: string;
   native?: boolean;
@@ -37,7 +38,8 @@ export function withModelSources(cmd: Command): Command {
 
 export function withEngineOptions(cmd: Command): Command {
   return cmd
-    .option("--threads <n>", "CPU threads for inference (default: half the cores, max 4; SHIMMY_THREADS)", parsePositiveInt)
+    .option("--threads <n>", "CPU threads for one-token steps, a single stream generating (default: half the cores, max 4; SHIMMY_THREADS)", parsePositiveInt)
+    .option("--threads-batch <n>", "CPU threads for prompts and batched streams (default: --threads if given, else all cores, max 16; SHIMMY_THREADS_BATCH)", parsePositiveInt)
     .option("--ctx-size <n>", "context size per sequence (default: min(model's training context, 4096))", parsePositiveInt)
     .addOption(new Option("--gpu <mode>", "GPU backend: auto or off (SHIMMY_GPU)").choices(["auto", "off"]))
     .option("--native", "use the CPU backend compiled by `shimmy build-native` (SHIMMY_NATIVE=1)")
@@ -51,6 +53,7 @@ export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {})
       modelPaths: flags.modelPath,
       scanDefaultLocations: flags.defaultLocations === false ? false : undefined,
       threads: flags.threads,
+      batchThreads: flags.threadsBatch,
       ctxSize: flags.ctxSize,
       gpu: flags.gpu === undefined ? undefined : flags.gpu === "auto" ? "auto" : false,
       nativeBuild: flags.native,

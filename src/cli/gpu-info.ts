@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { getRuntime } from "../engine/llama.js";
 import { configFrom } from "./common.js";
-import { formatBytes, toJson } from "./output.js";
+import { describeThreads, formatBytes, toJson } from "./output.js";
 
 export function registerGpuInfo(program: Command): void {
   program
@@ -10,7 +10,7 @@ export function registerGpuInfo(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (flags: { json?: boolean }) => {
       const config = configFrom({}, { gpu: "auto" });
-      const llama = await getRuntime({ gpu: "auto", threads: config.threads });
+      const llama = await getRuntime({ gpu: "auto", threads: Math.max(config.threads, config.batchThreads) });
       const vram = await llama.getVramState();
       const devices = llama.gpu ? await llama.getGpuDeviceNames() : [];
       const info = {
@@ -23,6 +23,7 @@ export function registerGpuInfo(program: Command): void {
         llama_cpp_release: llama.llamaCppRelease.release,
         cpu_math_cores: llama.cpuMathCores,
         threads: config.threads,
+        batch_threads: config.batchThreads,
         system_info: llama.systemInfo,
       };
       await llama.dispose();
@@ -34,7 +35,7 @@ export function registerGpuInfo(program: Command): void {
       console.log(`devices         ${devices.length ? devices.join(", ") : "none"}`);
       console.log(`vram            ${llama.gpu ? `${formatBytes(vram.free)} free of ${formatBytes(vram.total)}` : "n/a"}`);
       console.log(`binary          ${info.build}, llama.cpp ${info.llama_cpp_release}`);
-      console.log(`cpu math cores  ${info.cpu_math_cores}; Shimmy uses ${info.threads} thread(s) by default`);
+      console.log(`cpu math cores  ${info.cpu_math_cores}; Shimmy uses ${describeThreads(config)} by default`);
       console.log(`system info     ${info.system_info}`);
     });
 }

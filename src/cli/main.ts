@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { Command } from "commander";
 import { createRequire } from "node:module";
 import { registerBench } from "./bench.js";

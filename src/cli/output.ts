@@ -48,3 +48,9 @@ export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => visible(r[c] ?? ""))));
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell + " ".repeat(widths[c]! - visible(cell)))).join("  ")).join("\n");
 }
+
+/** "1 thread, 2 for batches" — how a Config splits its CPU threads. */
+export function describeThreads(config: { threads: number; batchThreads: number }): string {
+  const t = `${config.threads} thread${config.threads > 1 ? "s" : ""}`;
+  return config.batchThreads === config.threads ? t : `${t}, ${config.batchThreads} for batches`;
+}

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { createModelPool } from "../engine/create-pool.js";
 import { configFrom, includeTargetPath, type ModelSourceFlags, withEngineOptions, withModelSources } from "./common.js";
-import { green, red, toJson } from "./output.js";
+import { describeThreads, green, red, toJson } from "./output.js";
 
 export function registerProbe(program: Command): void {
   withEngineOptions(withModelSources(program.command("probe").description("load a model for real and evaluate one token").argument("<model>", "model name or path")))
@@ -27,12 +27,13 @@ export function registerProbe(program: Command): void {
             eval_ms: Math.round(evalMs * 10) / 10,
             total_ms: Math.round(performance.now() - started),
             threads: config.threads,
+            batch_threads: config.batchThreads,
             gpu: config.gpu,
             first_token: token ?? null,
             first_token_text: token === undefined ? null : loaded.model.detokenize([token as never]),
           };
           if (flags.json) console.log(toJson(result));
-          else console.log(`${result.model}: loaded in ${result.load_ms} ms, one token in ${result.eval_ms} ms (${config.threads} thread${config.threads > 1 ? "s" : ""}) ${green("ok")}`);
+          else console.log(`${result.model}: loaded in ${result.load_ms} ms, one token in ${result.eval_ms} ms (${describeThreads(config)}) ${green("ok")}`);
         });
       } catch (e) {
         const message = (e as Error).message;

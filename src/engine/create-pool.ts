@@ -9,7 +9,7 @@ export function createModelPool(config: Config, registry = new Registry(config),
   return new ModelPool(registry, {
     ...config,
     ...hooks,
-    runtime: () => getRuntime({ gpu: config.gpu, threads: config.threads, native: config.nativeBuild }),
+    runtime: () => getRuntime({ gpu: config.gpu, threads: Math.max(config.threads, config.batchThreads), native: config.nativeBuild }),
     conversions: new ConversionCache(config.cacheDir),
   });
 }

@@ -6,6 +6,7 @@ import { loadNodeLlamaCpp } from "./llama.js";
 import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } from "./errors.js";
 import { type Slot, SlotPool } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
+import { applyThreadPlan } from "./thread-plan.js";
 import type { DoneEvent, FinishReason, GenerationEvent, GenerationRequest, SamplingOptions } from "./types.js";
 
 export interface LoadOptions {
@@ -13,6 +14,7 @@ export interface LoadOptions {
   ctxSize?: number;
   ctxCap: number;
   threads: number;
+  batchThreads: number;
   batchSize?: number;
   parallel: number;
   maxQueue: number;
@@ -69,7 +71,8 @@ export class LoadedModel {
         contextSize,
         sequences: options.parallel,
         batching: { itemPrioritizationStrategy: sequenceOrderedBatches(() => ref.context, () => ref.slots?.busyCount ?? 0) },
-        threads: options.threads,
+        // node-llama-cpp sets one count per context; applyThreadPlan switches per batch.
+        threads: options.batchThreads,
         batchSize: options.batchSize,
         flashAttention: options.flashAttention && model.flashAttentionSupported,
         lora: spec.lora ? { adapters: [{ filePath: spec.lora }] } : undefined,
@@ -77,6 +80,7 @@ export class LoadedModel {
         failedCreationRemedy: false,
       });
       ref.context = context;
+      applyThreadPlan(context, { threads: options.threads, batchThreads: options.batchThreads });
       const source = model.fileInfo.metadata?.tokenizer?.chat_template;
       const tokenText = (t: Token | null): string => (t === null ? "" : model.detokenize([t], true));
       const template =

@@ -2,7 +2,8 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { REPO_ROOT } from "./paths.js";
 
-export const CLI = join(REPO_ROOT, "src", "cli", "main.ts");
+/** The `shimmy` launcher from source (it sets the libuv pool size, then imports main.ts). */
+export const CLI = join(REPO_ROOT, "src", "cli", "shimmy.cts");
 
 export interface CliResult {
   status: number | null;

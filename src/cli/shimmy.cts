@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+/**
+ * The `shimmy` command. CommonJS on purpose: it must set UV_THREADPOOL_SIZE before libuv starts
+ * its thread pool (read once, on first use), and Node's ESM loader already uses that pool to read
+ * an ES module entry, so an ES module is too late.
+ *
+ * Why one pool thread: node-llama-cpp runs every decode as a job on the pool. With the default 4
+ * threads, consecutive decodes land on different pool threads, and with 2 ggml threads per
+ * decode each one was measured (2 cores, 100M Q8_0) 1.5–2.3x slower: 6.4 ms per token with 1
+ * pool thread, 9.4 ms with 2, 14.5 ms with 4. The cost: pool jobs run one at a time, so loading a
+ * model pauses the other models' decoding until the load is done (docs/configuration.md). A size
+ * the user set is kept.
+ */
+process.env.UV_THREADPOOL_SIZE ??= "1";
+void import("./main.js");
