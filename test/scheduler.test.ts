@@ -70,6 +70,39 @@ describe("batched slots", () => {
   });
 });
 
+describe("fairness", () => {
+  it("a request on a slot holding an old cache starts while other streams are generating", async () => {
+    const server = await startTestServer({ parallel: 3 });
+    try {
+      const ask = (content: string, maxTokens: number) => chat(server, { model: "stories260k", messages: [{ role: "user", content }], max_tokens: maxTokens });
+      const alone = (await ask("Lily wanted to", 6)).json.choices[0].message.content;
+      // Every slot now holds a cache that a new prompt only partly shares: taking one means erasing.
+      await Promise.all([ask("Tom and Sue", 8), ask("The little dog", 8), ask("Ben had a", 8)]);
+      // Two long generations (end-of-text banned) keep decodes queued back to back…
+      const longs = await Promise.all(
+        ["Once upon a time", "The sun was"].map((content) => openStream(server, { model: "stories260k", messages: [{ role: "user", content }], max_tokens: 450, logit_bias: { "2": -100 } })),
+      );
+      let longsFinished = 0;
+      const longTexts = longs.map((l) =>
+        l.finish().then((text) => {
+          longsFinished++;
+          return text;
+        }),
+      );
+      // …and must not keep a request on the third slot from starting (its erase needs the lock
+      // node-llama-cpp's batch loop holds while decodes are queued).
+      const short = await ask("Lily wanted to", 6);
+      assert.equal(longsFinished, 0, "the short request waited for the long generations to end");
+      assert.equal(short.status, 200);
+      assert.ok(short.json.usage.prompt_tokens_details.cached_tokens > 0, "it reused part of the slot's cache");
+      assert.equal(short.json.choices[0].message.content, alone);
+      for (const text of await Promise.all(longTexts)) assert.match(text, /data: \[DONE\]/);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("queue", () => {
   it("past --max-queue answers 503 with Retry-After; a cancelled request frees its slot for a queued one", async () => {
     const server = await startTestServer({ parallel: 1, maxQueue: 1 });

@@ -2,6 +2,7 @@ import type { Llama, LlamaContext, LlamaModel, Token, TokenBias } from "node-lla
 import type { ModelSpec } from "../discovery/types.js";
 import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
 import { sequenceOrderedBatches } from "./batch-order.js";
+import { ContextGate } from "./context-gate.js";
 import { loadNodeLlamaCpp } from "./llama.js";
 import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } from "./errors.js";
 import { type Slot, SlotPool } from "./slots.js";
@@ -36,6 +37,7 @@ const PENALTY_WINDOW = 64;
 /** A model with its context and slots, ready to generate. */
 export class LoadedModel {
   readonly slots: SlotPool;
+  private readonly gate = new ContextGate();
   /** Requests holding this model (queued or generating); the pool never unloads it while > 0. */
   pins = 0;
   lastUsed = Date.now();
@@ -186,7 +188,7 @@ export class LoadedModel {
       const shared = sequence.compareContextTokens(promptTokens).firstDifferentIndex;
       const cachedTokens = Math.min(shared, promptTokens.length - 1);
       if (cachedTokens < sequence.nextTokenIndex) {
-        await sequence.eraseContextTokenRanges([{ start: cachedTokens, end: sequence.nextTokenIndex }]);
+        await this.gate.run(() => sequence.eraseContextTokenRanges([{ start: cachedTokens, end: sequence.nextTokenIndex }]));
       }
       const generated: Token[] = [];
       const decoder = new TokenTextDecoder(this.model, promptTokens);
@@ -212,13 +214,20 @@ export class LoadedModel {
             firstTokenAt ??= performance.now();
             generated.push(token);
             const { emit, stopped } = stops.push(decoder.push(token));
+            let more = false;
             if (stopped) stoppedByString = true;
             else if (signal.aborted) finishReason = "abort";
             else if (generated.length >= maxTokens) finishReason = "length";
+            else more = true;
             // Ask for the next token before handing this one on: the slot's next decode is then
             // queued at once and joins the other slots' batch instead of trailing into the next.
-            else pending = iterator.next();
+            // Not while another slot waits to erase its cache (see ContextGate).
+            if (more && this.gate.open) pending = iterator.next();
             if (emit) yield { type: "token", text: emit, id: token };
+            if (more && !pending) {
+              await this.gate.wait();
+              pending = iterator.next();
+            }
             if (pending && signal.aborted) {
               finishReason = "abort";
               break;
