@@ -1,7 +1,18 @@
-import { Ajv, type ValidateFunction } from "ajv";
+import type { Ajv, ValidateFunction } from "ajv";
+import { createRequire } from "node:module";
 
-// Wrong types are errors, not silently coerced; nothing is silently removed.
-const ajv = new Ajv({ allowUnionTypes: true, coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false });
+const require = createRequire(import.meta.url);
+let shared: Ajv | undefined;
+
+/** Ajv is required on the first validation, not at start-up (importing it costs ~25 ms). */
+function ajv(): Ajv {
+  if (!shared) {
+    const { Ajv: AjvClass } = require("ajv") as typeof import("ajv");
+    // Wrong types are errors, not silently coerced; nothing is silently removed.
+    shared = new AjvClass({ allowUnionTypes: true, coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false });
+  }
+  return shared;
+}
 
 /**
  * Compiles a schema on its first use instead of at start-up: the OpenAI body schemas cost
@@ -11,7 +22,7 @@ const ajv = new Ajv({ allowUnionTypes: true, coerceTypes: false, removeAdditiona
 export function lazyValidator({ schema }: { schema: object }) {
   let compiled: ValidateFunction | undefined;
   const validate = (data: unknown): boolean => {
-    compiled ??= ajv.compile(schema);
+    compiled ??= ajv().compile(schema);
     const ok = compiled(data);
     validate.errors = compiled.errors;
     return ok;
