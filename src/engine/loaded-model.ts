@@ -141,8 +141,11 @@ export class LoadedModel {
     }
     return {
       temperature: s.temperature,
-      // OpenAI semantics: no top-k unless asked, top_p 1 and min_p 0 unless asked.
-      topK: s.topK ?? 0,
+      // OpenAI semantics: no top-k unless asked, top_p 1 and min_p 0 unless asked. "No top-k" is
+      // null, not 0: node-llama-cpp 3.21.1 turns 0 into k = vocabulary size, a full sort of the
+      // vocabulary every token (measured +0.05 ms per token at 32k tokens, more for 150k), while
+      // null leaves the top-k sampler out of the chain (its default for undefined would be 40).
+      topK: s.topK ?? (null as unknown as undefined),
       topP: s.topP ?? 1,
       minP: s.minP ?? 0,
       seed: s.seed,
