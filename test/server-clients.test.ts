@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
@@ -25,9 +25,9 @@ interface WsFrame {
 }
 
 /** Sends one frame over /ws/generate and collects every frame until the server closes. */
-function wsExchange(payload: string): Promise<{ frames: WsFrame[]; code: number }> {
+function wsExchange(payload: string, url = server.url): Promise<{ frames: WsFrame[]; code: number }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${server.url.replace("http", "ws")}/ws/generate`);
+    const ws = new WebSocket(`${url.replace("http", "ws")}/ws/generate`);
     const frames: WsFrame[] = [];
     ws.on("open", () => ws.send(payload));
     ws.on("message", (data) => frames.push(JSON.parse(data.toString())));
@@ -126,6 +126,37 @@ describe("shimmy serve", () => {
     assert.deepEqual(health.compute, { threads: 1, batch_threads: 1, libuv_threadpool_size: 1 });
     const r = await fetch(`${line.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories260k-chat", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 4, temperature: 0 }) });
     assert.equal(r.status, 200);
+    const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    assert.equal(await exit, 0);
+  });
+
+  it("the built command (the bundle `npx shimmy` runs) validates, generates over HTTP and WebSocket, exits 0 on SIGTERM", async () => {
+    // `npm test` builds first, so this is the bundle of the code under test.
+    const bin = join(REPO_ROOT, "dist", "cli", "shimmy.cjs");
+    assert.ok(existsSync(join(REPO_ROOT, "dist", "cli", "shimmy.bundle.mjs")), "npm run build makes the bundle");
+    const child = spawn(process.execPath, [bin, "serve", "--model-path", STORIES_GGUF, "--no-default-locations", "--port", "0", "--json"], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    const line = await new Promise<any>((resolve, reject) => {
+      child.stdout.on("data", (d) => {
+        out += d;
+        const first = out.split("\n").find((l) => l.includes('"listening"'));
+        if (first) resolve(JSON.parse(first));
+      });
+      child.on("exit", (code) => reject(new Error(`serve exited early with ${code}: ${out}`)));
+    });
+    const bad = await fetch(`${line.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories260k", prompt: "x", max_tokens: "four" }) });
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as any).error.param, "max_tokens");
+    const g = golden.greedy[0]!;
+    const good = await fetch(`${line.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories260k", prompt: g.prompt, max_tokens: g.maxTokens, temperature: 0 }) });
+    assert.equal(((await good.json()) as any).choices[0].text, g.text);
+    const { frames } = await wsExchange(JSON.stringify({ model: "stories260k", prompt: g.prompt, max_tokens: g.maxTokens }), line.url);
+    assert.equal(frames.filter((f) => f.type === "token").map((f) => f.text).join(""), g.text);
     const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     child.kill("SIGTERM");
     assert.equal(await exit, 0);

@@ -10,6 +10,14 @@
  * pool thread, 9.4 ms with 2, 14.5 ms with 4. The cost: pool jobs run one at a time, so loading a
  * model pauses the other models' decoding until the load is done (docs/configuration.md). A size
  * the user set is kept.
+ *
+ * Then it runs the bundled CLI (scripts/bundle-cli.ts; faster start-up) when `npm run build` made
+ * one next to it, else main.js.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
 process.env.UV_THREADPOOL_SIZE ??= "1";
-void import("./main.js");
+const bundle = join(__dirname, "shimmy.bundle.mjs");
+void import(existsSync(bundle) ? pathToFileURL(bundle).href : "./main.js");
