@@ -39,7 +39,7 @@ describe("ModelPool", () => {
 });
 
 describe("thread plan", () => {
-  it("defaults to half the cores for single tokens and all cores for batches; a chosen count applies to both", () => {
+  it("defaults to half the cores for single tokens (all with the native build) and all cores for batches; a chosen count applies to both", () => {
     assert.deepEqual([defaultThreads(2), defaultBatchThreads(2, 1)], [1, 2]);
     assert.deepEqual([defaultThreads(16), defaultBatchThreads(16, 4)], [4, 16]);
     const pick = (overrides: { threads?: number; batchThreads?: number }, env: Record<string, string> = {}) => {
@@ -50,6 +50,8 @@ describe("thread plan", () => {
     assert.deepEqual(pick({ threads: 1 }), [1, 1]);
     assert.deepEqual(pick({}, { SHIMMY_THREADS: "2" }), [2, 2]);
     assert.deepEqual(pick({ threads: 1 }, { SHIMMY_THREADS_BATCH: "3" }), [1, 3]);
+    // The native build (persistent OpenMP threads) uses every core for single tokens too.
+    assert.deepEqual(pick({}, { SHIMMY_NATIVE: "1" }), [2, 2]);
   });
 
   it("decodes prompts on the batch threads and single tokens on the others, with unchanged output", async () => {
