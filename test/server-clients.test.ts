@@ -103,22 +103,28 @@ describe("shimmy bench", () => {
   });
 });
 
+/** Starts `shimmy serve --json` (`command`: node arguments naming the CLI) on one model; resolves with its listening line. */
+async function spawnServe(command: string[], model: string): Promise<{ child: ReturnType<typeof spawn>; line: any }> {
+  const child = spawn(process.execPath, [...command, "serve", "--model-path", model, "--no-default-locations", "--port", "0", "--json"], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const line = await new Promise<any>((resolve, reject) => {
+    child.stdout!.on("data", (d) => {
+      out += d;
+      const first = out.split("\n").find((l) => l.includes('"listening"'));
+      if (first) resolve(JSON.parse(first));
+    });
+    child.on("exit", (code) => reject(new Error(`serve exited early with ${code}: ${out}`)));
+  });
+  return { child, line };
+}
+
 describe("shimmy serve", () => {
   it("prints its URL and models, serves, and exits 0 on SIGTERM", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", CLI, "serve", "--model-path", STORIES_CHAT_GGUF, "--no-default-locations", "--port", "0", "--json"], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    const line = await new Promise<any>((resolve, reject) => {
-      child.stdout.on("data", (d) => {
-        out += d;
-        const first = out.split("\n").find((l) => l.includes('"listening"'));
-        if (first) resolve(JSON.parse(first));
-      });
-      child.on("exit", (code) => reject(new Error(`serve exited early with ${code}: ${out}`)));
-    });
+    const { child, line } = await spawnServe(["--import", "tsx", CLI], STORIES_CHAT_GGUF);
     assert.match(line.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.deepEqual(line.models, ["stories260k-chat"]);
     // SHIMMY_THREADS=1 applies to batches too (as llama-server's -tb); the launcher chose the pool.
@@ -135,20 +141,7 @@ describe("shimmy serve", () => {
     // `npm test` builds first, so this is the bundle of the code under test.
     const bin = join(REPO_ROOT, "dist", "cli", "shimmy.cjs");
     assert.ok(existsSync(join(REPO_ROOT, "dist", "cli", "shimmy.bundle.mjs")), "npm run build makes the bundle");
-    const child = spawn(process.execPath, [bin, "serve", "--model-path", STORIES_GGUF, "--no-default-locations", "--port", "0", "--json"], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    const line = await new Promise<any>((resolve, reject) => {
-      child.stdout.on("data", (d) => {
-        out += d;
-        const first = out.split("\n").find((l) => l.includes('"listening"'));
-        if (first) resolve(JSON.parse(first));
-      });
-      child.on("exit", (code) => reject(new Error(`serve exited early with ${code}: ${out}`)));
-    });
+    const { child, line } = await spawnServe([bin], STORIES_GGUF);
     const bad = await fetch(`${line.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories260k", prompt: "x", max_tokens: "four" }) });
     assert.equal(bad.status, 400);
     assert.equal(((await bad.json()) as any).error.param, "max_tokens");
