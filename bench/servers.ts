@@ -82,7 +82,8 @@ export interface ServerOptions {
 export async function startShimmy(o: ServerOptions): Promise<ServerUnderTest> {
   const port = await freePort();
   const args = [SHIMMY_BIN, "serve", "--model-path", o.model, "--no-default-locations", "--port", String(port), "--threads", String(o.threads), "--threads-batch", String(o.batchThreads), "--parallel", String(o.parallel), "--ctx-size", String(o.ctxPerSlot), "--gpu", "off", "--json"];
-  if (o.native) args.push("--native");
+  // Explicit either way: Shimmy uses a native build by default once one exists.
+  args.push(o.native ? "--native" : "--no-native");
   const started = performance.now();
   const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, HOME: process.env.HOME } });
   const url = `http://127.0.0.1:${port}`;

@@ -1,15 +1,18 @@
 import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Token } from "node-llama-cpp";
 import { after, before, describe, it } from "node:test";
 import { defaultBatchThreads, defaultThreads, loadConfig } from "../src/config/config.js";
 import { ContextOverflowError } from "../src/engine/errors.js";
+import { nativeBuildExists } from "../src/engine/native-build.js";
 import { createModelPool } from "../src/engine/create-pool.js";
 import type { LoadedModel } from "../src/engine/loaded-model.js";
 import type { ModelPool } from "../src/engine/model-pool.js";
 import { StopMatcher, TokenTextDecoder } from "../src/engine/text-stream.js";
 import type { DoneEvent, GenerationRequest } from "../src/engine/types.js";
 import { golden } from "./helpers/server.js";
-import { STORIES_CHAT_GGUF, STORIES_GGUF } from "./helpers/paths.js";
+import { STORIES_CHAT_GGUF, STORIES_GGUF, tempDir } from "./helpers/paths.js";
 
 let pool: ModelPool;
 let model: LoadedModel;
@@ -72,6 +75,29 @@ describe("thread plan", () => {
     } finally {
       lease.release();
       await split.close();
+    }
+  });
+});
+
+describe("native build detection", () => {
+  it("finds a finished build with Shimmy's CMake options, and nothing else", () => {
+    const tmp = tempDir();
+    try {
+      const build = (name: string, options: object, done = true) => {
+        const dir = join(tmp.path, "llama", "localBuilds", name);
+        mkdirSync(join(dir, "Release"), { recursive: true });
+        writeFileSync(join(dir, "Release", "_nlcBuildMetadata.json"), JSON.stringify({ buildOptions: options }));
+        if (done) writeFileSync(join(dir, "buildDone.status"), "");
+      };
+      assert.equal(nativeBuildExists(tmp.path), false, "no localBuilds folder");
+      build("unfinished", { gpu: false, customCmakeOptions: { GGML_NATIVE: "ON", GGML_OPENMP: "ON" } }, false);
+      build("cuda", { gpu: "cuda", customCmakeOptions: { GGML_NATIVE: "ON", GGML_OPENMP: "ON" } });
+      build("other-options", { gpu: false, customCmakeOptions: { GGML_NATIVE: "ON" } });
+      assert.equal(nativeBuildExists(tmp.path), false);
+      build("native", { gpu: false, customCmakeOptions: { GGML_OPENMP: "ON", GGML_NATIVE: "ON" } });
+      assert.equal(nativeBuildExists(tmp.path), true);
+    } finally {
+      tmp.cleanup();
     }
   });
 });

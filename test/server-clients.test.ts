@@ -107,7 +107,7 @@ describe("shimmy bench", () => {
 async function spawnServe(command: string[], model: string): Promise<{ child: ReturnType<typeof spawn>; line: any }> {
   const child = spawn(process.execPath, [...command, "serve", "--model-path", model, "--no-default-locations", "--port", "0", "--json"], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off" },
+    env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off", SHIMMY_NATIVE: "0" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -129,7 +129,7 @@ describe("shimmy serve", () => {
     assert.deepEqual(line.models, ["stories260k-chat"]);
     // SHIMMY_THREADS=1 applies to batches too (as llama-server's -tb); the launcher chose the pool.
     const health = (await (await fetch(`${line.url}/health`)).json()) as { compute: unknown };
-    assert.deepEqual(health.compute, { threads: 1, batch_threads: 1, libuv_threadpool_size: 1 });
+    assert.deepEqual(health.compute, { build: "prebuilt", threads: 1, batch_threads: 1, libuv_threadpool_size: 1 });
     const r = await fetch(`${line.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories260k-chat", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 4, temperature: 0 }) });
     assert.equal(r.status, 200);
     const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));

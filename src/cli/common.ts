@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { type Config, type ConfigOverrides, loadConfig } from "../config/config.js";
+import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
 
 export interface ModelSourceFlags {
   modelDirs?: string[];
@@ -42,27 +43,30 @@ export function withEngineOptions(cmd: Command): Command {
     .option("--threads-batch <n>", "CPU threads for prompts and batched streams (default: --threads if given, else all cores, max 16; SHIMMY_THREADS_BATCH)", parsePositiveInt)
     .option("--ctx-size <n>", "context size per sequence (default: min(model's training context, 4096))", parsePositiveInt)
     .addOption(new Option("--gpu <mode>", "GPU backend: auto or off (SHIMMY_GPU)").choices(["auto", "off"]))
-    .option("--native", "use the CPU backend compiled by `shimmy build-native` (SHIMMY_NATIVE=1)")
+    .option("--native", "use the CPU backend compiled by `shimmy build-native` (the default once it exists; SHIMMY_NATIVE=1)")
+    .option("--no-native", "use node-llama-cpp's prebuilt binary even when a native build exists (SHIMMY_NATIVE=0)")
     .option("--no-flash-attention", "disable llama.cpp flash attention (SHIMMY_FLASH_ATTENTION=0)");
 }
 
 export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {}): Config {
-  return loadConfig(
-    {
-      modelDirs: flags.modelDirs,
-      modelPaths: flags.modelPath,
-      scanDefaultLocations: flags.defaultLocations === false ? false : undefined,
-      threads: flags.threads,
-      batchThreads: flags.threadsBatch,
-      ctxSize: flags.ctxSize,
-      gpu: flags.gpu === undefined ? undefined : flags.gpu === "auto" ? "auto" : false,
-      nativeBuild: flags.native,
-      flashAttention: flags.flashAttention === false ? false : undefined,
-      ...extra,
-    },
-    process.env,
-    availableParallelism(),
-  );
+  const overrides: ConfigOverrides = {
+    modelDirs: flags.modelDirs,
+    modelPaths: flags.modelPath,
+    scanDefaultLocations: flags.defaultLocations === false ? false : undefined,
+    threads: flags.threads,
+    batchThreads: flags.threadsBatch,
+    ctxSize: flags.ctxSize,
+    gpu: flags.gpu === undefined ? undefined : flags.gpu === "auto" ? "auto" : false,
+    nativeBuild: flags.native,
+    flashAttention: flags.flashAttention === false ? false : undefined,
+    ...extra,
+  };
+  const cores = availableParallelism();
+  const config = loadConfig(overrides, process.env, cores);
+  // Once `shimmy build-native` has made a build, Shimmy uses it — unless --native/--no-native or
+  // SHIMMY_NATIVE say otherwise, or a GPU may be there (the native build is CPU-only).
+  const auto = overrides.nativeBuild === undefined && process.env.SHIMMY_NATIVE === undefined && (config.gpu === false || !gpuMayBeAvailable());
+  return auto && nativeBuildExists() ? loadConfig({ ...overrides, nativeBuild: true }, process.env, cores) : config;
 }
 
 /** A command's model argument may be a file or folder on disk even when no search dir holds it. */

@@ -10,7 +10,8 @@ export function registerGpuInfo(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (flags: { json?: boolean }) => {
       const config = configFrom({}, { gpu: "auto" });
-      const llama = await getRuntime({ gpu: "auto", threads: Math.max(config.threads, config.batchThreads) });
+      // The runtime Shimmy would use: the native build (CPU) once it exists, else the prebuilt one.
+      const llama = await getRuntime({ gpu: config.nativeBuild ? false : "auto", threads: Math.max(config.threads, config.batchThreads), native: config.nativeBuild });
       const vram = await llama.getVramState();
       const devices = llama.gpu ? await llama.getGpuDeviceNames() : [];
       const info = {

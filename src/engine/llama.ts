@@ -37,7 +37,7 @@ export function getRuntime(options: LlamaRuntimeOptions): Promise<Llama> {
         : getLlama({ gpu: options.gpu, build: "never", maxThreads: options.threads, logLevel: LlamaLogLevel.error, progressLogs: false }),
     )
     .catch((e: unknown) => {
-    if (options.native) throw new Error(`no native build found (${(e as Error).message}); run \`shimmy build-native\` first, or drop SHIMMY_NATIVE/--native`);
+    if (options.native) throw new Error(`no native build found (${(e as Error).message}); run \`shimmy build-native\` again, or use the prebuilt binary with --no-native / SHIMMY_NATIVE=0`);
     throw e;
   });
   shared = { key, llama };
