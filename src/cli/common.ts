@@ -63,10 +63,22 @@ export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {})
   };
   const cores = availableParallelism();
   const config = loadConfig(overrides, process.env, cores);
-  // Once `shimmy build-native` has made a build, Shimmy uses it — unless --native/--no-native or
-  // SHIMMY_NATIVE say otherwise, or a GPU may be there (the native build is CPU-only).
-  const auto = overrides.nativeBuild === undefined && process.env.SHIMMY_NATIVE === undefined && (config.gpu === false || !gpuMayBeAvailable());
-  return auto && nativeBuildExists() ? loadConfig({ ...overrides, nativeBuild: true }, process.env, cores) : config;
+  const native = defaultToNativeBuild({ chosen: overrides.nativeBuild, env: process.env.SHIMMY_NATIVE, gpu: config.gpu }, { gpuMayBeAvailable, nativeBuildExists });
+  return native ? loadConfig({ ...overrides, nativeBuild: true }, process.env, cores) : config;
+}
+
+/**
+ * Once `shimmy build-native` has made a build, Shimmy uses it — unless --native/--no-native or
+ * SHIMMY_NATIVE chose, or a GPU may be there (the native build is CPU-only: it would take GPU
+ * offloading away). `probe` looks at the machine.
+ */
+export function defaultToNativeBuild(
+  choice: { chosen: boolean | undefined; env: string | undefined; gpu: Config["gpu"] },
+  probe: { gpuMayBeAvailable(): boolean; nativeBuildExists(): boolean },
+): boolean {
+  if (choice.chosen !== undefined || choice.env !== undefined) return false;
+  if (choice.gpu !== false && probe.gpuMayBeAvailable()) return false;
+  return probe.nativeBuildExists();
 }
 
 /** A command's model argument may be a file or folder on disk even when no search dir holds it. */
