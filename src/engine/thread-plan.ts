@@ -16,11 +16,11 @@ interface AddonContextLike {
 /**
  * llama.cpp's own split (llama-server's -t / -tb): a one-token step is memory-bound and pays
  * little for extra threads, while their spin-waits compete with the HTTP side on a small machine;
- * a many-token step is compute-bound and scales. Measured on 2 cores, 100M Q8_0 model: 1 thread
- * for single tokens and 2 for batches beat 2 everywhere (single stream over HTTP) and 1
- * everywhere (8 concurrent streams, long prompts). node-llama-cpp sets one thread count per
- * context, so its native context (3.21.1 internal `_ctx`) gets wrapped methods to pick the count from the
- * size of each batch just before it is decoded. Without that internal, batchThreads is used for
+ * a many-token step is compute-bound and scales. Measured on 2 cores, 100M Q8_0 model, prebuilt
+ * binary: 1 thread for single tokens and 2 for batches matched 1/1 on a single stream and 2/2 on
+ * 8 concurrent streams and long prompts. node-llama-cpp sets one thread count per context, so its
+ * native context (3.21.1 internal `_ctx`) gets wrapped methods that pick the count from the size
+ * of each batch just before it is decoded. Without that internal, batchThreads is used for
  * everything (the context is created with it).
  */
 export function applyThreadPlan(context: LlamaContext, plan: ThreadPlan): boolean {
