@@ -6,7 +6,6 @@ import { after, before, describe, it } from "node:test";
 import { defaultBatchThreads, defaultThreads, loadConfig } from "../src/config/config.js";
 import { ContextOverflowError } from "../src/engine/errors.js";
 import { nativeBuildExists } from "../src/engine/native-build.js";
-import { defaultToNativeBuild } from "../src/cli/common.js";
 import { createModelPool } from "../src/engine/create-pool.js";
 import type { LoadedModel } from "../src/engine/loaded-model.js";
 import type { ModelPool } from "../src/engine/model-pool.js";
@@ -104,13 +103,15 @@ describe("native build detection", () => {
 
   it("is used by default only when nothing chose otherwise and no GPU may be present", () => {
     const machine = (gpu: boolean, built: boolean) => ({ gpuMayBeAvailable: () => gpu, nativeBuildExists: () => built });
-    const auto = { chosen: undefined, env: undefined, gpu: "auto" as const };
-    assert.equal(defaultToNativeBuild(auto, machine(false, true)), true);
-    assert.equal(defaultToNativeBuild(auto, machine(false, false)), false, "nothing built");
-    assert.equal(defaultToNativeBuild(auto, machine(true, true)), false, "a GPU may be present");
-    assert.equal(defaultToNativeBuild({ ...auto, gpu: false }, machine(true, true)), true, "--gpu off");
-    assert.equal(defaultToNativeBuild({ ...auto, chosen: false }, machine(false, true)), false, "--no-native");
-    assert.equal(defaultToNativeBuild({ ...auto, env: "0" }, machine(false, true)), false, "SHIMMY_NATIVE=0");
+    const native = (m: ReturnType<typeof machine>, overrides: { gpu?: false; nativeBuild?: boolean } = {}, env: Record<string, string> = {}) =>
+      loadConfig(overrides, { HOME: "/nonexistent", ...env }, 2, m).nativeBuild;
+    assert.equal(native(machine(false, true)), true);
+    assert.equal(native(machine(false, false)), false, "nothing built");
+    assert.equal(native(machine(true, true)), false, "a GPU may be present");
+    assert.equal(native(machine(true, true), { gpu: false }), true, "--gpu off");
+    assert.equal(native(machine(false, true), { nativeBuild: false }), false, "--no-native");
+    assert.equal(native(machine(false, true), {}, { SHIMMY_NATIVE: "0" }), false, "SHIMMY_NATIVE=0");
+    assert.equal(loadConfig({}, { HOME: "/nonexistent" }, 2).nativeBuild, false, "no probe: the prebuilt binary");
   });
 });
 

@@ -49,36 +49,24 @@ export function withEngineOptions(cmd: Command): Command {
 }
 
 export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {}): Config {
-  const overrides: ConfigOverrides = {
-    modelDirs: flags.modelDirs,
-    modelPaths: flags.modelPath,
-    scanDefaultLocations: flags.defaultLocations === false ? false : undefined,
-    threads: flags.threads,
-    batchThreads: flags.threadsBatch,
-    ctxSize: flags.ctxSize,
-    gpu: flags.gpu === undefined ? undefined : flags.gpu === "auto" ? "auto" : false,
-    nativeBuild: flags.native,
-    flashAttention: flags.flashAttention === false ? false : undefined,
-    ...extra,
-  };
-  const cores = availableParallelism();
-  const config = loadConfig(overrides, process.env, cores);
-  const native = defaultToNativeBuild({ chosen: overrides.nativeBuild, env: process.env.SHIMMY_NATIVE, gpu: config.gpu }, { gpuMayBeAvailable, nativeBuildExists });
-  return native ? loadConfig({ ...overrides, nativeBuild: true }, process.env, cores) : config;
-}
-
-/**
- * Once `shimmy build-native` has made a build, Shimmy uses it — unless --native/--no-native or
- * SHIMMY_NATIVE chose, or a GPU may be there (the native build is CPU-only: it would take GPU
- * offloading away). `probe` looks at the machine.
- */
-export function defaultToNativeBuild(
-  choice: { chosen: boolean | undefined; env: string | undefined; gpu: Config["gpu"] },
-  probe: { gpuMayBeAvailable(): boolean; nativeBuildExists(): boolean },
-): boolean {
-  if (choice.chosen !== undefined || choice.env !== undefined) return false;
-  if (choice.gpu !== false && probe.gpuMayBeAvailable()) return false;
-  return probe.nativeBuildExists();
+  return loadConfig(
+    {
+      modelDirs: flags.modelDirs,
+      modelPaths: flags.modelPath,
+      scanDefaultLocations: flags.defaultLocations === false ? false : undefined,
+      threads: flags.threads,
+      batchThreads: flags.threadsBatch,
+      ctxSize: flags.ctxSize,
+      gpu: flags.gpu === undefined ? undefined : flags.gpu === "auto" ? "auto" : false,
+      nativeBuild: flags.native,
+      flashAttention: flags.flashAttention === false ? false : undefined,
+      ...extra,
+    },
+    process.env,
+    availableParallelism(),
+    // The native-build default looks at this machine.
+    { gpuMayBeAvailable, nativeBuildExists },
+  );
 }
 
 /** A command's model argument may be a file or folder on disk even when no search dir holds it. */
