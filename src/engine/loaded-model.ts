@@ -1,4 +1,5 @@
 import type { Llama, LlamaContext, LlamaModel, Token, TokenBias } from "node-llama-cpp";
+import type { Config } from "../config/config.js";
 import type { ModelSpec } from "../discovery/types.js";
 import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
 import { sequenceOrderedBatches } from "./batch-order.js";
@@ -10,19 +11,8 @@ import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
 import { applyThreadPlan } from "./thread-plan.js";
 import type { DoneEvent, FinishReason, GenerationEvent, GenerationRequest, SamplingOptions } from "./types.js";
 
-export interface LoadOptions {
-  /** Per-sequence context; undefined = min(training context, ctxCap). */
-  ctxSize?: number;
-  ctxCap: number;
-  threads: number;
-  batchThreads: number;
-  batchSize?: number;
-  parallel: number;
-  maxQueue: number;
-  requestTimeoutMs: number;
-  /** llama.cpp flash attention; on by default where the model supports it (measured +25% decode on CPU). */
-  flashAttention: boolean;
-}
+/** The Config settings a load uses (documented on Config). */
+export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention">;
 
 /** A request after tokenization and checks: everything that can fail before streaming starts. */
 export interface PreparedGeneration {
@@ -40,6 +30,7 @@ export class LoadedModel {
   private readonly gate = new ContextGate();
   /** Requests holding this model (queued or generating); the pool never unloads it while > 0. */
   pins = 0;
+  /** When a request last took or let go of it (set by the pool; least recent unloads first). */
   lastUsed = Date.now();
 
   private constructor(
@@ -171,7 +162,6 @@ export class LoadedModel {
     // One signal for both ways a request ends early: the client leaving, or the time limit.
     const deadline = AbortSignal.timeout(this.options.requestTimeoutMs);
     const signal = request.signal ? AbortSignal.any([request.signal, deadline]) : deadline;
-    this.lastUsed = Date.now();
     const queued = performance.now();
     let slot: Slot | undefined;
     try {
@@ -263,7 +253,6 @@ export class LoadedModel {
       };
     } finally {
       if (slot) this.slots.release(slot);
-      this.lastUsed = Date.now();
     }
   }
 
