@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { createModelPool } from "../engine/create-pool.js";
 import type { LoadedModel } from "../engine/loaded-model.js";
+import { tokenRates } from "../engine/rates.js";
 import type { DoneEvent } from "../engine/types.js";
 import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { bold, describeThreads, toJson } from "./output.js";
@@ -49,8 +50,8 @@ export function registerBench(program: Command): void {
             promptRuns.push(await run(m, fit(r), 1));
             decodeRuns.push(await run(m, `${r} Once upon a time`, flags.genTokens));
           }
-          const promptTps = median(promptRuns.map((d) => ((d.usage.promptTokens - d.usage.cachedTokens) / d.timings.promptMs) * 1000));
-          const decodeTps = median(decodeRuns.map((d) => ((d.usage.completionTokens - 1) / d.timings.generationMs) * 1000));
+          const promptTps = median(promptRuns.map((d) => tokenRates(d.usage, d.timings).promptPerSecond ?? Number.NaN));
+          const decodeTps = median(decodeRuns.map((d) => tokenRates(d.usage, d.timings).decodePerSecond ?? Number.NaN));
           const ttftMs = median(decodeRuns.map((d) => d.timings.queueMs + d.timings.promptMs));
           const result = {
             model: m.spec.name,

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createModelPool } from "../engine/create-pool.js";
+import { tokenRates } from "../engine/rates.js";
 import type { DoneEvent } from "../engine/types.js";
 import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { dim, toJson } from "./output.js";
@@ -56,42 +57,41 @@ export function registerGenerate(program: Command): void {
             sampling: { temperature: flags.temperature ?? 0.8, topP: flags.topP, topK: flags.topK, seed: flags.seed },
             maxTokens: flags.maxTokens,
             stop: flags.stop ?? [],
-        });
-        let text = "";
-        let done: DoneEvent | undefined;
-        for await (const ev of loaded.generate(prepared)) {
-          if (ev.type === "token") {
-            text += ev.text;
-            if (!flags.json) process.stdout.write(ev.text);
-          } else done = ev;
-        }
-        if (!done) throw new Error("generation ended without a result");
-        const decodeRate = done.timings.generationMs > 0 && done.usage.completionTokens > 1 ? ((done.usage.completionTokens - 1) / done.timings.generationMs) * 1000 : null;
-        const promptRate = done.timings.promptMs > 0 ? ((done.usage.promptTokens - done.usage.cachedTokens) / done.timings.promptMs) * 1000 : null;
-        if (flags.json) {
-          console.log(
-            toJson({
-              model: loaded.spec.name,
-              text,
-              finish_reason: done.finishReason,
-              usage: { prompt_tokens: done.usage.promptTokens, completion_tokens: done.usage.completionTokens },
-              prompt_token_ids: prepared.promptTokens,
-              token_ids: done.tokenIds,
-              load_ms: Math.round(loaded.loadMs),
-              prompt_ms: Math.round(done.timings.promptMs * 100) / 100,
-              generation_ms: Math.round(done.timings.generationMs * 100) / 100,
-              decode_tokens_per_second: decodeRate === null ? null : Math.round(decodeRate * 10) / 10,
-            }),
-          );
-        } else {
-          process.stdout.write("\n");
-          process.stderr.write(
-            dim(
-              `${done.usage.promptTokens} prompt tokens (${promptRate === null ? "?" : promptRate.toFixed(0)} tok/s), ` +
-                `${done.usage.completionTokens} generated (${decodeRate === null ? "?" : decodeRate.toFixed(1)} tok/s), finish: ${done.finishReason}, load ${Math.round(loaded.loadMs)} ms\n`,
-            ),
-          );
-        }
+          });
+          let text = "";
+          let done: DoneEvent | undefined;
+          for await (const ev of loaded.generate(prepared)) {
+            if (ev.type === "token") {
+              text += ev.text;
+              if (!flags.json) process.stdout.write(ev.text);
+            } else done = ev;
+          }
+          if (!done) throw new Error("generation ended without a result");
+          const { promptPerSecond: promptRate, decodePerSecond: decodeRate } = tokenRates(done.usage, done.timings);
+          if (flags.json) {
+            console.log(
+              toJson({
+                model: loaded.spec.name,
+                text,
+                finish_reason: done.finishReason,
+                usage: { prompt_tokens: done.usage.promptTokens, completion_tokens: done.usage.completionTokens },
+                prompt_token_ids: prepared.promptTokens,
+                token_ids: done.tokenIds,
+                load_ms: Math.round(loaded.loadMs),
+                prompt_ms: Math.round(done.timings.promptMs * 100) / 100,
+                generation_ms: Math.round(done.timings.generationMs * 100) / 100,
+                decode_tokens_per_second: decodeRate === null ? null : Math.round(decodeRate * 10) / 10,
+              }),
+            );
+          } else {
+            process.stdout.write("\n");
+            process.stderr.write(
+              dim(
+                `${done.usage.promptTokens} prompt tokens (${promptRate === null ? "?" : promptRate.toFixed(0)} tok/s), ` +
+                  `${done.usage.completionTokens} generated (${decodeRate === null ? "?" : decodeRate.toFixed(1)} tok/s), finish: ${done.finishReason}, load ${Math.round(loaded.loadMs)} ms\n`,
+              ),
+            );
+          }
         });
       } catch (e) {
         console.error(`shimmy generate: ${(e as Error).message}`);

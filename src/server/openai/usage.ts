@@ -1,3 +1,4 @@
+import { tokenRates } from "../../engine/rates.js";
 import type { Timings, Usage } from "../../engine/types.js";
 
 export function usageJson(u: Usage) {
@@ -11,17 +12,16 @@ export function usageJson(u: Usage) {
 
 /** llama-server-style timings, measured: milliseconds and tokens per second. */
 export function timingsJson(u: Usage, t: Timings) {
-  const evaluated = u.promptTokens - u.cachedTokens;
+  const { promptPerSecond, decodePerSecond } = tokenRates(u, t);
   return {
     queue_ms: round(t.queueMs),
-    prompt_n: evaluated,
+    prompt_n: u.promptTokens - u.cachedTokens,
     cache_n: u.cachedTokens,
     prompt_ms: round(t.promptMs),
-    prompt_per_second: t.promptMs > 0 ? round((evaluated / t.promptMs) * 1000) : null,
+    prompt_per_second: promptPerSecond === null ? null : round(promptPerSecond),
     predicted_n: u.completionTokens,
     predicted_ms: round(t.generationMs),
-    // The first token is sampled with the prompt, so the rate covers the tokens after it.
-    predicted_per_second: t.generationMs > 0 && u.completionTokens > 1 ? round(((u.completionTokens - 1) / t.generationMs) * 1000) : null,
+    predicted_per_second: decodePerSecond === null ? null : round(decodePerSecond),
   };
 }
 
