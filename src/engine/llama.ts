@@ -37,9 +37,9 @@ export function getRuntime(options: LlamaRuntimeOptions): Promise<Llama> {
         : getLlama({ gpu: options.gpu, build: "never", maxThreads: options.threads, logLevel: LlamaLogLevel.error, progressLogs: false }),
     )
     .catch((e: unknown) => {
-    if (options.native) throw new Error(`no native build found (${(e as Error).message}); run \`shimmy build-native\` again, or use the prebuilt binary with --no-native / SHIMMY_NATIVE=0`);
-    throw e;
-  });
+      if (options.native) throw new Error(`no native build found (${(e as Error).message}); run \`shimmy build-native\` again, or use the prebuilt binary with --no-native / SHIMMY_NATIVE=0`);
+      throw e;
+    });
   shared = { key, llama };
   llama.catch(() => {
     if (shared?.llama === llama) shared = undefined;

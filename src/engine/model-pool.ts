@@ -53,7 +53,9 @@ interface Entry {
  * requests. Holds at most `maxLoadedModels` models within `memoryBudgetBytes`: to make room, the
  * least recently used *idle* model is unloaded; a model with requests in flight never is (a load
  * that cannot make room waits until a model goes idle). Idle models unload after keep-alive.
- * Loading one model never blocks requests to models already loaded.
+ * Loading one model never holds up requests to models already loaded here; the load's native work
+ * does queue ahead of their decodes when libuv's pool has one thread, as the `shimmy` command sets
+ * (docs/configuration.md).
  */
 export class ModelPool {
   private readonly loaded = new Map<string, Entry>();

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { ModelSpec } from "../../discovery/types.js";
-import { servableModels } from "../../engine/servability.js";
+import { servableModels, unservableReason } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
 import { ApiError } from "./errors.js";
 
@@ -35,15 +35,13 @@ function modelJson(ctx: ServerContext, m: ModelSpec) {
   };
 }
 
-/** Only models that can answer requests are listed; `shimmy list` shows the rest. */
-const servable = (ctx: ServerContext): ModelSpec[] => servableModels(ctx.registry.all());
-
 export function registerModels(app: FastifyInstance, ctx: ServerContext): void {
-  app.get("/v1/models", async () => ({ object: "list", data: servable(ctx).map((m) => modelJson(ctx, m)) }));
+  // Only models that can answer requests are listed; `shimmy list` shows the rest.
+  app.get("/v1/models", async () => ({ object: "list", data: servableModels(ctx.registry.all()).map((m) => modelJson(ctx, m)) }));
   app.get<{ Params: { "*": string } }>("/v1/models/*", async (request) => {
     const id = request.params["*"];
     const spec = ctx.registry.find(id);
-    if (!spec || !servable(ctx).includes(spec)) throw new ApiError(404, `The model '${id}' does not exist`, "invalid_request_error", "model", "model_not_found");
+    if (!spec || unservableReason(spec)) throw new ApiError(404, `The model '${id}' does not exist`, "invalid_request_error", "model", "model_not_found");
     return modelJson(ctx, spec);
   });
 }

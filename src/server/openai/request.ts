@@ -128,7 +128,7 @@ export function messagesFrom(body: ChatBody, modelName: string): ChatMessage[] {
   });
 }
 
-export function maxTokensFrom(body: SamplingBody & { max_completion_tokens?: number | null }): number | undefined {
+export function maxTokensFrom(body: SamplingBody): number | undefined {
   return body.max_completion_tokens ?? body.max_tokens ?? undefined;
 }
 
