@@ -78,7 +78,7 @@ describe("fairness", () => {
       const alone = (await ask("Lily wanted to", 6)).json.choices[0].message.content;
       // Every slot now holds a cache that a new prompt only partly shares: taking one means erasing.
       await Promise.all([ask("Tom and Sue", 8), ask("The little dog", 8), ask("Ben had a", 8)]);
-      // Two long generations (end-of-text banned) keep decodes queued back to back…
+      // Two long generations (end-of-text banned) keep every decode step busy…
       const longs = await Promise.all(
         ["Once upon a time", "The sun was"].map((content) => openStream(server, { model: "stories260k", messages: [{ role: "user", content }], max_tokens: 450, logit_bias: { "2": -100 } })),
       );
@@ -89,8 +89,8 @@ describe("fairness", () => {
           return text;
         }),
       );
-      // …and must not keep a request on the third slot from starting (its erase needs the lock
-      // node-llama-cpp's batch loop holds while decodes are queued).
+      // …and must not keep a request on the third slot from starting (its cache erase has to wait
+      // for a gap between two decode steps).
       const short = await ask("Lily wanted to", 6);
       assert.equal(longsFinished, 0, "the short request waited for the long generations to end");
       assert.equal(short.status, 200);

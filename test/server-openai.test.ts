@@ -102,6 +102,14 @@ describe("/v1/completions", () => {
     assert.ok(!r.choices[0]!.text.startsWith(","), r.choices[0]!.text);
     assert.ok(r.choices[0]!.text.startsWith(" there"), "the runner-up token (golden top-2) wins");
   });
+
+  it("applies logit_bias to the end-of-text token too", async () => {
+    // Token 2 is stories260K's EOS, which greedy decoding never picks here; +100 makes it win at once.
+    const r = await client.completions.create({ model: "stories260k", prompt: "Once upon a time", max_tokens: 20, temperature: 0, logit_bias: { "2": 100 } });
+    assert.equal(r.choices[0]!.finish_reason, "stop");
+    assert.equal(r.usage!.completion_tokens, 0);
+    assert.equal(r.choices[0]!.text, "");
+  });
 });
 
 describe("/v1/chat/completions", () => {

@@ -1,15 +1,14 @@
-import type { Llama, LlamaContext, LlamaModel, Token, TokenBias } from "node-llama-cpp";
+import type { Llama, LlamaContext, LlamaModel, Token } from "node-llama-cpp";
 import type { Config } from "../config/config.js";
 import type { ModelSpec } from "../discovery/types.js";
 import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
-import { sequenceOrderedBatches } from "./batch-order.js";
-import { ContextGate } from "./context-gate.js";
-import { loadNodeLlamaCpp } from "./llama.js";
+import { DecodeJob, DecodeLoop } from "./decode-loop.js";
 import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } from "./errors.js";
-import { type Slot, SlotPool } from "./slots.js";
+import { type NativeHandles, nativeHandles } from "./native-context.js";
+import { nativeSamplerConfig } from "./sampler-config.js";
+import { type Slot, SlotPool, sharedPrefixLength } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
-import { applyThreadPlan } from "./thread-plan.js";
-import type { DoneEvent, FinishReason, GenerationEvent, GenerationRequest, SamplingOptions } from "./types.js";
+import type { DoneEvent, FinishReason, GenerationEvent, GenerationRequest } from "./types.js";
 
 /** The Config settings a load uses (documented on Config). */
 export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention">;
@@ -21,13 +20,10 @@ export interface PreparedGeneration {
   maxTokens: number;
 }
 
-// Penalties look back this many tokens, like llama-server's repeat_last_n default.
-const PENALTY_WINDOW = 64;
-
 /** A model with its context and slots, ready to generate. */
 export class LoadedModel {
   readonly slots: SlotPool;
-  private readonly gate = new ContextGate();
+  private readonly loop: DecodeLoop;
   /** Requests holding this model (queued or generating); the pool never unloads it while > 0. */
   pins = 0;
   /** When a request last took or let go of it (set by the pool; least recent unloads first). */
@@ -41,10 +37,15 @@ export class LoadedModel {
     readonly template: ChatTemplate,
     readonly loadMs: number,
     private readonly options: LoadOptions,
-    private readonly TokenBiasClass: typeof TokenBias,
+    private readonly native: NativeHandles,
   ) {
-    const sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
-    this.slots = new SlotPool(sequences, spec.name, options.maxQueue);
+    this.slots = new SlotPool(context.totalSequences, spec.name, options.maxQueue);
+    this.loop = new DecodeLoop(native.context, {
+      batchSize: context.batchSize,
+      threads: options.threads,
+      batchThreads: options.batchThreads,
+      isEndOfGeneration: (token) => model.isEogToken(token),
+    });
   }
 
   /** Bytes this model holds: weights plus its context (KV cache and compute buffers). */
@@ -58,13 +59,10 @@ export class LoadedModel {
     const model = await llama.loadModel({ modelPath: ggufPath });
     try {
       const contextSize = options.ctxSize ?? Math.min(model.trainContextSize, options.ctxCap);
-      // The batch strategy needs the context and the slots, which exist only after createContext.
-      const ref: { context?: LlamaContext; slots?: SlotPool } = {};
       const context = await model.createContext({
         contextSize,
         sequences: options.parallel,
-        batching: { itemPrioritizationStrategy: sequenceOrderedBatches(() => ref.context, () => ref.slots?.busyCount ?? 0) },
-        // node-llama-cpp sets one count per context; applyThreadPlan switches per batch.
+        // The decode loop sets the count per step (threads / batchThreads).
         threads: options.batchThreads,
         batchSize: options.batchSize,
         flashAttention: options.flashAttention && model.flashAttentionSupported,
@@ -72,18 +70,20 @@ export class LoadedModel {
         // Slot size is a promise to clients (/v1/models); never shrink it silently.
         failedCreationRemedy: false,
       });
-      ref.context = context;
-      applyThreadPlan(context, { threads: options.threads, batchThreads: options.batchThreads });
+      let native: NativeHandles;
+      try {
+        native = nativeHandles(llama, model, context);
+      } catch (e) {
+        await context.dispose();
+        throw e;
+      }
       const source = model.fileInfo.metadata?.tokenizer?.chat_template;
       const tokenText = (t: Token | null): string => (t === null ? "" : model.detokenize([t], true));
       const template =
         typeof source === "string"
           ? await JinjaChatTemplate.create(source, { bosToken: tokenText(model.tokens.bos), eosToken: tokenText(model.tokens.eos) })
           : new TranscriptChatTemplate();
-      const { TokenBias } = await loadNodeLlamaCpp();
-      const loaded = new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options, TokenBias);
-      ref.slots = loaded.slots;
-      return loaded;
+      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options, native);
     } catch (e) {
       await model.dispose();
       throw e;
@@ -123,36 +123,6 @@ export class LoadedModel {
     return { request, promptTokens, maxTokens: Math.min(request.maxTokens ?? room, room) };
   }
 
-  private samplerOptions(s: SamplingOptions, history: () => Token[]) {
-    const penalties = s.presencePenalty || s.frequencyPenalty || (s.repeatPenalty !== undefined && s.repeatPenalty !== 1);
-    let tokenBias: TokenBias | undefined;
-    if (s.logitBias && s.logitBias.size > 0) {
-      tokenBias = new this.TokenBiasClass(this.model.tokenizer);
-      for (const [id, bias] of s.logitBias) tokenBias.set(id as Token, bias <= -100 ? "never" : { logit: bias });
-    }
-    return {
-      temperature: s.temperature,
-      // OpenAI semantics: no top-k unless asked, top_p 1 and min_p 0 unless asked. "No top-k" is
-      // null, not 0: node-llama-cpp 3.21.1 turns 0 into k = vocabulary size, a full sort of the
-      // vocabulary every token (measured +0.05 ms per token at 32k tokens, more for 150k), while
-      // null leaves the top-k sampler out of the chain (its default for undefined would be 40).
-      topK: s.topK ?? (null as unknown as undefined),
-      topP: s.topP ?? 1,
-      minP: s.minP ?? 0,
-      seed: s.seed,
-      repeatPenalty: penalties
-        ? {
-            punishTokens: history,
-            maxPunishTokens: PENALTY_WINDOW,
-            penalty: s.repeatPenalty ?? 1,
-            frequencyPenalty: s.frequencyPenalty || undefined,
-            presencePenalty: s.presencePenalty || undefined,
-          }
-        : undefined,
-      tokenBias,
-    };
-  }
-
   /**
    * Runs a prepared request on a free slot: waits FIFO for one, reuses its cached prefix,
    * streams token text and ends with one `done` event carrying real counts.
@@ -176,12 +146,11 @@ export class LoadedModel {
         throw e;
       }
       const queueMs = performance.now() - queued;
-      const sequence = slot.sequence;
       // Keep the shared prefix; at least the last prompt token is evaluated to get logits.
-      const shared = sequence.compareContextTokens(promptTokens).firstDifferentIndex;
-      const cachedTokens = Math.min(shared, promptTokens.length - 1);
-      if (cachedTokens < sequence.nextTokenIndex) {
-        await this.gate.run(() => sequence.eraseContextTokenRanges([{ start: cachedTokens, end: sequence.nextTokenIndex }]));
+      const cachedTokens = Math.min(sharedPrefixLength(slot.tokens, promptTokens), promptTokens.length - 1);
+      if (cachedTokens < slot.tokens.length) {
+        await this.loop.erase(slot.id, cachedTokens);
+        slot.tokens.length = cachedTokens;
       }
       const generated: Token[] = [];
       const decoder = new TokenTextDecoder(this.model, promptTokens);
@@ -192,44 +161,31 @@ export class LoadedModel {
       let stoppedByString = false;
 
       if (maxTokens > 0 && !signal.aborted) {
-        // Penalties look at the last PENALTY_WINDOW tokens of prompt + output.
-        const options = this.samplerOptions(request.sampling, () =>
-          generated.length >= PENALTY_WINDOW ? generated.slice(-PENALTY_WINDOW) : [...promptTokens.slice(-(PENALTY_WINDOW - generated.length)), ...generated],
-        );
-        const iterator = sequence.evaluate(promptTokens.slice(cachedTokens), options);
-        let pending: Promise<IteratorResult<Token>> | undefined = iterator.next();
+        const sampler = this.native.createSampler();
+        sampler.applyConfig(nativeSamplerConfig(request.sampling, promptTokens));
+        const job = new DecodeJob({ sequenceId: slot.id, tokens: promptTokens.slice(cachedTokens), position: cachedTokens, sampler, maxTokens, cache: slot.tokens });
+        const onAbort = () => job.cancel();
+        signal.addEventListener("abort", onAbort, { once: true });
+        this.loop.start(job);
         try {
-          while (pending) {
-            const step = await pending;
-            pending = undefined;
-            if (step.done) break; // the model produced an end-of-generation token
-            const token = step.value;
+          for (let token = await job.next(); token !== null; token = await job.next()) {
             firstTokenAt ??= performance.now();
             generated.push(token);
             const { emit, stopped } = stops.push(decoder.push(token));
-            let more = false;
-            if (stopped) stoppedByString = true;
-            else if (signal.aborted) finishReason = "abort";
-            else if (generated.length >= maxTokens) finishReason = "length";
-            else more = true;
-            // Ask for the next token before handing this one on: the slot's next decode is then
-            // queued at once and joins the other slots' batch instead of trailing into the next.
-            // Not while another slot waits to erase its cache (see ContextGate).
-            if (more && this.gate.open) pending = iterator.next();
             if (emit) yield { type: "token", text: emit, id: token };
-            if (more && !pending) {
-              await this.gate.wait();
-              pending = iterator.next();
-            }
-            if (pending && signal.aborted) {
-              finishReason = "abort";
+            if (stopped) {
+              stoppedByString = true;
               break;
             }
           }
+          if (signal.aborted) finishReason = "abort";
+          else if (job.end === "length") finishReason = "length";
         } finally {
-          // A step already requested finishes (at most one token) before the sequence is released.
-          if (pending) await pending.catch(() => undefined);
-          await iterator.return(undefined);
+          signal.removeEventListener("abort", onAbort);
+          // The step in flight (at most one) finishes before the slot is reused.
+          job.cancel();
+          await job.settled;
+          sampler.dispose();
         }
       } else {
         finishReason = signal.aborted ? "abort" : "length";

@@ -220,7 +220,7 @@ export class ModelPool {
       name: m.spec.name,
       contextSize: m.contextSize,
       queued: m.slots.queueLength,
-      slots: m.slots.slots.map((s) => ({ id: s.id, busy: s.busy, cachedTokens: s.sequence.nextTokenIndex })),
+      slots: m.slots.slots.map((s) => ({ id: s.id, busy: s.busy, cachedTokens: s.tokens.length })),
     }));
   }
 

@@ -1,9 +1,11 @@
-import type { LlamaContextSequence, Token } from "node-llama-cpp";
+import type { Token } from "node-llama-cpp";
 import { QueueFullError } from "./errors.js";
 
 export interface Slot {
+  /** The sequence id in the model's context. */
   id: number;
-  sequence: LlamaContextSequence;
+  /** What the sequence's KV cache holds (kept by the decode loop). */
+  tokens: Token[];
   busy: boolean;
   lastUsed: number;
   /** performance.now() when the current request took the slot. */
@@ -18,6 +20,14 @@ interface Waiter {
   onAbort?: () => void;
 }
 
+/** How many leading tokens two token lists share. */
+export function sharedPrefixLength(a: readonly Token[], b: readonly Token[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
 /**
  * The sequences of one context, handed to requests one at a time. A free slot whose cached
  * tokens share the longest prefix with the new prompt is preferred (multi-turn chats and fixed
@@ -30,8 +40,8 @@ export class SlotPool {
   /** Moving average of how long a request holds a slot, for Retry-After. */
   private holdMs = 1000;
 
-  constructor(sequences: LlamaContextSequence[], private readonly model: string, private readonly maxQueue: number) {
-    this.slots = sequences.map((sequence, id) => ({ id, sequence, busy: false, lastUsed: 0, takenAt: 0 }));
+  constructor(count: number, private readonly model: string, private readonly maxQueue: number) {
+    this.slots = Array.from({ length: count }, (_, id) => ({ id, tokens: [], busy: false, lastUsed: 0, takenAt: 0 }));
   }
 
   get busyCount(): number {
@@ -48,8 +58,8 @@ export class SlotPool {
     for (const slot of this.slots) {
       if (slot.busy) continue;
       // Longest shared prefix wins; on a tie the lowest id, which keeps busy slots contiguous —
-      // llama.cpp batches only consecutive sequence ids together (see batch-order.ts).
-      const shared = slot.sequence.compareContextTokens(tokens as Token[]).firstDifferentIndex;
+      // llama.cpp batches only consecutive sequence ids together (see decode-loop.ts).
+      const shared = sharedPrefixLength(slot.tokens, tokens);
       if (shared > bestShared) {
         best = slot;
         bestShared = shared;

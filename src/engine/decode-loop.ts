@@ -1,0 +1,255 @@
+import type { Token } from "node-llama-cpp";
+import type { NativeContext, NativeSampler } from "./native-context.js";
+
+/** Why a job stopped producing tokens (an error is thrown from `next()` instead). */
+export type JobEnd = "eog" | "length" | "cancelled";
+
+export interface DecodeJobOptions {
+  /** The slot's sequence id in the context. */
+  sequenceId: number;
+  /** Tokens to evaluate first: the uncached prompt suffix (at least one token). */
+  tokens: readonly Token[];
+  /** KV position of `tokens[0]` (the cached prefix length). */
+  position: number;
+  sampler: NativeSampler;
+  /** Tokens to sample at most (≥ 1). */
+  maxTokens: number;
+  /**
+   * The slot's record of what its sequence's KV cache holds: the loop appends what it evaluates,
+   * and empties it when a failed decode leaves the cache unknown (the cache is then cleared).
+   */
+  cache: Token[];
+}
+
+/**
+ * One request's generation inside the loop: its pending input, and a queue of sampled tokens
+ * for the consumer. The loop keeps feeding each sampled token back as the next input on its
+ * own, so a job takes part in every step until it ends — no consumer needs to ask in time for
+ * the next batch, and a slow reader never delays the other streams.
+ */
+export class DecodeJob {
+  pending: Token[];
+  position: number;
+  sampled = 0;
+  end: JobEnd | undefined;
+  error: unknown;
+  private readonly ready: Token[] = [];
+  private wake: (() => void) | undefined;
+  private markSettled!: () => void;
+  /** Resolves once the loop no longer uses this job's sequence (safe to reuse the slot). */
+  readonly settled = new Promise<void>((resolve) => (this.markSettled = resolve));
+
+  constructor(readonly options: DecodeJobOptions) {
+    this.pending = [...options.tokens];
+    this.position = options.position;
+  }
+
+  /** The next sampled token, or null once the job has ended; throws the loop's error, if any. */
+  async next(): Promise<Token | null> {
+    for (;;) {
+      if (this.ready.length > 0) return this.ready.shift()!;
+      if (this.error !== undefined) throw this.error;
+      if (this.end !== undefined) return null;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  /** Stops the job; at most the step in flight finishes (its token is not delivered). */
+  cancel(): void {
+    if (this.end === undefined && this.error === undefined) this.end = "cancelled";
+    this.ready.length = 0;
+    this.notify();
+  }
+
+  get active(): boolean {
+    return this.end === undefined && this.error === undefined;
+  }
+
+  /** @internal (loop) */
+  deliver(token: Token): void {
+    this.ready.push(token);
+    this.notify();
+  }
+
+  /** @internal (loop) */
+  finish(end: JobEnd | undefined, error?: unknown): void {
+    if (this.active) {
+      this.end = end;
+      this.error = error;
+    }
+    this.notify();
+  }
+
+  /** @internal (loop) */
+  release(): void {
+    this.markSettled();
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}
+
+export interface DecodeLoopOptions {
+  /** The context's batch size: tokens per decode at most. */
+  batchSize: number;
+  /** Threads for a one-token step (llama.cpp -t). */
+  threads: number;
+  /** Threads for a step of several tokens: prompts, several streams (llama.cpp -tb). */
+  batchThreads: number;
+  isEndOfGeneration(token: Token): boolean;
+}
+
+const NO_LOGITS = new Uint32Array(0);
+
+/**
+ * The only thing that decodes on a model's context: every step packs all active jobs into one
+ * batch (one token per generating job, prompt chunks in the rest of the batch, oldest job first),
+ * decodes it, samples each job that reached its end of input, and goes again at once. KV-cache
+ * erasures wait for the gap between two steps, so they never race a decode.
+ *
+ * Batch entries are in ascending sequence id: llama.cpp (non-unified KV cache) puts sequences into
+ * one micro-batch only in consecutive, increasing id order (`split_equal(…, sequential = true)`).
+ * Threads are set per step (llama-server's -t / -tb): a one-token step is memory-bound and its
+ * extra spinning threads compete with the HTTP side, a many-token step is compute-bound.
+ */
+export class DecodeLoop {
+  private readonly jobs: DecodeJob[] = [];
+  private readonly erasures: { sequenceId: number; start: number; done: () => void }[] = [];
+  private running = false;
+  private threads = -1;
+
+  constructor(
+    private readonly context: NativeContext,
+    private readonly options: DecodeLoopOptions,
+  ) {}
+
+  get activeJobs(): number {
+    return this.jobs.length;
+  }
+
+  start(job: DecodeJob): void {
+    if (job.pending.length === 0 || job.options.maxTokens < 1) throw new Error("a decode job needs input and room for a token");
+    this.jobs.push(job);
+    this.kick();
+  }
+
+  /** Drops a sequence's cache from `start` on, between two steps. */
+  erase(sequenceId: number, start: number): Promise<void> {
+    return new Promise((done) => {
+      this.erasures.push({ sequenceId, start, done });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for (;;) {
+        for (const e of this.erasures.splice(0)) {
+          this.context.removeTokenCellsFromSequence(e.sequenceId, e.start, -1);
+          e.done();
+        }
+        for (let i = this.jobs.length - 1; i >= 0; i--) {
+          if (this.jobs[i]!.active) continue;
+          this.jobs.splice(i, 1)[0]!.release();
+        }
+        if (this.jobs.length === 0) return;
+        await this.step();
+      }
+    } catch (e) {
+      // A bug, not a decode error (those are handled per step): fail everyone rather than hang.
+      for (const job of this.jobs.splice(0)) {
+        job.finish(undefined, e);
+        job.release();
+      }
+    } finally {
+      this.running = false;
+      if (this.erasures.length > 0 || this.jobs.length > 0) this.kick();
+    }
+  }
+
+  /** Tokens each job evaluates this step: one per job first, then the rest of the batch in arrival order. */
+  private plan(): Map<DecodeJob, number> {
+    const take = new Map<DecodeJob, number>();
+    let room = this.options.batchSize;
+    for (const job of this.jobs) {
+      if (room === 0) break;
+      take.set(job, 1);
+      room--;
+    }
+    for (const job of this.jobs) {
+      if (room === 0) break;
+      const now = take.get(job);
+      if (now === undefined) continue;
+      const more = Math.min(job.pending.length - now, room);
+      take.set(job, now + more);
+      room -= more;
+    }
+    return take;
+  }
+
+  private async step(): Promise<void> {
+    const take = this.plan();
+    const batch = [...take.keys()].sort((a, b) => a.options.sequenceId - b.options.sequenceId);
+    let size = 0;
+    for (const n of take.values()) size += n;
+    const ctx = this.context;
+    ctx.initBatch(size);
+    const outputs: { job: DecodeJob; index: number }[] = [];
+    for (const job of batch) {
+      const n = take.get(job)!;
+      const last = n === job.pending.length;
+      const tokens = Uint32Array.from(job.pending.length === n ? job.pending : job.pending.slice(0, n));
+      const indexes = ctx.addToBatch(job.options.sequenceId, job.position, tokens, last ? Uint32Array.of(n - 1) : NO_LOGITS);
+      if (last) outputs.push({ job, index: indexes[0]! });
+    }
+    const threads = size === 1 ? this.options.threads : this.options.batchThreads;
+    if (threads !== this.threads) {
+      ctx.setThreads(threads);
+      this.threads = threads;
+    }
+    try {
+      await ctx.decodeBatch();
+    } catch (e) {
+      // What the failed batch left in these sequences' caches is unknown: clear them.
+      for (const job of batch) {
+        ctx.removeTokenCellsFromSequence(job.options.sequenceId, 0, -1);
+        job.options.cache.length = 0;
+        job.finish(undefined, e);
+      }
+      return;
+    }
+    for (const job of batch) {
+      const n = take.get(job)!;
+      for (const token of job.pending.splice(0, n)) job.options.cache.push(token);
+      job.position += n;
+    }
+    // All samples are queued at once: the pool thread runs them back to back.
+    const sampled = await Promise.all(outputs.map(({ job, index }) => ctx.sampleToken(index, job.options.sampler).catch((e: unknown) => e as Error)));
+    for (let i = 0; i < outputs.length; i++) {
+      const job = outputs[i]!.job;
+      const token = sampled[i]!;
+      if (!job.active) continue;
+      if (typeof token !== "number" || token < 0) {
+        job.finish(undefined, typeof token === "number" ? new Error("the sampler found no token to choose") : token);
+        continue;
+      }
+      if (this.options.isEndOfGeneration(token as Token)) {
+        job.finish("eog");
+        continue;
+      }
+      job.deliver(token as Token);
+      job.sampled++;
+      if (job.sampled >= job.options.maxTokens) job.finish("length");
+      else job.pending.push(token as Token);
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
+
+/**
+ * The calls Shimmy's decode loop makes on node-llama-cpp 3.21.1's native context (the internal
+ * `LlamaContext._ctx`, an `AddonContext` from llama/addon/AddonContext.cpp). Driving it directly
+ * instead of through `LlamaContextSequence.evaluate` removes node-llama-cpp's per-token JavaScript
+ * (locks, promise chains, a sampler config rebuilt and re-sent every token): measured on 2 cores,
+ * 100M Q8_0, native build, 2 threads, the same decode + sample calls ran at ~188 tok/s directly
+ * and ~170 tok/s through `evaluate`; llama-server's own timing on that box was 183–203 tok/s.
+ * The dependency is pinned exactly, and `nativeHandles` refuses to start on anything else.
+ */
+export interface NativeContext {
+  /** Starts a batch of `size` tokens (at most the context's batch size). */
+  initBatch(size: number): void;
+  /** Adds tokens of one sequence at consecutive positions; returns the batch indexes of `logitIndexes`. */
+  addToBatch(sequenceId: number, firstPosition: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array;
+  /** `llama_decode` of the current batch, on a libuv pool thread. */
+  decodeBatch(): Promise<void>;
+  /** Samples from one output of the last decode and tells the sampler (penalties) about the token; -1 = none. */
+  sampleToken(batchLogitIndex: number, sampler: NativeSampler): Promise<number>;
+  setThreads(threads: number): void;
+  getThreads(): number;
+  /** Drops a sequence's KV cells in positions [start, end); end -1 = to the end. Synchronous: only between decodes. */
+  removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean;
+}
+
+/** The native fields of node-llama-cpp's sampler config (`AddonSampler::ApplyConfig`); absent = off. */
+export interface NativeSamplerConfig {
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  seed: number;
+  repeatPenalty?: number;
+  repeatPenaltyMaxTokens?: number;
+  repeatPenaltyTokens?: Uint32Array;
+  repeatPenaltyPresencePenalty?: number;
+  repeatPenaltyFrequencyPenalty?: number;
+  tokenBiasKeys?: Uint32Array;
+  tokenBiasValues?: Float32Array;
+}
+
+/** A native sampler chain: one per request, disposed when the request ends. */
+export interface NativeSampler {
+  applyConfig(config: NativeSamplerConfig): void;
+  dispose(): void;
+}
+
+export interface NativeHandles {
+  context: NativeContext;
+  createSampler(): NativeSampler;
+}
+
+const CONTEXT_METHODS = ["initBatch", "addToBatch", "decodeBatch", "sampleToken", "setThreads", "getThreads", "removeTokenCellsFromSequence"] as const;
+
+/** The native objects behind a context, checked: a changed node-llama-cpp fails here, by name, not mid-request. */
+export function nativeHandles(llama: Llama, model: LlamaModel, context: LlamaContext): NativeHandles {
+  const native = (context as unknown as { _ctx?: Record<string, unknown> })._ctx;
+  const Sampler = (llama as unknown as { _bindings?: { AddonSampler?: new (model: unknown) => NativeSampler } })._bindings?.AddonSampler;
+  const addonModel = (model as unknown as { _model?: unknown })._model;
+  const missing = [
+    ...CONTEXT_METHODS.filter((m) => typeof native?.[m] !== "function").map((m) => `_ctx.${m}`),
+    ...(typeof Sampler === "function" ? [] : ["_bindings.AddonSampler"]),
+    ...(addonModel ? [] : ["LlamaModel._model"]),
+  ];
+  if (missing.length > 0) throw new Error(`this node-llama-cpp lacks what Shimmy's decode loop drives (${missing.join(", ")}); Shimmy needs node-llama-cpp 3.21.1 exactly`);
+  return { context: native as unknown as NativeContext, createSampler: () => new Sampler!(addonModel) };
+}
