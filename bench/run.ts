@@ -5,7 +5,11 @@
  * slots and per-slot context, in the same run, and prints each side and the ratio.
  *
  *   npm run bench -- [--size 25m|100m|300m] [--type q8_0|f16|q4_0] [--threads 1,2,1/2]
- *                    [--parallel 8] [--native] [--quick] [--save] [--json]
+ *                    [--parallel 8] [--rounds 2] [--native] [--quick] [--save] [--json]
+ *
+ * Timing on a shared small machine drifts by ±15–30% over minutes, so each thread setting is
+ * measured `--rounds` times with the two servers interleaved (order swapped every round), and
+ * each side's best is compared.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { homedir, cpus, totalmem } from "node:os";
@@ -39,6 +43,8 @@ const threadSettings: ThreadSetting[] = opt("threads", "1,2,1/2")
     return { label, threads, batchThreads };
   });
 const parallel = Number(opt("parallel", "8"));
+const rounds = Number(opt("rounds", quick ? "1" : "2"));
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: "${opt("rounds", "")}" is not a positive integer`);
 const ctxPerSlot = 2048;
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
@@ -54,6 +60,7 @@ function findBaseline(): string | undefined {
 interface SideResult {
   server: string;
   threads: string;
+  round: number;
   coldStartMs: number;
   idleRssBytes: number | null;
   shortPrompt: { ttftMs: number; decodeTps: number };
@@ -62,11 +69,11 @@ interface SideResult {
   concurrency: ConcurrencyResult[];
 }
 
-async function measure(start: () => Promise<ServerUnderTest>, model: string, threads: string): Promise<SideResult> {
+async function measure(start: () => Promise<ServerUnderTest>, model: string, threads: string, round: number): Promise<SideResult> {
   const server = await start();
   try {
     const idleRssBytes = rssBytes(server.pid);
-    log(`  ${server.name} t=${threads}: up in ${server.coldStartMs.toFixed(0)} ms`);
+    log(`  ${server.name} t=${threads} (round ${round}): up in ${server.coldStartMs.toFixed(0)} ms`);
     const reps = quick ? 1 : 3;
     const decode = quick ? 64 : 128;
     await streamCompletion(server.url, model, promptText(8, 1), 8); // load + warm up
@@ -90,13 +97,13 @@ async function measure(start: () => Promise<ServerUnderTest>, model: string, thr
       concurrency.push(r);
       log(`    concurrency ${c}: ${r.aggregateTps.toFixed(1)} tok/s aggregate, p50 ${r.p50Ms.toFixed(0)} ms, p95 ${r.p95Ms.toFixed(0)} ms`);
     }
-    return { server: server.name, threads, coldStartMs: server.coldStartMs, idleRssBytes, shortPrompt, longPrompt, prefix, concurrency };
+    return { server: server.name, threads, round, coldStartMs: server.coldStartMs, idleRssBytes, shortPrompt, longPrompt, prefix, concurrency };
   } finally {
     await server.stop();
   }
 }
 
-/** One side's best value of a metric over the thread settings tried, and the setting that gave it. */
+/** One side's best value of a metric over the thread settings and rounds, and the setting that gave it. */
 function best(results: SideResult[], server: string, get: (r: SideResult) => number | undefined, better: "higher" | "lower"): { value: number; threads: string } | undefined {
   let found: { value: number; threads: string } | undefined;
   for (const r of results.filter((x) => x.server === server)) {
@@ -118,10 +125,14 @@ async function main(): Promise<void> {
   const baseline = findBaseline();
   log(baseline ? `baseline: ${baseline}` : "baseline: none (set LLAMA_SERVER or run `npm run bench:build-baseline`); our numbers only");
   const results: SideResult[] = [];
-  for (const t of threadSettings) {
-    const o: ServerOptions = { model, threads: t.threads, batchThreads: t.batchThreads, parallel, ctxPerSlot, native: has("native") };
-    results.push(await measure(() => startShimmy(o), modelName, t.label));
-    if (baseline) results.push(await measure(() => startLlamaServer(baseline, o), modelName, t.label));
+  for (let round = 1; round <= rounds; round++) {
+    for (const t of threadSettings) {
+      const o: ServerOptions = { model, threads: t.threads, batchThreads: t.batchThreads, parallel, ctxPerSlot, native: has("native") };
+      const sides = [() => measure(() => startShimmy(o), modelName, t.label, round)];
+      if (baseline) sides.push(() => measure(() => startLlamaServer(baseline, o), modelName, t.label, round));
+      if (round % 2 === 0) sides.reverse();
+      for (const side of sides) results.push(await side());
+    }
   }
   const ourName = has("native") ? "shimmy (native)" : "shimmy";
   const rows: [string, (r: SideResult) => number | undefined, "higher" | "lower"][] = [
@@ -145,14 +156,14 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? "?", memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
     model: { size, type, file: model },
-    settings: { threads: threadSettings.map((t) => t.label), parallel, ctx_per_slot: ctxPerSlot, quick },
+    settings: { threads: threadSettings.map((t) => t.label), rounds, parallel, ctx_per_slot: ctxPerSlot, quick },
     results,
     best: table,
   };
   if (json) console.log(JSON.stringify(summary, null, 2));
   else {
     const cell = (b: { value: number; threads: string } | null): string => (b === null ? "–" : `${b.value.toFixed(1)} (t=${b.threads})`);
-    console.log(`\n${size} ${type}, parallel ${parallel}, ${ctxPerSlot} ctx/slot; each side's best over threads ${threadSettings.map((t) => t.label).join(", ")} (t=N/M: N for one-token steps, M for batches)\n`);
+    console.log(`\n${size} ${type}, parallel ${parallel}, ${ctxPerSlot} ctx/slot; each side's best over threads ${threadSettings.map((t) => t.label).join(", ")} × ${rounds} interleaved round(s) (t=N/M: N for one-token steps, M for batches)\n`);
     console.log(`| metric | shimmy | ${baseline ? "llama-server | shimmy/llama-server |" : ""}\n| --- | ---: | ${baseline ? "---: | ---: |" : ""}`);
     for (const row of table) {
       const r = row.ratio === null ? "–" : `${row.ratio.toFixed(2)}×`;

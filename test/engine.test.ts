@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Token } from "node-llama-cpp";
 import { after, before, describe, it } from "node:test";
-import { defaultBatchThreads, defaultThreads, loadConfig } from "../src/config/config.js";
+import { defaultThreads, loadConfig } from "../src/config/config.js";
 import { ContextOverflowError } from "../src/engine/errors.js";
 import { nativeBuildExists } from "../src/engine/native-build.js";
 import { createModelPool } from "../src/engine/create-pool.js";
@@ -42,18 +42,16 @@ describe("ModelPool", () => {
 });
 
 describe("thread plan", () => {
-  it("defaults to half the cores for single tokens (all with the native build) and all cores for batches; a chosen count applies to both", () => {
-    assert.deepEqual([defaultThreads(2), defaultBatchThreads(2, 1)], [1, 2]);
-    assert.deepEqual([defaultThreads(16), defaultBatchThreads(16, 4)], [4, 16]);
+  it("defaults to every core (at most 16) for single tokens and batches; a chosen count applies to both", () => {
+    assert.deepEqual([defaultThreads(1), defaultThreads(2), defaultThreads(64)], [1, 2, 16]);
     const pick = (overrides: { threads?: number; batchThreads?: number }, env: Record<string, string> = {}) => {
       const c = loadConfig(overrides, { HOME: "/nonexistent", ...env }, 2);
       return [c.threads, c.batchThreads];
     };
-    assert.deepEqual(pick({}), [1, 2]);
+    assert.deepEqual(pick({}), [2, 2]);
     assert.deepEqual(pick({ threads: 1 }), [1, 1]);
     assert.deepEqual(pick({}, { SHIMMY_THREADS: "2" }), [2, 2]);
     assert.deepEqual(pick({ threads: 1 }, { SHIMMY_THREADS_BATCH: "3" }), [1, 3]);
-    // The native build (persistent OpenMP threads) uses every core for single tokens too.
     assert.deepEqual(pick({}, { SHIMMY_NATIVE: "1" }), [2, 2]);
   });
 

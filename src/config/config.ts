@@ -72,21 +72,15 @@ export function splitPathList(value: string | undefined): string[] {
 }
 
 /**
- * Default threads for one-token steps. A single stream's step is memory-bound, and ggml's
- * spin-waiting workers compete with the HTTP side for cores: measured on 2 cores over HTTP, one
- * stream ran faster on 1 thread than on 2. Half the cores, at most 4, at least 1.
+ * Default threads, for one-token steps and batches alike: every core, at most 16 (where llama.cpp's
+ * CPU matmuls stop scaling on typical machines). Measured on 2 cores over HTTP with Shimmy's decode
+ * loop (100M Q8_0, three interleaved rounds): a single stream ran at 130–168 tok/s on 2 threads vs
+ * 114–125 on 1, with the prebuilt binary; with the native build 2 threads were ahead as well.
+ * (Through node-llama-cpp's own `evaluate` loop the prebuilt binary had lost on 2 threads, which is
+ * why one-token steps used half the cores before.)
  */
 export function defaultThreads(cores: number): number {
-  return Math.max(1, Math.min(4, Math.floor(cores / 2)));
-}
-
-/**
- * Default threads for many-token steps (prompts, batched streams): compute-bound, so every core
- * (measured on 2 cores: 8 concurrent streams +70% aggregate, long-prompt TTFT -40% with 2 threads
- * instead of 1). Capped at 16, where llama.cpp's CPU matmuls stop scaling on typical machines.
- */
-export function defaultBatchThreads(cores: number, threads: number): number {
-  return Math.max(threads, Math.min(16, cores));
+  return Math.max(1, Math.min(16, cores));
 }
 
 export interface ConfigOverrides {
@@ -177,10 +171,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const gpu = overrides.gpu ?? (gpuEnv && ["false", "off", "none", "0", "cpu"].includes(gpuEnv) ? false : "auto");
   const chosenThreads = overrides.threads ?? envInt(env, "SHIMMY_THREADS");
   const nativeBuild = overrides.nativeBuild ?? (env.SHIMMY_NATIVE !== undefined ? env.SHIMMY_NATIVE === "1" : nativeBuildDefault(gpu, machine));
-  // The native build's OpenMP team persists between steps, so one-token steps gain from every
-  // core too (measured on 2 cores, single stream: 173 vs 163 and 147–187 vs 112–151 tok/s for 2
-  // threads vs 1); the prebuilt binary starts its extra threads for every step and loses.
-  const threads = chosenThreads ?? (nativeBuild ? defaultBatchThreads(cores, 1) : defaultThreads(cores));
+  const threads = chosenThreads ?? defaultThreads(cores);
   return {
     modelDirs: [...(overrides.modelDirs ?? []), ...splitPathList(env.SHIMMY_MODEL_PATHS)].map((p) => resolve(p)),
     modelPaths: (overrides.modelPaths ?? []).map((p) => resolve(p)),
@@ -198,7 +189,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     threads,
     // As llama-server's -tb: a thread count the user chose applies to batches too unless they
     // chose one for batches.
-    batchThreads: overrides.batchThreads ?? envInt(env, "SHIMMY_THREADS_BATCH") ?? chosenThreads ?? defaultBatchThreads(cores, threads),
+    batchThreads: overrides.batchThreads ?? envInt(env, "SHIMMY_THREADS_BATCH") ?? threads,
     batchSize: overrides.batchSize ?? envInt(env, "SHIMMY_BATCH_SIZE"),
     parallel: overrides.parallel ?? envInt(env, "SHIMMY_PARALLEL") ?? 4,
     gpu,
