@@ -95,6 +95,11 @@ describe("/v1/completions", () => {
     const r = await client.completions.create({ model: "stories260k", prompt: "Once upon a time", max_tokens: 60, temperature: 0, stop: [" Lily", "park"] });
     assert.equal(r.choices[0]!.text, ", there was a little girl named");
     assert.equal(r.choices[0]!.finish_reason, "stop");
+    // The stop string completes on the last token max_tokens allows: still a stop, not a length.
+    const last = await client.completions.create({ model: "stories260k", prompt: "Once upon a time", max_tokens: 10, temperature: 0, stop: [" Lily"] });
+    assert.equal(last.choices[0]!.text, ", there was a little girl named");
+    assert.equal(last.choices[0]!.finish_reason, "stop");
+    assert.equal(last.usage!.completion_tokens, 10);
   });
 
   it("bans a token with logit_bias -100", async () => {

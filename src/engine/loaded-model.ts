@@ -162,7 +162,12 @@ export class LoadedModel {
 
       if (maxTokens > 0 && !signal.aborted) {
         const sampler = this.native.createSampler();
-        sampler.applyConfig(nativeSamplerConfig(request.sampling, promptTokens));
+        try {
+          sampler.applyConfig(nativeSamplerConfig(request.sampling, promptTokens));
+        } catch (e) {
+          sampler.dispose();
+          throw e;
+        }
         const job = new DecodeJob({ sequenceId: slot.id, tokens: promptTokens.slice(cachedTokens), position: cachedTokens, sampler, maxTokens, cache: slot.tokens });
         const onAbort = () => job.cancel();
         signal.addEventListener("abort", onAbort, { once: true });
@@ -179,7 +184,7 @@ export class LoadedModel {
             }
           }
           if (signal.aborted) finishReason = "abort";
-          else if (job.end === "length") finishReason = "length";
+          else if (!stoppedByString && job.end === "length") finishReason = "length";
         } finally {
           signal.removeEventListener("abort", onAbort);
           // The step in flight (at most one) finishes before the slot is reused.
