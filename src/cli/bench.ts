@@ -6,7 +6,6 @@ import type { DoneEvent } from "../engine/types.js";
 import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { bold, describeThreads, toJson } from "./output.js";
 
-
 interface BenchFlags extends ModelSourceFlags {
   promptTokens: number;
   genTokens: number;

@@ -169,9 +169,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const home = env.HOME ?? homedir();
   const gpuEnv = env.SHIMMY_GPU?.toLowerCase();
   const gpu = overrides.gpu ?? (gpuEnv && ["false", "off", "none", "0", "cpu"].includes(gpuEnv) ? false : "auto");
-  const chosenThreads = overrides.threads ?? envInt(env, "SHIMMY_THREADS");
   const nativeBuild = overrides.nativeBuild ?? (env.SHIMMY_NATIVE !== undefined ? env.SHIMMY_NATIVE === "1" : nativeBuildDefault(gpu, machine));
-  const threads = chosenThreads ?? defaultThreads(cores);
+  const threads = overrides.threads ?? envInt(env, "SHIMMY_THREADS") ?? defaultThreads(cores);
   return {
     modelDirs: [...(overrides.modelDirs ?? []), ...splitPathList(env.SHIMMY_MODEL_PATHS)].map((p) => resolve(p)),
     modelPaths: (overrides.modelPaths ?? []).map((p) => resolve(p)),
@@ -187,8 +186,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     ctxSize: overrides.ctxSize ?? envInt(env, "SHIMMY_CTX_SIZE"),
     ctxCap: 4096,
     threads,
-    // As llama-server's -tb: a thread count the user chose applies to batches too unless they
-    // chose one for batches.
+    // As llama-server's -tb: batches use --threads unless a count was chosen for them.
     batchThreads: overrides.batchThreads ?? envInt(env, "SHIMMY_THREADS_BATCH") ?? threads,
     batchSize: overrides.batchSize ?? envInt(env, "SHIMMY_BATCH_SIZE"),
     parallel: overrides.parallel ?? envInt(env, "SHIMMY_PARALLEL") ?? 4,

@@ -126,10 +126,6 @@ export class DecodeLoop {
     private readonly options: DecodeLoopOptions,
   ) {}
 
-  get activeJobs(): number {
-    return this.jobs.length;
-  }
-
   start(job: DecodeJob): void {
     if (job.pending.length === 0 || job.options.maxTokens < 1) throw new Error("a decode job needs input and room for a token");
     this.jobs.push(job);
@@ -207,8 +203,7 @@ export class DecodeLoop {
     for (const job of batch) {
       const n = take.get(job)!;
       const last = n === job.pending.length;
-      const tokens = Uint32Array.from(job.pending.length === n ? job.pending : job.pending.slice(0, n));
-      const indexes = ctx.addToBatch(job.options.sequenceId, job.position, tokens, last ? Uint32Array.of(n - 1) : NO_LOGITS);
+      const indexes = ctx.addToBatch(job.options.sequenceId, job.position, Uint32Array.from(job.pending.slice(0, n)), last ? Uint32Array.of(n - 1) : NO_LOGITS);
       if (last) outputs.push({ job, index: indexes[0]! });
     }
     const threads = size === 1 ? this.options.threads : this.options.batchThreads;

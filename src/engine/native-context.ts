@@ -19,7 +19,6 @@ export interface NativeContext {
   /** Samples from one output of the last decode and tells the sampler (penalties) about the token; -1 = none. */
   sampleToken(batchLogitIndex: number, sampler: NativeSampler): Promise<number>;
   setThreads(threads: number): void;
-  getThreads(): number;
   /** Drops a sequence's KV cells in positions [start, end); end -1 = to the end. Synchronous: only between decodes. */
   removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean;
 }
@@ -51,7 +50,7 @@ export interface NativeHandles {
   createSampler(): NativeSampler;
 }
 
-const CONTEXT_METHODS = ["initBatch", "addToBatch", "decodeBatch", "sampleToken", "setThreads", "getThreads", "removeTokenCellsFromSequence"] as const;
+const CONTEXT_METHODS = ["initBatch", "addToBatch", "decodeBatch", "sampleToken", "setThreads", "removeTokenCellsFromSequence"] as const;
 
 /** The native objects behind a context, checked: a changed node-llama-cpp fails here, by name, not mid-request. */
 export function nativeHandles(llama: Llama, model: LlamaModel, context: LlamaContext): NativeHandles {

@@ -7,7 +7,6 @@ export interface Slot {
   /** What the sequence's KV cache holds (kept by the decode loop). */
   tokens: Token[];
   busy: boolean;
-  lastUsed: number;
   /** performance.now() when the current request took the slot. */
   takenAt: number;
 }
@@ -36,12 +35,11 @@ export function sharedPrefixLength(a: readonly Token[], b: readonly Token[]): nu
 export class SlotPool {
   readonly slots: Slot[];
   private readonly waiters: Waiter[] = [];
-  private clock = 0;
   /** Moving average of how long a request holds a slot, for Retry-After. */
   private holdMs = 1000;
 
   constructor(count: number, private readonly model: string, private readonly maxQueue: number) {
-    this.slots = Array.from({ length: count }, (_, id) => ({ id, tokens: [], busy: false, lastUsed: 0, takenAt: 0 }));
+    this.slots = Array.from({ length: count }, (_, id) => ({ id, tokens: [], busy: false, takenAt: 0 }));
   }
 
   get busyCount(): number {
@@ -70,7 +68,6 @@ export class SlotPool {
 
   private take(slot: Slot): Slot {
     slot.busy = true;
-    slot.lastUsed = ++this.clock;
     slot.takenAt = performance.now();
     return slot;
   }

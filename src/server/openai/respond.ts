@@ -8,7 +8,6 @@ import type { BaseRequest } from "./request.js";
 import { SseWriter } from "./sse.js";
 import { timingsJson, usageJson } from "./usage.js";
 
-
 /** How one OpenAI route shapes its objects; the generation flow is shared. */
 export interface ResponseShape {
   idPrefix: "chatcmpl" | "cmpl";
