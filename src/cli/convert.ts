@@ -3,6 +3,7 @@ import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ConversionCache } from "../convert/cache.js";
 import { type ConvertProgress, convertHfFolder, type RequestedType } from "../convert/convert.js";
+import { OUTPUT_TYPES } from "../convert/quantize.js";
 import { Registry } from "../registry/registry.js";
 import { configFrom, type ModelSourceFlags, withModelSources } from "./common.js";
 import { formatBytes, green, toJson } from "./output.js";
@@ -37,7 +38,7 @@ async function progressReporter(enabled: boolean): Promise<{ update: (p: Convert
 export function registerConvert(program: Command): void {
   withModelSources(program.command("convert").description("convert a Hugging Face SafeTensors folder to GGUF").argument("<model>", "HF folder, or the name of a discovered safetensors model"))
     .option("-o, --output <file>", "write here instead of Shimmy's cache")
-    .addOption(new Option("--type <type>", "output type (auto keeps the checkpoint's precision)").choices(["auto", "f32", "f16", "bf16", "q8_0", "q4_0"]).default("auto"))
+    .addOption(new Option("--type <type>", "output type (auto keeps the checkpoint's precision)").choices(["auto", ...OUTPUT_TYPES]).default("auto"))
     .option("--force", "overwrite --output if it exists")
     .option("--json", "machine-readable result")
     .action(async (target: string, flags: ConvertFlags) => {

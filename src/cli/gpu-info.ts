@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { getRuntime } from "../engine/llama.js";
+import { getRuntime, runtimeOptionsFor } from "../engine/llama.js";
 import { configFrom } from "./common.js";
 import { describeThreads, formatBytes, toJson } from "./output.js";
 
@@ -11,7 +11,7 @@ export function registerGpuInfo(program: Command): void {
     .action(async (flags: { json?: boolean }) => {
       const config = configFrom({}, { gpu: "auto" });
       // The runtime Shimmy would use: the native build (CPU) once it exists, else the prebuilt one.
-      const llama = await getRuntime({ gpu: config.nativeBuild ? false : "auto", threads: Math.max(config.threads, config.batchThreads), native: config.nativeBuild });
+      const llama = await getRuntime(runtimeOptionsFor(config));
       const vram = await llama.getVramState();
       const devices = llama.gpu ? await llama.getGpuDeviceNames() : [];
       const info = {

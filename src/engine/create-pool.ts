@@ -1,7 +1,7 @@
 import type { Config } from "../config/config.js";
 import { ConversionCache } from "../convert/cache.js";
 import { Registry } from "../registry/registry.js";
-import { getRuntime } from "./llama.js";
+import { getRuntime, runtimeOptionsFor } from "./llama.js";
 import { ModelPool, type PoolOptions } from "./model-pool.js";
 
 /** A ModelPool wired from the Config: the shared runtime, the conversion cache, the limits. */
@@ -9,7 +9,7 @@ export function createModelPool(config: Config, registry = new Registry(config),
   return new ModelPool(registry, {
     ...config,
     ...hooks,
-    runtime: () => getRuntime({ gpu: config.gpu, threads: Math.max(config.threads, config.batchThreads), native: config.nativeBuild }),
+    runtime: () => getRuntime(runtimeOptionsFor(config)),
     conversions: new ConversionCache(config.cacheDir),
   });
 }

@@ -1,4 +1,5 @@
 import type { Llama } from "node-llama-cpp";
+import type { Config } from "../config/config.js";
 
 /**
  * node-llama-cpp is imported on first use, not at start-up: importing it costs ~0.9 s and ~30 MB,
@@ -20,6 +21,14 @@ export interface LlamaRuntimeOptions {
  */
 export const NATIVE_CMAKE_OPTIONS: Record<string, string> = { GGML_NATIVE: "ON", GGML_OPENMP: "ON" };
 
+/** How getLlama names the native build: building and loading must say it the same way to meet. */
+const NATIVE_BUILD = { gpu: false, usePrebuiltBinaries: false, cmakeOptions: NATIVE_CMAKE_OPTIONS } as const;
+
+/** The runtime a Config asks for; its thread budget covers both thread counts. */
+export function runtimeOptionsFor(config: Pick<Config, "gpu" | "threads" | "batchThreads" | "nativeBuild">): LlamaRuntimeOptions {
+  return { gpu: config.gpu, threads: Math.max(config.threads, config.batchThreads), native: config.nativeBuild };
+}
+
 let shared: { key: string; llama: Promise<Llama> } | undefined;
 
 /**
@@ -33,7 +42,7 @@ export function getRuntime(options: LlamaRuntimeOptions): Promise<Llama> {
   const llama = loadNodeLlamaCpp()
     .then(({ getLlama, LlamaLogLevel }) =>
       options.native
-        ? getLlama({ gpu: false, build: "never", usePrebuiltBinaries: false, cmakeOptions: NATIVE_CMAKE_OPTIONS, maxThreads: options.threads, logLevel: LlamaLogLevel.error, progressLogs: false })
+        ? getLlama({ ...NATIVE_BUILD, build: "never", maxThreads: options.threads, logLevel: LlamaLogLevel.error, progressLogs: false })
         : getLlama({ gpu: options.gpu, build: "never", maxThreads: options.threads, logLevel: LlamaLogLevel.error, progressLogs: false }),
     )
     .catch((e: unknown) => {
@@ -50,5 +59,5 @@ export function getRuntime(options: LlamaRuntimeOptions): Promise<Llama> {
 /** Compiles the native CPU backend (several minutes); node-llama-cpp keeps it for later runs. */
 export async function buildNativeRuntime(threads: number): Promise<Llama> {
   const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
-  return getLlama({ gpu: false, build: "forceRebuild", usePrebuiltBinaries: false, cmakeOptions: NATIVE_CMAKE_OPTIONS, maxThreads: threads, progressLogs: true, logLevel: LlamaLogLevel.warn });
+  return getLlama({ ...NATIVE_BUILD, build: "forceRebuild", maxThreads: threads, progressLogs: true, logLevel: LlamaLogLevel.warn });
 }
