@@ -1,5 +1,4 @@
 import { basename, join } from "node:path";
-import { GgufValueType } from "../formats/gguf.js";
 import { type GgufWriteTensor, type GgufWriteValue, writeGguf } from "../formats/gguf-writer.js";
 import { readHfFolder } from "../formats/hf-folder.js";
 import { readSafetensorsData, readSafetensorsModel } from "../formats/safetensors.js";
@@ -74,7 +73,7 @@ export async function convertHfFolder(dir: string, output: string, requested: Re
     ["general.name", str(typeof folder.config.raw._name_or_path === "string" && folder.config.raw._name_or_path ? basename(folder.config.raw._name_or_path) : basename(dir))],
     ["general.file_type", u32(FILE_TYPE_OF[outType])],
     ["general.quantization_version", u32(2)],
-    ["general.converted_by", { type: GgufValueType.STRING, value: "shimmy" }],
+    ["general.converted_by", str("shimmy")],
   ]);
   for (const [k, v] of converter.metadata(folder.config, configPath)) metadata.set(k, v);
   for (const [k, v] of convertTokenizer(folder, folder.config.vocabSize!)) metadata.set(k, v);
