@@ -7,6 +7,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { convertHfFolder } from "../src/convert/convert.js";
+import { median } from "../src/engine/rates.js";
 import { writeSyntheticHfLlama } from "./synthetic-hf.js";
 
 const args = process.argv.slice(2);
@@ -35,7 +36,6 @@ function copyFile(src: string, dst: string): void {
   closeSync(outFd);
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const work = mkdtempSync(join(tmpdir(), "shimmy-bench-convert-"));
 try {

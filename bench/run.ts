@@ -5,17 +5,18 @@
  * slots and per-slot context, in the same run, and prints each side and the ratio.
  *
  *   npm run bench -- [--size 25m|100m|300m] [--type q8_0|f16|q4_0] [--threads 1,2,1/2]
- *                    [--parallel 8] [--rounds 2] [--native] [--quick] [--save] [--json]
+ *                    [--parallel 8] [--rounds 3] [--native] [--quick] [--save] [--json]
  *
- * Timing on a shared small machine drifts by ±15–30% over minutes, so each thread setting is
- * measured `--rounds` times with the two servers interleaved (order swapped every round), and
- * each side's best is compared.
+ * Timing on a shared small machine drifts by ±15–30% over minutes, so for each thread setting
+ * both servers are up together and every scenario alternates between them, `--rounds` times
+ * (order swapped every round); each side's median at its best thread setting is compared.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { homedir, cpus, totalmem } from "node:os";
 import { basename, join } from "node:path";
 import type { OutputType } from "../src/convert/quantize.js";
-import { concurrent, type ConcurrencyResult, median, promptText, streamCompletion } from "./scenarios.js";
+import { median } from "../src/engine/rates.js";
+import { concurrent, type ConcurrencyResult, promptText, streamCompletion } from "./scenarios.js";
 import { REPO, rssBytes, SHIMMY_BIN, type ServerOptions, startLlamaServer, startShimmy, type ServerUnderTest } from "./servers.js";
 import { type SyntheticSize, syntheticLlamaGguf } from "./synthetic-gguf.js";
 
@@ -43,7 +44,7 @@ const threadSettings: ThreadSetting[] = opt("threads", "1,2,1/2")
     return { label, threads, batchThreads };
   });
 const parallel = Number(opt("parallel", "8"));
-const rounds = Number(opt("rounds", quick ? "1" : "2"));
+const rounds = Number(opt("rounds", quick ? "1" : "3"));
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: "${opt("rounds", "")}" is not a positive integer`);
 const ctxPerSlot = 2048;
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -63,57 +64,128 @@ interface SideResult {
   round: number;
   coldStartMs: number;
   idleRssBytes: number | null;
-  shortPrompt: { ttftMs: number; decodeTps: number };
-  longPrompt: { ttftMs: number; decodeTps: number };
+  shortPrompt: SingleStream;
+  longPrompt: SingleStream;
   prefix: { coldTtftMs: number; reusedTtftMs: number; speedup: number };
   concurrency: ConcurrencyResult[];
 }
 
-async function measure(start: () => Promise<ServerUnderTest>, model: string, threads: string, round: number): Promise<SideResult> {
-  const server = await start();
+/** One server's repetition of every scenario; a round of the run holds one per server. */
+type RoundResult = Omit<SideResult, "server" | "threads" | "round" | "coldStartMs" | "idleRssBytes">;
+type Scenario = (server: ServerUnderTest, round: number) => Promise<Partial<RoundResult>>;
+
+const reps = quick ? 1 : 3;
+const decodeTokens = quick ? 64 : 128;
+
+interface SingleStream {
+  ttftMs: number;
+  decodeTps: number;
+  /** The slowest of the runs: a median hides a stream that ran slow from start to end. */
+  slowestDecodeTps: number;
+}
+
+/** Median TTFT and decode rate of `reps` runs; a new seed per round, so no run repeats a prompt. */
+async function singleStream(server: ServerUnderTest, model: string, words: number, seed: number): Promise<SingleStream> {
+  const runs = [];
+  for (let r = 0; r < reps; r++) runs.push(await streamCompletion(server.url, model, promptText(words, seed + r * 7919), decodeTokens));
+  const rates = runs.map((x) => x.decodeTps);
+  return { ttftMs: median(runs.map((x) => x.ttftMs)), decodeTps: median(rates), slowestDecodeTps: Math.min(...rates) };
+}
+
+function scenarios(model: string): [string, Scenario][] {
+  return [
+    ["short prompt", async (s, round) => ({ shortPrompt: await singleStream(s, model, 12, 100 + round * 31) })],
+    ["long prompt", async (s, round) => ({ longPrompt: await singleStream(s, model, 400, 200 + round * 31) })],
+    [
+      "prefix",
+      async (s, round) => {
+        // A ~1,000-token prefix, new each round: first time cold, then again with a new ending.
+        const prefixText = promptText(quick ? 300 : 700, 300 + round);
+        const cold = await streamCompletion(s.url, model, prefixText, 4);
+        const reused = await streamCompletion(s.url, model, `${prefixText} zz`, 4);
+        return { prefix: { coldTtftMs: cold.ttftMs, reusedTtftMs: reused.ttftMs, speedup: cold.ttftMs / reused.ttftMs } };
+      },
+    ],
+    [
+      "concurrency",
+      async (s, round) => {
+        const concurrency: ConcurrencyResult[] = [];
+        for (const c of [1, 4, 8].filter((c) => c <= parallel)) concurrency.push(await concurrent(s.url, model, c, quick ? c : 2 * c, quick ? 32 : 64, 1000 * c + 100 * round));
+        return { concurrency };
+      },
+    ],
+  ];
+}
+
+function describe(r: Partial<RoundResult>): string {
+  if (r.shortPrompt) return `${r.shortPrompt.decodeTps.toFixed(1)} tok/s (slowest ${r.shortPrompt.slowestDecodeTps.toFixed(1)}), TTFT ${r.shortPrompt.ttftMs.toFixed(0)} ms`;
+  if (r.longPrompt) return `TTFT ${r.longPrompt.ttftMs.toFixed(0)} ms`;
+  if (r.prefix) return `cold ${r.prefix.coldTtftMs.toFixed(0)} ms, reused ${r.prefix.reusedTtftMs.toFixed(0)} ms (${r.prefix.speedup.toFixed(1)}×)`;
+  return (r.concurrency ?? []).map((c) => `@${c.concurrency} ${c.aggregateTps.toFixed(1)} tok/s (p95 ${c.p95Ms.toFixed(0)} ms)`).join(", ");
+}
+
+/**
+ * All sides of one thread setting, up at the same time (an idle server costs no CPU): each
+ * scenario runs once per side in turn, order swapped every round, so slow drift of the machine
+ * lands on both sides alike instead of on whichever server happened to run later.
+ */
+async function measureSetting(starts: (() => Promise<ServerUnderTest>)[], model: string, threads: string): Promise<SideResult[]> {
+  const servers: ServerUnderTest[] = [];
   try {
-    const idleRssBytes = rssBytes(server.pid);
-    log(`  ${server.name} t=${threads} (round ${round}): up in ${server.coldStartMs.toFixed(0)} ms`);
-    const reps = quick ? 1 : 3;
-    const decode = quick ? 64 : 128;
-    await streamCompletion(server.url, model, promptText(8, 1), 8); // load + warm up
-    const single = async (words: number, seed: number) => {
-      const runs = [];
-      for (let r = 0; r < reps; r++) runs.push(await streamCompletion(server.url, model, promptText(words, seed + r * 7919), decode));
-      return { ttftMs: median(runs.map((x) => x.ttftMs)), decodeTps: median(runs.map((x) => x.decodeTps)) };
-    };
-    const shortPrompt = await single(12, 100);
-    const longPrompt = await single(400, 200);
-    log(`    single stream: ${shortPrompt.decodeTps.toFixed(1)} tok/s, TTFT short ${shortPrompt.ttftMs.toFixed(0)} ms / long ${longPrompt.ttftMs.toFixed(0)} ms`);
-    // A ~1,000-token prefix: first time cold, then again with a new ending.
-    const prefixText = promptText(quick ? 300 : 700, 300);
-    const cold = await streamCompletion(server.url, model, prefixText, 4);
-    const reused = await streamCompletion(server.url, model, `${prefixText} zz`, 4);
-    const prefix = { coldTtftMs: cold.ttftMs, reusedTtftMs: reused.ttftMs, speedup: cold.ttftMs / reused.ttftMs };
-    log(`    prefix: cold ${cold.ttftMs.toFixed(0)} ms, reused ${reused.ttftMs.toFixed(0)} ms (${prefix.speedup.toFixed(1)}×)`);
-    const concurrency: ConcurrencyResult[] = [];
-    for (const c of [1, 4, 8].filter((c) => c <= parallel)) {
-      const r = await concurrent(server.url, model, c, quick ? c : 2 * c, quick ? 32 : 64, 1000 * c);
-      concurrency.push(r);
-      log(`    concurrency ${c}: ${r.aggregateTps.toFixed(1)} tok/s aggregate, p50 ${r.p50Ms.toFixed(0)} ms, p95 ${r.p95Ms.toFixed(0)} ms`);
+    const idle: (number | null)[] = [];
+    for (const start of starts) {
+      const server = await start();
+      servers.push(server);
+      idle.push(rssBytes(server.pid));
+      log(`  ${server.name} t=${threads}: up in ${server.coldStartMs.toFixed(0)} ms`);
     }
-    return { server: server.name, threads, round, coldStartMs: server.coldStartMs, idleRssBytes, shortPrompt, longPrompt, prefix, concurrency };
+    for (const server of servers) await streamCompletion(server.url, model, promptText(8, 1), 8); // load + warm up
+    const partial = servers.map(() => Array.from({ length: rounds }, (): Partial<RoundResult> => ({})));
+    for (let round = 1; round <= rounds; round++) {
+      const order = servers.map((_, i) => i);
+      if (round % 2 === 0) order.reverse();
+      for (const [name, run] of scenarios(model)) {
+        for (const i of order) {
+          const r = await run(servers[i]!, round);
+          Object.assign(partial[i]![round - 1]!, r);
+          log(`    ${servers[i]!.name} round ${round} ${name}: ${describe(r)}`);
+        }
+      }
+    }
+    return servers.flatMap((server, i) =>
+      partial[i]!.map((r, k) => ({ server: server.name, threads, round: k + 1, coldStartMs: server.coldStartMs, idleRssBytes: idle[i]!, ...(r as RoundResult) })),
+    );
   } finally {
-    await server.stop();
+    for (const server of servers) await server.stop();
   }
 }
 
-/** One side's best value of a metric over the thread settings and rounds, and the setting that gave it. */
-function best(results: SideResult[], server: string, get: (r: SideResult) => number | undefined, better: "higher" | "lower"): { value: number; threads: string } | undefined {
-  let found: { value: number; threads: string } | undefined;
+interface SideBest {
+  /** Median over the rounds at the side's best thread setting. */
+  value: number;
+  threads: string;
+  /** Lowest and highest round at that setting: the spread the median hides. */
+  min: number;
+  max: number;
+}
+
+/**
+ * One side's value of a metric: the median over rounds for each thread setting, at the setting
+ * whose median is best. Medians, not best rounds: one lucky round must not decide a ratio.
+ */
+function best(results: SideResult[], server: string, get: (r: SideResult) => number | undefined, better: "higher" | "lower"): SideBest | undefined {
+  const bySetting = new Map<string, number[]>();
   for (const r of results.filter((x) => x.server === server)) {
     const value = get(r);
-    if (value === undefined) continue;
-    if (!found || (better === "higher" ? value > found.value : value < found.value)) found = { value, threads: r.threads };
+    if (value !== undefined) bySetting.set(r.threads, [...(bySetting.get(r.threads) ?? []), value]);
+  }
+  let found: SideBest | undefined;
+  for (const [threads, values] of bySetting) {
+    const value = median(values);
+    if (!found || (better === "higher" ? value > found.value : value < found.value)) found = { value, threads, min: Math.min(...values), max: Math.max(...values) };
   }
   return found;
 }
-
 
 async function main(): Promise<void> {
   if (!existsSync(SHIMMY_BIN)) throw new Error("run `npm run build` first (the benchmark runs dist/, as users do)");
@@ -125,18 +197,16 @@ async function main(): Promise<void> {
   const baseline = findBaseline();
   log(baseline ? `baseline: ${baseline}` : "baseline: none (set LLAMA_SERVER or run `npm run bench:build-baseline`); our numbers only");
   const results: SideResult[] = [];
-  for (let round = 1; round <= rounds; round++) {
-    for (const t of threadSettings) {
-      const o: ServerOptions = { model, threads: t.threads, batchThreads: t.batchThreads, parallel, ctxPerSlot, native: has("native") };
-      const sides = [() => measure(() => startShimmy(o), modelName, t.label, round)];
-      if (baseline) sides.push(() => measure(() => startLlamaServer(baseline, o), modelName, t.label, round));
-      if (round % 2 === 0) sides.reverse();
-      for (const side of sides) results.push(await side());
-    }
+  for (const t of threadSettings) {
+    const o: ServerOptions = { model, threads: t.threads, batchThreads: t.batchThreads, parallel, ctxPerSlot, native: has("native") };
+    const starts = [() => startShimmy(o)];
+    if (baseline) starts.push(() => startLlamaServer(baseline, o));
+    results.push(...(await measureSetting(starts, modelName, t.label)));
   }
   const ourName = has("native") ? "shimmy (native)" : "shimmy";
   const rows: [string, (r: SideResult) => number | undefined, "higher" | "lower"][] = [
     ["single-stream decode tok/s", (r) => r.shortPrompt.decodeTps, "higher"],
+    [`slowest of ${reps} single streams, tok/s`, (r) => r.shortPrompt.slowestDecodeTps, "higher"],
     ["TTFT short prompt, ms", (r) => r.shortPrompt.ttftMs, "lower"],
     ["TTFT ~400-word prompt, ms", (r) => r.longPrompt.ttftMs, "lower"],
     ["aggregate tok/s @1", (r) => r.concurrency.find((c) => c.concurrency === 1)?.aggregateTps, "higher"],
@@ -162,8 +232,8 @@ async function main(): Promise<void> {
   };
   if (json) console.log(JSON.stringify(summary, null, 2));
   else {
-    const cell = (b: { value: number; threads: string } | null): string => (b === null ? "–" : `${b.value.toFixed(1)} (t=${b.threads})`);
-    console.log(`\n${size} ${type}, parallel ${parallel}, ${ctxPerSlot} ctx/slot; each side's best over threads ${threadSettings.map((t) => t.label).join(", ")} × ${rounds} interleaved round(s) (t=N/M: N for one-token steps, M for batches)\n`);
+    const cell = (b: SideBest | null): string => (b === null ? "–" : `${b.value.toFixed(1)} (t=${b.threads}${rounds > 1 ? `, ${b.min.toFixed(1)}–${b.max.toFixed(1)}` : ""})`);
+    console.log(`\n${size} ${type}, parallel ${parallel}, ${ctxPerSlot} ctx/slot; each side at its best of threads ${threadSettings.map((t) => t.label).join(", ")}: median of ${rounds} interleaved round(s), range in brackets (t=N/M: N for one-token steps, M for batches)\n`);
     console.log(`| metric | shimmy | ${baseline ? "llama-server | shimmy/llama-server |" : ""}\n| --- | ---: | ${baseline ? "---: | ---: |" : ""}`);
     for (const row of table) {
       const r = row.ratio === null ? "–" : `${row.ratio.toFixed(2)}×`;

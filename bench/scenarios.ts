@@ -82,8 +82,6 @@ export const percentile = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 
-export const median = (xs: number[]): number => percentile(xs, 50);
-
 export interface ConcurrencyResult {
   concurrency: number;
   requests: number;

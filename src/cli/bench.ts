@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { createModelPool } from "../engine/create-pool.js";
 import type { LoadedModel } from "../engine/loaded-model.js";
-import { tokenRates } from "../engine/rates.js";
+import { median, tokenRates } from "../engine/rates.js";
 import type { DoneEvent } from "../engine/types.js";
 import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { bold, describeThreads, toJson } from "./output.js";
@@ -21,7 +21,6 @@ async function run(m: LoadedModel, text: string, maxTokens: number): Promise<Don
   return (await m.complete(prepared)).done;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export function registerBench(program: Command): void {
   withEngineOptions(withModelSources(program.command("bench").description("measure one model: load time, prompt and decode tokens/s, time to first token").argument("<model>", "model name or path")))

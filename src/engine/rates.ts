@@ -8,3 +8,11 @@ export function tokenRates(u: Usage, t: Timings): { promptPerSecond: number | nu
     decodePerSecond: t.generationMs > 0 && u.completionTokens > 1 ? ((u.completionTokens - 1) / t.generationMs) * 1000 : null,
   };
 }
+
+/** The middle of repeated measurements (mean of the two middle values for an even count). */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
