@@ -6,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { defaultThreads, loadConfig } from "../src/config/config.js";
 import { ContextOverflowError } from "../src/engine/errors.js";
 import { nativeBuildExists } from "../src/engine/native-build.js";
+import { median } from "../src/engine/rates.js";
 import { createModelPool } from "../src/engine/create-pool.js";
 import type { LoadedModel } from "../src/engine/loaded-model.js";
 import type { ModelPool } from "../src/engine/model-pool.js";
@@ -42,16 +43,26 @@ describe("ModelPool", () => {
 });
 
 describe("thread plan", () => {
-  it("defaults to every core (at most 16) for single tokens and batches; a chosen count applies to both", () => {
-    assert.deepEqual([defaultThreads(1), defaultThreads(2), defaultThreads(64)], [1, 2, 16]);
+  it("defaults to every core (at most 16), half of them for single tokens on the prebuilt binary; a chosen count applies to both", () => {
+    assert.deepEqual(
+      [defaultThreads(1, false), defaultThreads(2, false), defaultThreads(64, false), defaultThreads(2, true), defaultThreads(64, true)],
+      [
+        { threads: 1, batchThreads: 1 },
+        { threads: 1, batchThreads: 2 },
+        { threads: 8, batchThreads: 16 },
+        { threads: 2, batchThreads: 2 },
+        { threads: 16, batchThreads: 16 },
+      ],
+    );
     const pick = (overrides: { threads?: number; batchThreads?: number }, env: Record<string, string> = {}) => {
       const c = loadConfig(overrides, { HOME: "/nonexistent", ...env }, 2);
       return [c.threads, c.batchThreads];
     };
-    assert.deepEqual(pick({}), [2, 2]);
+    assert.deepEqual(pick({}), [1, 2]);
     assert.deepEqual(pick({ threads: 1 }), [1, 1]);
     assert.deepEqual(pick({}, { SHIMMY_THREADS: "2" }), [2, 2]);
     assert.deepEqual(pick({ threads: 1 }, { SHIMMY_THREADS_BATCH: "3" }), [1, 3]);
+    assert.deepEqual(pick({ batchThreads: 1 }), [1, 1]);
     assert.deepEqual(pick({}, { SHIMMY_NATIVE: "1" }), [2, 2]);
   });
 
@@ -74,6 +85,15 @@ describe("thread plan", () => {
       lease.release();
       await split.close();
     }
+  });
+});
+
+describe("median of repeated measurements", () => {
+  it("takes the middle value, the mean of the two middle values for an even count, NaN for none", () => {
+    assert.equal(median([3, 1, 2]), 2);
+    assert.equal(median([4, 1, 3, 2]), 2.5);
+    assert.equal(median([7]), 7);
+    assert.ok(Number.isNaN(median([])));
   });
 });
 

@@ -39,8 +39,8 @@ export function withModelSources(cmd: Command): Command {
 
 export function withEngineOptions(cmd: Command): Command {
   return cmd
-    .option("--threads <n>", "CPU threads for one-token steps, a single stream generating (default: all cores, max 16; SHIMMY_THREADS)", parsePositiveInt)
-    .option("--threads-batch <n>", "CPU threads for prompts and batched streams (default: --threads; SHIMMY_THREADS_BATCH)", parsePositiveInt)
+    .option("--threads <n>", "CPU threads for one-token steps, a single stream generating (default: all cores, max 16 — half of them on the prebuilt binary; SHIMMY_THREADS)", parsePositiveInt)
+    .option("--threads-batch <n>", "CPU threads for prompts and batched streams (default: --threads if given, else all cores, max 16; SHIMMY_THREADS_BATCH)", parsePositiveInt)
     .option("--ctx-size <n>", "context size per sequence (default: min(model's training context, 4096))", parsePositiveInt)
     .addOption(new Option("--gpu <mode>", "GPU backend: auto or off (SHIMMY_GPU)").choices(["auto", "off"]))
     .option("--native", "use the CPU backend compiled by `shimmy build-native` (the default once it exists; SHIMMY_NATIVE=1)")

@@ -1,10 +1,11 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { createRequire } from "node:module";
+import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
 import { servableModels } from "../engine/servability.js";
 import { startServer } from "../server/server.js";
 import { parseDuration } from "../config/config.js";
 import { configFrom, type ModelSourceFlags, parseNonNegativeInt, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
-import { bold, dim, green } from "./output.js";
+import { bold, describeThreads, dim, green } from "./output.js";
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
 
@@ -76,6 +77,9 @@ export function registerServe(program: Command): void {
         console.log(JSON.stringify({ event: "listening", url: server.url, port: server.port, version, models: models.map((m) => m.name) }));
       } else {
         console.log(`${bold("shimmy")} ${version} listening on ${green(server.url)}  ${dim(`(OpenAI API at ${server.url}/v1)`)}`);
+        console.log(dim(`  compute: ${config.nativeBuild ? "native build" : "prebuilt binary"}, ${describeThreads(config)}`));
+        // CPU-only on the prebuilt binary: the native build is the faster choice (docs/configuration.md).
+        if (!config.nativeBuild && !nativeBuildExists() && (config.gpu === false || !gpuMayBeAvailable())) console.log(dim("  tip: `shimmy build-native` (once, ~7 min on 2 cores) builds llama.cpp for this CPU; it is used from then on"));
         if (models.length === 0) console.log("no servable models found — run `shimmy discover` to see where Shimmy looked");
         for (const m of models) console.log(`  ${m.name} ${dim(`${m.architecture ?? "?"} ${m.quantization ?? ""} ${m.source}`)}`);
       }

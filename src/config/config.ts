@@ -72,15 +72,19 @@ export function splitPathList(value: string | undefined): string[] {
 }
 
 /**
- * Default threads, for one-token steps and batches alike: every core, at most 16 (where llama.cpp's
- * CPU matmuls stop scaling on typical machines). Measured on 2 cores over HTTP with Shimmy's decode
- * loop (100M Q8_0, three interleaved rounds): a single stream ran at 130–168 tok/s on 2 threads vs
- * 114–125 on 1, with the prebuilt binary; with the native build 2 threads were ahead as well.
- * (Through node-llama-cpp's own `evaluate` loop the prebuilt binary had lost on 2 threads, which is
- * why one-token steps used half the cores before.)
+ * Default thread counts for one-token steps and for batches: every core, at most 16 (where
+ * llama.cpp's CPU matmuls stop scaling on typical machines) — except one-token steps on the
+ * prebuilt binary, which get half the cores. That binary has no persistent thread pool: each
+ * decode creates its worker threads, and with no idle core left a new worker can land on the
+ * core of the thread it meets at every spin barrier. Measured on 2 cores over HTTP (100M Q8_0,
+ * 128-token streams, interleaved): 2 threads ran most streams at 155–190 tok/s but a quarter to
+ * a third of them at 46–67 tok/s for the whole stream; 1 thread ran every stream at 121–169.
+ * Batch steps are long enough that this did not show (8 streams: 343–375 tok/s on 2 threads),
+ * and the native build's OpenMP team is persistent (2 threads: 154–209, no such streams).
  */
-export function defaultThreads(cores: number): number {
-  return Math.max(1, Math.min(16, cores));
+export function defaultThreads(cores: number, nativeBuild: boolean): { threads: number; batchThreads: number } {
+  const all = Math.max(1, Math.min(16, cores));
+  return { threads: nativeBuild ? all : Math.max(1, Math.floor(all / 2)), batchThreads: all };
 }
 
 export interface ConfigOverrides {
@@ -170,7 +174,9 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const gpuEnv = env.SHIMMY_GPU?.toLowerCase();
   const gpu = overrides.gpu ?? (gpuEnv && ["false", "off", "none", "0", "cpu"].includes(gpuEnv) ? false : "auto");
   const nativeBuild = overrides.nativeBuild ?? (env.SHIMMY_NATIVE !== undefined ? env.SHIMMY_NATIVE === "1" : nativeBuildDefault(gpu, machine));
-  const threads = overrides.threads ?? envInt(env, "SHIMMY_THREADS") ?? defaultThreads(cores);
+  const defaults = defaultThreads(cores, nativeBuild);
+  const chosenThreads = overrides.threads ?? envInt(env, "SHIMMY_THREADS");
+  const threads = chosenThreads ?? defaults.threads;
   return {
     modelDirs: [...(overrides.modelDirs ?? []), ...splitPathList(env.SHIMMY_MODEL_PATHS)].map((p) => resolve(p)),
     modelPaths: (overrides.modelPaths ?? []).map((p) => resolve(p)),
@@ -186,8 +192,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     ctxSize: overrides.ctxSize ?? envInt(env, "SHIMMY_CTX_SIZE"),
     ctxCap: 4096,
     threads,
-    // As llama-server's -tb: batches use --threads unless a count was chosen for them.
-    batchThreads: overrides.batchThreads ?? envInt(env, "SHIMMY_THREADS_BATCH") ?? threads,
+    // As llama-server's -tb: batches use a chosen --threads unless a count was chosen for them.
+    batchThreads: overrides.batchThreads ?? envInt(env, "SHIMMY_THREADS_BATCH") ?? chosenThreads ?? defaults.batchThreads,
     batchSize: overrides.batchSize ?? envInt(env, "SHIMMY_BATCH_SIZE"),
     parallel: overrides.parallel ?? envInt(env, "SHIMMY_PARALLEL") ?? 4,
     gpu,
