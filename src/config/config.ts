@@ -77,7 +77,7 @@ export function splitPathList(value: string | undefined): string[] {
  * prebuilt binary, which get half the cores. That binary has no persistent thread pool: each
  * decode creates its worker threads, and with no idle core left a new worker can land on the
  * core of the thread it meets at every spin barrier. Measured on 2 cores over HTTP (100M Q8_0,
- * 128-token streams, interleaved): 2 threads ran most streams at 155–190 tok/s but a quarter to
+ * 128-token streams, interleaved): 2 threads ran most streams at 104–191 tok/s but a quarter to
  * a third of them at 46–67 tok/s for the whole stream; 1 thread ran every stream at 121–169.
  * Batch steps are long enough that this did not show (8 streams: 343–375 tok/s on 2 threads),
  * and the native build's OpenMP team is persistent (2 threads: 154–209, no such streams).
