@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import http from "node:http";
+import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
 import type { RunningServer } from "../src/server/server.js";
@@ -159,6 +161,55 @@ describe("/v1/chat/completions", () => {
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
     assert.equal(text, ", there was a little girl"); // golden ids: "girl" is three tokens
+  });
+
+  it("frames streamed events as HTTP/1.1 chunks and keeps the connection for the next request", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    const post = (body: object) =>
+      new Promise<{ headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
+        const req = http.request(`${server.url}/v1/completions`, { method: "POST", agent, headers: { "content-type": "application/json" } }, (res) => {
+          sockets.add(res.socket);
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => (text += d));
+          res.on("end", () => resolve({ headers: res.headers, text }));
+        });
+        req.on("error", reject);
+        req.end(JSON.stringify(body));
+      });
+    try {
+      const g = golden.greedy[0]!;
+      const streamed = await post({ model: "stories260k", prompt: g.prompt, max_tokens: g.maxTokens, temperature: 0, stream: true });
+      assert.equal(streamed.headers["transfer-encoding"], "chunked");
+      const events = streamed.text.split("\n\n").filter((b) => b.startsWith("data: "));
+      assert.equal(events.at(-1), "data: [DONE]");
+      assert.equal(events.slice(0, -1).map((e) => JSON.parse(e.slice(6)).choices[0].text).join(""), g.text);
+      const plain = await post({ model: "stories260k", prompt: g.prompt, max_tokens: g.maxTokens, temperature: 0 });
+      assert.equal(JSON.parse(plain.text).choices[0].text, g.text);
+      assert.equal(sockets.size, 1, "the second request reused the streamed one's connection");
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it("streams to an HTTP/1.0 client as a plain body that ends with the connection", async () => {
+    const { port } = new URL(server.url);
+    const body = JSON.stringify({ model: "stories260k", prompt: golden.greedy[0]!.prompt, max_tokens: 4, temperature: 0, stream: true });
+    const raw = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      const socket = net.connect(Number(port), "127.0.0.1", () => socket.write(`POST /v1/completions HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`));
+      socket.setEncoding("utf8");
+      socket.on("data", (d: string) => (text += d));
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    const [head, payload] = [raw.slice(0, raw.indexOf("\r\n\r\n")), raw.slice(raw.indexOf("\r\n\r\n") + 4)];
+    assert.match(head, /^HTTP\/1\.1 200/);
+    assert.doesNotMatch(head, /transfer-encoding/i);
+    assert.ok(payload.startsWith("data: {"), payload.slice(0, 40));
+    assert.ok(payload.endsWith("data: [DONE]\n\n"));
+    assert.equal(payload.split("\n\n").filter((b) => b.startsWith("data: {")).length, 5, "4 tokens and the finish chunk");
   });
 
   it("accepts text content parts and the developer role", async () => {
