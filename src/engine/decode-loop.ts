@@ -227,8 +227,7 @@ export class DecodeLoop {
       for (const token of job.pending.splice(0, n)) job.options.cache.push(token);
       job.position += n;
     }
-    // All samples are queued at once: the pool thread runs them back to back.
-    const sampled = await Promise.all(outputs.map(({ job, index }) => ctx.sampleToken(index, job.options.sampler).catch((e: unknown) => e as Error)));
+    const sampled = await this.sample(outputs);
     for (let i = 0; i < outputs.length; i++) {
       const job = outputs[i]!.job;
       const token = sampled[i]!;
@@ -246,5 +245,20 @@ export class DecodeLoop {
       if (job.sampled >= job.options.maxTokens) job.finish("length");
       else job.pending.push(token as Token);
     }
+  }
+
+  /**
+   * Samples every output of the last decode. The first read of logits after a decode puts the
+   * batch's outputs back in batch order by swapping rows in place (llama.cpp's
+   * `llama_context::output_reorder`, when several sequences were split into micro-batches), so it
+   * runs alone: with more than one libuv pool thread, two samples doing it at once swapped the
+   * same rows twice and sampled from wrong logits (4 concurrent prompts, ~1 run in 50). The rest
+   * only read, and are queued together.
+   */
+  private async sample(outputs: { job: DecodeJob; index: number }[]): Promise<(number | Error)[]> {
+    const one = ({ job, index }: { job: DecodeJob; index: number }): Promise<number | Error> => this.context.sampleToken(index, job.options.sampler).catch((e: unknown) => e as Error);
+    if (outputs.length === 0) return [];
+    const first = await one(outputs[0]!);
+    return [first, ...(await Promise.all(outputs.slice(1).map(one)))];
   }
 }
