@@ -152,17 +152,14 @@ describe("generation", () => {
   it("stops within one token of an abort", async () => {
     const controller = new AbortController();
     let tokens = 0;
-    let done: DoneEvent | undefined;
     const prepared = model.prepare({ model: "stories260k-chat", input: { kind: "text", text: "Once upon a time" }, sampling: { temperature: 0 }, maxTokens: 400, stop: [], signal: controller.signal });
-    for await (const ev of model.generate(prepared)) {
-      if (ev.type === "token") {
-        tokens++;
-        controller.abort();
-      } else done = ev;
-    }
+    const done = await model.generate(prepared, () => {
+      tokens++;
+      controller.abort();
+    });
     assert.equal(tokens, 1);
-    assert.equal(done?.finishReason, "abort");
-    assert.equal(done?.usage.completionTokens, 1);
+    assert.equal(done.finishReason, "abort");
+    assert.equal(done.usage.completionTokens, 1);
   });
 
   it("reuses a shared prefix (second chat turn) and gives the same output as a cold run", async () => {

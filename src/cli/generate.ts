@@ -2,7 +2,6 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createModelPool } from "../engine/create-pool.js";
 import { tokenRates } from "../engine/rates.js";
-import type { DoneEvent } from "../engine/types.js";
 import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { dim, toJson } from "./output.js";
 
@@ -59,14 +58,10 @@ export function registerGenerate(program: Command): void {
             stop: flags.stop ?? [],
           });
           let text = "";
-          let done: DoneEvent | undefined;
-          for await (const ev of loaded.generate(prepared)) {
-            if (ev.type === "token") {
-              text += ev.text;
-              if (!flags.json) process.stdout.write(ev.text);
-            } else done = ev;
-          }
-          if (!done) throw new Error("generation ended without a result");
+          const done = await loaded.generate(prepared, (piece) => {
+            text += piece;
+            if (!flags.json) process.stdout.write(piece);
+          });
           const { promptPerSecond: promptRate, decodePerSecond: decodeRate } = tokenRates(done.usage, done.timings);
           if (flags.json) {
             console.log(

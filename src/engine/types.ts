@@ -57,8 +57,13 @@ export interface Timings {
   generationMs: number;
 }
 
-export type GenerationEvent =
-  | { type: "token"; text: string; id: number }
-  | { type: "done"; finishReason: FinishReason; usage: Usage; timings: Timings; tokenIds: number[] };
+/** How a generation ended, with real counts and timings. */
+export interface DoneEvent {
+  finishReason: FinishReason;
+  usage: Usage;
+  timings: Timings;
+  tokenIds: number[];
+}
 
-export type DoneEvent = Extract<GenerationEvent, { type: "done" }>;
+/** Receives generated text as it becomes final; `id` is the token that completed it. */
+export type TokenSink = (text: string, id: number) => void;

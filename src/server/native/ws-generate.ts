@@ -56,20 +56,18 @@ export function registerWsGenerate(app: FastifyInstance, ctx: ServerContext): vo
           const { model, base } = parseRequest(data.toString());
           await ctx.pool.use(model, async (loaded) => {
             const prepared = loaded.prepare({ ...base, model: loaded.spec.name, signal: controller.signal });
-            for await (const ev of loaded.generate(prepared)) {
-              if (socket.readyState !== socket.OPEN) break;
-              if (ev.type === "token") socket.send(JSON.stringify({ type: "token", text: ev.text }));
-              else {
-                socket.send(JSON.stringify({
-                  type: "done",
-                  done: true,
-                  model: loaded.spec.name,
-                  finish_reason: ev.finishReason,
-                  usage: { prompt_tokens: ev.usage.promptTokens, completion_tokens: ev.usage.completionTokens, total_tokens: ev.usage.promptTokens + ev.usage.completionTokens, cached_tokens: ev.usage.cachedTokens },
-                }));
-                socket.close(1000, "done");
-              }
-            }
+            const send = (frame: object): void => {
+              if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame));
+            };
+            const done = await loaded.generate(prepared, (text) => send({ type: "token", text }));
+            send({
+              type: "done",
+              done: true,
+              model: loaded.spec.name,
+              finish_reason: done.finishReason,
+              usage: { prompt_tokens: done.usage.promptTokens, completion_tokens: done.usage.completionTokens, total_tokens: done.usage.promptTokens + done.usage.completionTokens, cached_tokens: done.usage.cachedTokens },
+            });
+            if (socket.readyState === socket.OPEN) socket.close(1000, "done");
           });
         } catch (e) {
           fail(e);

@@ -1,5 +1,5 @@
 import type { FastifyReply } from "fastify";
-import type { DoneEvent, GenerationEvent, GenerationRequest } from "../../engine/types.js";
+import type { DoneEvent, GenerationRequest } from "../../engine/types.js";
 import type { ServerContext } from "../context.js";
 import { abortOnDisconnect } from "../disconnect.js";
 import { toOpenAIError } from "./errors.js";
@@ -51,41 +51,37 @@ export async function respond(
       return void reply.send(shape.full(meta, (shape.prefix ?? "") + text, done));
     }
 
-    const events = loaded.generate(prepared);
-
-    // Wait for a slot and the first event before sending headers: a full queue (503) or a time
-    // limit reached while queued (504) keeps its status code instead of becoming an in-band error.
-    const first = await events.next();
-    async function* rest(): AsyncGenerator<GenerationEvent> {
-      if (!first.done) yield first.value;
-      yield* events;
-    }
-    const sse = new SseWriter(reply);
-    try {
+    // Headers go out with the first token: a full queue (503) or a time limit reached while
+    // queued (504) fails before it and keeps its status code instead of becoming an in-band error.
+    let sse: SseWriter | undefined;
+    const withUsage = (chunk: object): object => (includeUsage ? { ...chunk, usage: null } : chunk);
+    const open = (): SseWriter => {
+      const writer = new SseWriter(reply);
       const opening = shape.opening?.(meta);
-      if (opening) sse.send(includeUsage ? { ...opening, usage: null } : opening);
-      if (shape.prefix) sse.send(shape.delta(meta, shape.prefix));
-      for await (const ev of rest()) {
-        if (ev.type === "token") {
-          const chunk = shape.delta(meta, ev.text);
-          sse.send(includeUsage ? { ...chunk, usage: null } : chunk);
-          continue;
-        }
-        if (ev.finishReason === "abort") break;
-        const finish = shape.finish(meta, ev);
-        sse.send(includeUsage ? { ...finish, usage: null } : finish);
-        if (includeUsage) {
-          const { object } = finish as { object: string };
-          sse.send({ id: meta.id, object, created: meta.created, model: meta.model, choices: [], usage: usageJson(ev.usage), timings: timingsJson(ev.usage, ev.timings) });
-        }
-      }
+      if (opening) writer.send(withUsage(opening));
+      if (shape.prefix) writer.send(shape.delta(meta, shape.prefix));
+      return writer;
+    };
+    let done: DoneEvent;
+    try {
+      done = await loaded.generate(prepared, (text) => (sse ??= open()).send(withUsage(shape.delta(meta, text))));
     } catch (e) {
+      if (!sse) throw e;
       // Headers are gone; report in-band the way OpenAI does, then end the stream.
       const { body, internal } = toOpenAIError(e, reply.request.id);
       sse.send(body);
       if (internal) reply.log.error({ err: e }, "generation failed mid-stream");
-    } finally {
-      sse.end();
+      return sse.end();
     }
+    sse ??= open();
+    // Nobody reads an aborted stream: end it without a finish chunk.
+    if (done.finishReason === "abort") return sse.end();
+    const finish = shape.finish(meta, done);
+    sse.send(withUsage(finish));
+    if (includeUsage) {
+      const { object } = finish as { object: string };
+      sse.send({ id: meta.id, object, created: meta.created, model: meta.model, choices: [], usage: usageJson(done.usage), timings: timingsJson(done.usage, done.timings) });
+    }
+    sse.end();
   });
 }
