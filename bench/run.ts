@@ -9,7 +9,8 @@
  *
  * Timing on a shared small machine drifts by ±15–30% over minutes, so for each thread setting
  * both servers are up together and every scenario alternates between them, `--rounds` times
- * (order swapped every round); each side's median at its best thread setting is compared.
+ * (order swapped every round); each side's median at its best thread setting is compared, and
+ * so is the median of the per-round ratios (paired) at llama-server's best setting.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { homedir, cpus, totalmem } from "node:os";
@@ -187,6 +188,23 @@ function best(results: SideResult[], server: string, get: (r: SideResult) => num
   return found;
 }
 
+/**
+ * Both sides at one thread setting, round by round: the median of ours/theirs over the rounds
+ * where both have a value. The two sides of a round ran back to back, so drift of the machine
+ * between rounds (on this 2-core VM, single-stream rounds of one server ranged 145–216 tok/s in
+ * one run) cancels out of each ratio; a ratio of two medians keeps it.
+ */
+function pairedRatio(results: SideResult[], ours: string, threads: string, get: (r: SideResult) => number | undefined): { value: number; min: number; max: number } | undefined {
+  const theirs = new Map(results.filter((r) => r.server === "llama-server" && r.threads === threads).map((r) => [r.round, get(r)]));
+  const ratios: number[] = [];
+  for (const r of results.filter((x) => x.server === ours && x.threads === threads)) {
+    const a = get(r);
+    const b = theirs.get(r.round);
+    if (a !== undefined && b !== undefined && b !== 0) ratios.push(a / b);
+  }
+  return ratios.length === 0 ? undefined : { value: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
+}
+
 async function main(): Promise<void> {
   if (!existsSync(SHIMMY_BIN)) throw new Error("run `npm run build` first (the benchmark runs dist/, as users do)");
   const cacheDir = join(process.env.SHIMMY_CACHE_DIR ?? join(homedir(), ".cache", "shimmy"), "bench");
@@ -220,7 +238,9 @@ async function main(): Promise<void> {
   const table = rows.map(([metric, get, better]) => {
     const ours = best(results, ourName, get, better);
     const base = best(results, "llama-server", get, better);
-    return { metric, better, shimmy: ours ?? null, "llama-server": base ?? null, ratio: ours && base && base.value !== 0 ? ours.value / base.value : null };
+    // Paired at llama-server's best setting: the thread count the baseline is measured at.
+    const paired = base && rounds > 1 ? pairedRatio(results, ourName, base.threads, get) : undefined;
+    return { metric, better, shimmy: ours ?? null, "llama-server": base ?? null, ratio: ours && base && base.value !== 0 ? ours.value / base.value : null, paired: paired ? { ...paired, threads: base!.threads } : null };
   });
   const summary = {
     date: new Date().toISOString(),
@@ -234,11 +254,13 @@ async function main(): Promise<void> {
   else {
     const cell = (b: SideBest | null): string => (b === null ? "–" : `${b.value.toFixed(1)} (t=${b.threads}${rounds > 1 ? `, ${b.min.toFixed(1)}–${b.max.toFixed(1)}` : ""})`);
     console.log(`\n${size} ${type}, parallel ${parallel}, ${ctxPerSlot} ctx/slot; each side at its best of threads ${threadSettings.map((t) => t.label).join(", ")}: median of ${rounds} interleaved round(s), range in brackets (t=N/M: N for one-token steps, M for batches)\n`);
-    console.log(`| metric | shimmy | ${baseline ? "llama-server | shimmy/llama-server |" : ""}\n| --- | ---: | ${baseline ? "---: | ---: |" : ""}`);
+    console.log(`| metric | shimmy | ${baseline ? "llama-server | shimmy/llama-server | paired, same threads |" : ""}\n| --- | ---: | ${baseline ? "---: | ---: | ---: |" : ""}`);
     for (const row of table) {
       const r = row.ratio === null ? "–" : `${row.ratio.toFixed(2)}×`;
-      console.log(`| ${row.metric} | ${cell(row.shimmy)} | ${baseline ? `${cell(row["llama-server"])} | ${r} |` : ""}`);
+      const p = row.paired === null ? "–" : `${row.paired.value.toFixed(2)}× (t=${row.paired.threads}, ${row.paired.min.toFixed(2)}–${row.paired.max.toFixed(2)})`;
+      console.log(`| ${row.metric} | ${cell(row.shimmy)} | ${baseline ? `${cell(row["llama-server"])} | ${r} | ${p} |` : ""}`);
     }
+    if (baseline && rounds > 1) console.log("\npaired: the median over rounds of Shimmy's value / llama-server's value in the same round (run back to back), at llama-server's best thread setting; round-to-round drift of the machine cancels out of it.");
     console.log("\nllama-server loads its model before /health answers 200; Shimmy loads on the first request, so its cold start and idle RSS are without a model.");
   }
   if (has("save")) {
