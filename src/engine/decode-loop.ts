@@ -252,7 +252,7 @@ export class DecodeLoop {
    * batch's outputs back in batch order by swapping rows in place (llama.cpp's
    * `llama_context::output_reorder`, when several sequences were split into micro-batches), so it
    * runs alone: with more than one libuv pool thread, two samples doing it at once swapped the
-   * same rows twice and sampled from wrong logits (4 concurrent prompts, ~1 run in 50). The rest
+   * same rows twice and sampled from wrong logits (4 concurrent prompts: 5 runs in 290). The rest
    * only read, and are queued together.
    */
   private async sample(outputs: { job: DecodeJob; index: number }[]): Promise<(number | Error)[]> {
