@@ -6,7 +6,7 @@ import { DecodeJob, DecodeLoop } from "./decode-loop.js";
 import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } from "./errors.js";
 import { type NativeHandles, nativeHandles } from "./native-context.js";
 import { nativeSamplerConfig } from "./sampler-config.js";
-import { type Slot, SlotPool, sharedPrefixLength } from "./slots.js";
+import { type SlotGrant, SlotPool } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
 import type { DoneEvent, FinishReason, GenerationRequest, TokenSink } from "./types.js";
 
@@ -137,10 +137,10 @@ export class LoadedModel {
     const deadline = AbortSignal.timeout(this.options.requestTimeoutMs);
     const signal = request.signal ? AbortSignal.any([request.signal, deadline]) : deadline;
     const queued = performance.now();
-    let slot: Slot | undefined;
+    let grant: SlotGrant | undefined;
     try {
       try {
-        slot = await this.slots.acquire(promptTokens, signal);
+        grant = await this.slots.acquire(promptTokens, signal);
       } catch (e) {
         if (deadline.aborted) throw new RequestTimeoutError(this.options.requestTimeoutMs);
         if (signal.aborted) {
@@ -149,8 +149,9 @@ export class LoadedModel {
         throw e;
       }
       const queueMs = performance.now() - queued;
+      const slot = grant.slot;
       // Keep the shared prefix; at least the last prompt token is evaluated to get logits.
-      const cachedTokens = Math.min(sharedPrefixLength(slot.tokens, promptTokens), promptTokens.length - 1);
+      const cachedTokens = Math.min(grant.shared, promptTokens.length - 1);
       if (cachedTokens < slot.tokens.length) {
         await this.loop.erase(slot.id, cachedTokens);
         slot.tokens.length = cachedTokens;
@@ -215,7 +216,7 @@ export class LoadedModel {
         tokenIds: generated,
       };
     } finally {
-      if (slot) this.slots.release(slot);
+      if (grant) this.slots.release(grant.slot);
     }
   }
 

@@ -11,16 +11,22 @@ export interface Slot {
   takenAt: number;
 }
 
+/** A slot handed to a request, and how many leading tokens of its prompt the slot's cache holds. */
+export interface SlotGrant {
+  slot: Slot;
+  shared: number;
+}
+
 interface Waiter {
   tokens: readonly Token[];
-  resolve: (slot: Slot) => void;
+  resolve: (grant: SlotGrant) => void;
   reject: (reason: unknown) => void;
   signal?: AbortSignal;
   onAbort?: () => void;
 }
 
 /** How many leading tokens two token lists share. */
-export function sharedPrefixLength(a: readonly Token[], b: readonly Token[]): number {
+function sharedPrefixLength(a: readonly Token[], b: readonly Token[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
@@ -50,7 +56,7 @@ export class SlotPool {
     return this.waiters.length;
   }
 
-  private pick(tokens: readonly Token[]): Slot | undefined {
+  private pick(tokens: readonly Token[]): SlotGrant | undefined {
     let best: Slot | undefined;
     let bestShared = -1;
     for (const slot of this.slots) {
@@ -63,27 +69,27 @@ export class SlotPool {
         bestShared = shared;
       }
     }
-    return best;
+    return best && { slot: best, shared: bestShared };
   }
 
-  private take(slot: Slot): Slot {
-    slot.busy = true;
-    slot.takenAt = performance.now();
-    return slot;
+  private take(grant: SlotGrant): SlotGrant {
+    grant.slot.busy = true;
+    grant.slot.takenAt = performance.now();
+    return grant;
   }
 
-  acquire(tokens: readonly Token[], signal?: AbortSignal): Promise<Slot> {
+  acquire(tokens: readonly Token[], signal?: AbortSignal): Promise<SlotGrant> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.waiters.length === 0) {
-      const slot = this.pick(tokens);
-      if (slot) return Promise.resolve(this.take(slot));
+      const grant = this.pick(tokens);
+      if (grant) return Promise.resolve(this.take(grant));
     }
     if (this.waiters.length >= this.maxQueue) {
       // Requests ahead of this one, spread over the slots, each holding one for about holdMs.
       const seconds = Math.max(1, Math.ceil(((this.waiters.length + 1) * this.holdMs) / this.slots.length / 1000));
       return Promise.reject(new QueueFullError(this.model, this.waiters.length, seconds));
     }
-    return new Promise<Slot>((resolve, reject) => {
+    return new Promise<SlotGrant>((resolve, reject) => {
       const waiter: Waiter = { tokens, resolve, reject, signal };
       if (signal) {
         waiter.onAbort = () => {
@@ -103,7 +109,8 @@ export class SlotPool {
     const next = this.waiters.shift();
     if (!next) return;
     if (next.onAbort) next.signal?.removeEventListener("abort", next.onAbort);
-    next.resolve(this.take(this.pick(next.tokens) ?? slot));
+    // The slot just freed is free, so there is a pick.
+    next.resolve(this.take(this.pick(next.tokens)!));
   }
 
   /** Fails every waiting request (used on unload). */
