@@ -36,7 +36,6 @@ function copyFile(src: string, dst: string): void {
   closeSync(outFd);
 }
 
-
 const work = mkdtempSync(join(tmpdir(), "shimmy-bench-convert-"));
 try {
   // hidden 1024, ffn 2816: ~12.8M params per layer; embeddings 32000×1024.

@@ -118,7 +118,7 @@ function scenarios(model: string): [string, Scenario][] {
   ];
 }
 
-function describe(r: Partial<RoundResult>): string {
+function roundSummary(r: Partial<RoundResult>): string {
   if (r.shortPrompt) return `${r.shortPrompt.decodeTps.toFixed(1)} tok/s (slowest ${r.shortPrompt.slowestDecodeTps.toFixed(1)}), TTFT ${r.shortPrompt.ttftMs.toFixed(0)} ms`;
   if (r.longPrompt) return `TTFT ${r.longPrompt.ttftMs.toFixed(0)} ms`;
   if (r.prefix) return `cold ${r.prefix.coldTtftMs.toFixed(0)} ms, reused ${r.prefix.reusedTtftMs.toFixed(0)} ms (${r.prefix.speedup.toFixed(1)}×)`;
@@ -149,7 +149,7 @@ async function measureSetting(starts: (() => Promise<ServerUnderTest>)[], model:
         for (const i of order) {
           const r = await run(servers[i]!, round);
           Object.assign(partial[i]![round - 1]!, r);
-          log(`    ${servers[i]!.name} round ${round} ${name}: ${describe(r)}`);
+          log(`    ${servers[i]!.name} round ${round} ${name}: ${roundSummary(r)}`);
         }
       }
     }
@@ -161,13 +161,18 @@ async function measureSetting(starts: (() => Promise<ServerUnderTest>)[], model:
   }
 }
 
-interface SideBest {
-  /** Median over the rounds at the side's best thread setting. */
+/** Repeated values summed up: their median, and the lowest and highest (the spread it hides). */
+interface Spread {
   value: number;
-  threads: string;
-  /** Lowest and highest round at that setting: the spread the median hides. */
   min: number;
   max: number;
+}
+
+const spread = (values: number[]): Spread => ({ value: median(values), min: Math.min(...values), max: Math.max(...values) });
+
+/** The median over the rounds at the side's best thread setting. */
+interface SideBest extends Spread {
+  threads: string;
 }
 
 /**
@@ -182,8 +187,8 @@ function best(results: SideResult[], server: string, get: (r: SideResult) => num
   }
   let found: SideBest | undefined;
   for (const [threads, values] of bySetting) {
-    const value = median(values);
-    if (!found || (better === "higher" ? value > found.value : value < found.value)) found = { value, threads, min: Math.min(...values), max: Math.max(...values) };
+    const s = spread(values);
+    if (!found || (better === "higher" ? s.value > found.value : s.value < found.value)) found = { ...s, threads };
   }
   return found;
 }
@@ -194,7 +199,7 @@ function best(results: SideResult[], server: string, get: (r: SideResult) => num
  * between rounds (on this 2-core VM, single-stream rounds of one server ranged 145–216 tok/s in
  * one run) cancels out of each ratio; a ratio of two medians keeps it.
  */
-function pairedRatio(results: SideResult[], ours: string, threads: string, get: (r: SideResult) => number | undefined): { value: number; min: number; max: number } | undefined {
+function pairedRatio(results: SideResult[], ours: string, threads: string, get: (r: SideResult) => number | undefined): Spread | undefined {
   const theirs = new Map(results.filter((r) => r.server === "llama-server" && r.threads === threads).map((r) => [r.round, get(r)]));
   const ratios: number[] = [];
   for (const r of results.filter((x) => x.server === ours && x.threads === threads)) {
@@ -202,7 +207,7 @@ function pairedRatio(results: SideResult[], ours: string, threads: string, get: 
     const b = theirs.get(r.round);
     if (a !== undefined && b !== undefined && b !== 0) ratios.push(a / b);
   }
-  return ratios.length === 0 ? undefined : { value: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
+  return ratios.length === 0 ? undefined : spread(ratios);
 }
 
 async function main(): Promise<void> {

@@ -21,7 +21,6 @@ async function run(m: LoadedModel, text: string, maxTokens: number): Promise<Don
   return (await m.complete(prepared)).done;
 }
 
-
 export function registerBench(program: Command): void {
   withEngineOptions(withModelSources(program.command("bench").description("measure one model: load time, prompt and decode tokens/s, time to first token").argument("<model>", "model name or path")))
     .option("--prompt-tokens <n>", "prompt length for the prompt-processing run", parsePositiveInt, 256)
