@@ -127,11 +127,14 @@ describe("shimmy serve", () => {
     const { child, line } = await spawnServe(["--import", "tsx", CLI], STORIES_CHAT_GGUF);
     assert.match(line.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.deepEqual(line.models, ["stories260k-chat"]);
-    // SHIMMY_THREADS=1 applies to batches too (as llama-server's -tb); the launcher chose the pool.
+    // SHIMMY_THREADS=1 applies to batches too (as llama-server's -tb); the launcher chose the pool,
+    // whose spare thread is parked only while a model is loaded.
     const health = (await (await fetch(`${line.url}/health`)).json()) as { compute: unknown };
-    assert.deepEqual(health.compute, { build: "prebuilt", threads: 1, batch_threads: 1, libuv_threadpool_size: 1 });
+    assert.deepEqual(health.compute, { build: "prebuilt", threads: 1, batch_threads: 1, libuv_threadpool_size: 2, libuv_threads_parked: 0 });
     const r = await fetch(`${line.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories260k-chat", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 4, temperature: 0 }) });
     assert.equal(r.status, 200);
+    const loaded = (await (await fetch(`${line.url}/health`)).json()) as { compute: { libuv_threads_parked: number } };
+    assert.equal(loaded.compute.libuv_threads_parked, 1);
     const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     child.kill("SIGTERM");
     assert.equal(await exit, 0);
@@ -150,6 +153,10 @@ describe("shimmy serve", () => {
     assert.equal(((await good.json()) as any).choices[0].text, g.text);
     const { frames } = await wsExchange(JSON.stringify({ model: "stories260k", prompt: g.prompt, max_tokens: g.maxTokens }), line.url);
     assert.equal(frames.filter((f) => f.type === "token").map((f) => f.text).join(""), g.text);
+    // Here the pool really has the launcher's 2 threads, one parked: exiting must release it
+    // (libuv joins its threads at exit), or the exit below would hang.
+    const health = (await (await fetch(`${line.url}/health`)).json()) as { compute: { libuv_threads_parked: number } };
+    assert.equal(health.compute.libuv_threads_parked, 1);
     const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     child.kill("SIGTERM");
     assert.equal(await exit, 0);

@@ -5,6 +5,7 @@ import type { ModelSpec } from "../discovery/types.js";
 import type { Registry } from "../registry/registry.js";
 import { ModelLoadError, ModelUnusableError } from "./errors.js";
 import { LoadedModel, type LoadOptions } from "./loaded-model.js";
+import type { PoolThreadReserve } from "./pool-reserve.js";
 import { unservableReason } from "./servability.js";
 
 export interface PoolOptions extends LoadOptions {
@@ -18,6 +19,8 @@ export interface PoolOptions extends LoadOptions {
   memoryBudgetBytes: number;
   /** Default idle time before unloading; 0 = right after the request, negative = never. */
   keepAliveMs: number;
+  /** Parks libuv's spare pool threads while models are loaded and lends one to each load. */
+  libuvReserve?: PoolThreadReserve;
   /** Told about loads and unloads (for logs). */
   onEvent?: (event: { type: "load" | "unload"; model: string; reason?: string; ms?: number }) => void;
 }
@@ -53,9 +56,8 @@ interface Entry {
  * requests. Holds at most `maxLoadedModels` models within `memoryBudgetBytes`: to make room, the
  * least recently used *idle* model is unloaded; a model with requests in flight never is (a load
  * that cannot make room waits until a model goes idle). Idle models unload after keep-alive.
- * Loading one model never holds up requests to models already loaded here; the load's native work
- * does queue ahead of their decodes when libuv's pool has one thread, as the `shimmy` command sets
- * (docs/configuration.md).
+ * Loading one model never holds up requests to models already loaded here: the load runs on a
+ * libuv pool thread borrowed from `libuvReserve`, while the decodes keep theirs (docs/configuration.md).
  */
 export class ModelPool {
   private readonly loaded = new Map<string, Entry>();
@@ -157,6 +159,7 @@ export class ModelPool {
   }
 
   private async load(spec: ModelSpec): Promise<LoadedModel> {
+    const giveBack = this.options.libuvReserve?.borrow();
     try {
       const ggufPath =
         spec.format === "safetensors"
@@ -171,11 +174,14 @@ export class ModelPool {
         throw new Error("server is shutting down");
       }
       this.loaded.set(spec.name, { model, keepAliveMs: this.options.keepAliveMs, expiresAt: null });
+      if (this.loaded.size === 1) this.options.libuvReserve?.hold();
       this.options.onEvent?.({ type: "load", model: spec.name, ms: Math.round(model.loadMs) });
       return model;
     } catch (e) {
       if (e instanceof ModelLoadError) throw e;
       throw new ModelLoadError(spec.name, e);
+    } finally {
+      giveBack?.();
     }
   }
 
@@ -192,6 +198,7 @@ export class ModelPool {
     if (entry.timer) clearTimeout(entry.timer);
     this.loaded.delete(name);
     await entry.model.dispose();
+    if (this.loaded.size === 0) this.options.libuvReserve?.drop();
     this.options.onEvent?.({ type: "unload", model: name, reason });
     for (const wake of this.idleWaiters.splice(0)) wake();
     return true;
@@ -240,5 +247,6 @@ export class ModelPool {
     this.loaded.clear();
     for (const e of entries) if (e.timer) clearTimeout(e.timer);
     await Promise.all(entries.map((e) => e.model.dispose()));
+    if (entries.length > 0) this.options.libuvReserve?.drop();
   }
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { libuvPoolSize, poolThreadReserve } from "../../engine/pool-reserve.js";
 import { servableModels } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
 
@@ -17,7 +18,7 @@ export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
       in_flight: ctx.pool.inFlight,
       // What this process computes with. The pool size is what libuv read at its first job (the
       // `shimmy` launcher sets 1 unless the user chose; libuv's default is 4).
-      compute: { build: ctx.config.nativeBuild ? "native" : "prebuilt", threads: ctx.config.threads, batch_threads: ctx.config.batchThreads, libuv_threadpool_size: libuvPoolSize(process.env.UV_THREADPOOL_SIZE) },
+      compute: { build: ctx.config.nativeBuild ? "native" : "prebuilt", threads: ctx.config.threads, batch_threads: ctx.config.batchThreads, libuv_threadpool_size: libuvPoolSize(process.env.UV_THREADPOOL_SIZE), libuv_threads_parked: poolThreadReserve().parked },
       limits: { max_loaded_models: ctx.config.maxLoadedModels, memory_budget_bytes: ctx.config.memoryBudgetBytes, max_queue: ctx.config.maxQueue, keep_alive_ms: ctx.config.keepAliveMs },
       loaded: loaded.map((m) => ({
         name: m.name,
@@ -33,10 +34,4 @@ export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
   };
   app.get("/health", health);
   app.get("/v1/health", health);
-}
-
-/** The pool size libuv derives from UV_THREADPOOL_SIZE: 4 when unset, else 1…1024 (0 or junk: 1). */
-function libuvPoolSize(value: string | undefined): number {
-  if (value === undefined) return 4;
-  return Math.min(1024, Math.max(1, Number.parseInt(value, 10) || 1));
 }
