@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { pbkdf2 } from "node:crypto";
 import { stat } from "node:fs";
 import { describe, it } from "node:test";
-import { libuvPoolSize, PoolThreadReserve } from "../src/engine/pool-reserve.js";
+import { loadConfig } from "../src/config/config.js";
+import { createModelPool } from "../src/engine/create-pool.js";
+import { libuvPoolSize, poolThreadReserve, PoolThreadReserve } from "../src/engine/pool-reserve.js";
+import { STORIES_CHAT_GGUF, STORIES_GGUF } from "./helpers/paths.js";
 
 /** Queues a long pool job, then a short one; says which finished first. */
 function slowThenQuick(): Promise<string[]> {
@@ -46,6 +49,32 @@ describe("libuv pool thread reserve", () => {
       assert.deepEqual(await slowThenQuick(), ["quick", "slow"]);
     } finally {
       if (held) reserve.drop();
+    }
+  });
+
+  it("the model pool keeps the threads parked while a model is loaded and lends one to each load", { skip: spare < 1 && "this process's libuv pool has one thread" }, async () => {
+    const config = loadConfig({ modelPaths: [STORIES_GGUF, STORIES_CHAT_GGUF], scanDefaultLocations: false, threads: 1, gpu: false, parallel: 1 }, { HOME: "/nonexistent" });
+    const pool = createModelPool(config);
+    const reserve = poolThreadReserve();
+    try {
+      assert.equal(reserve.parked, 0, "nothing is parked before a model is loaded");
+      const a = await pool.acquire("stories260k");
+      await reserve.ready();
+      assert.equal(reserve.parked, spare);
+      const loadingB = pool.acquire("stories260k-chat");
+      assert.equal(reserve.parked, spare - 1, "the load of a second model runs on a thread of its own");
+      const b = await loadingB;
+      assert.equal(reserve.parked, spare);
+      const { text } = await b.model.complete(b.model.prepare({ model: "stories260k-chat", input: { kind: "text", text: "Once" }, sampling: { temperature: 0 }, maxTokens: 8, stop: [] }));
+      assert.ok(text.length > 0);
+      a.release();
+      b.release();
+      assert.equal(await pool.unload("stories260k"), true);
+      assert.equal(reserve.parked, spare, "one model is still loaded");
+      assert.equal(await pool.unload("stories260k-chat"), true);
+      assert.equal(reserve.parked, 0, "released once no model is loaded");
+    } finally {
+      await pool.close();
     }
   });
 

@@ -197,8 +197,9 @@ export class ModelPool {
     if (!entry || entry.model.pins > 0) return false;
     if (entry.timer) clearTimeout(entry.timer);
     this.loaded.delete(name);
-    await entry.model.dispose();
+    // Counted with the map, before any await: holds and drops then always pair up.
     if (this.loaded.size === 0) this.options.libuvReserve?.drop();
+    await entry.model.dispose();
     this.options.onEvent?.({ type: "unload", model: name, reason });
     for (const wake of this.idleWaiters.splice(0)) wake();
     return true;
@@ -245,8 +246,8 @@ export class ModelPool {
     await Promise.allSettled([...this.loading.values()]);
     const entries = [...this.loaded.values()];
     this.loaded.clear();
+    if (entries.length > 0) this.options.libuvReserve?.drop();
     for (const e of entries) if (e.timer) clearTimeout(e.timer);
     await Promise.all(entries.map((e) => e.model.dispose()));
-    if (entries.length > 0) this.options.libuvReserve?.drop();
   }
 }
