@@ -271,8 +271,11 @@ async function main(): Promise<void> {
   if (has("save")) {
     const dir = join(REPO, "bench", "results");
     mkdirSync(dir, { recursive: true });
-    const file = join(dir, `${summary.date.slice(0, 10)}-${size}-${type}${has("native") ? "-native" : ""}.json`);
-    writeFileSync(file, JSON.stringify(summary, null, 2));
+    const stem = join(dir, `${summary.date.slice(0, 10)}-${size}-${type}${has("native") ? "-native" : ""}`);
+    // A second run the same day gets -2, -3…: an earlier saved run is never overwritten.
+    let file = `${stem}.json`;
+    for (let n = 2; existsSync(file); n++) file = `${stem}-${n}.json`;
+    writeFileSync(file, JSON.stringify(summary, null, 2), { flag: "wx" });
     log(`saved ${file}`);
   }
 }
