@@ -17,7 +17,8 @@ export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
       },
       in_flight: ctx.pool.inFlight,
       // What this process computes with. The pool size is what libuv read at its first job (the
-      // `shimmy` launcher sets 1 unless the user chose; libuv's default is 4).
+      // `shimmy` launcher sets 2 unless the user chose; libuv's default is 4); all but one of its
+      // threads are parked while a model is loaded (engine/pool-reserve.ts).
       compute: { build: ctx.config.nativeBuild ? "native" : "prebuilt", threads: ctx.config.threads, batch_threads: ctx.config.batchThreads, libuv_threadpool_size: libuvPoolSize(process.env.UV_THREADPOOL_SIZE), libuv_threads_parked: poolThreadReserve().parked },
       limits: { max_loaded_models: ctx.config.maxLoadedModels, memory_budget_bytes: ctx.config.memoryBudgetBytes, max_queue: ctx.config.maxQueue, keep_alive_ms: ctx.config.keepAliveMs },
       loaded: loaded.map((m) => ({
