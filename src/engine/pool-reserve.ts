@@ -32,8 +32,8 @@ export function libuvPoolSize(value: string | undefined): number {
  */
 export class PoolThreadReserve {
   private fd: number | undefined;
+  /** Set once: the FIFO is opened (or fails to open) a single time per process. */
   private opening: Promise<void> | undefined;
-  private failed = false;
   /** Parking reads issued and not yet returned. */
   private pending = 0;
   /** Release bytes written and not yet consumed by a read. */
@@ -46,11 +46,6 @@ export class PoolThreadReserve {
   /** Threads parked now (or about to be: reads queued behind other jobs count). */
   get parked(): number {
     return this.pending - this.owed;
-  }
-
-  /** Threads this reserve may park: the pool size less the one left for compute. */
-  get capacity(): number {
-    return this.spare;
   }
 
   /** Resolves once the FIFO is open and the reads asked for so far are queued. */
@@ -85,7 +80,7 @@ export class PoolThreadReserve {
   private reconcile(): void {
     const wanted = this.holders > 0 ? Math.max(0, this.spare - this.borrowed) : 0;
     if (wanted > 0 && this.fd === undefined) {
-      if (!this.failed) this.opening ??= this.open().then(() => this.reconcile());
+      this.opening ??= this.open().then(() => this.reconcile());
       return;
     }
     if (this.fd === undefined) return;
@@ -114,7 +109,6 @@ export class PoolThreadReserve {
       unlinkSync(path);
       process.once("exit", () => this.releaseAll());
     } catch (e) {
-      this.failed = true;
       process.emitWarning(`could not park libuv pool threads (${(e as Error).message}); model loads will pause other models' decoding`);
       try {
         unlinkSync(path);
