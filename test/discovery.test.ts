@@ -7,6 +7,9 @@ import { loadConfig, splitPathList } from "../src/config/config.js";
 import { discoverModels } from "../src/discovery/discover.js";
 import type { ModelSpec } from "../src/discovery/types.js";
 import { Registry } from "../src/registry/registry.js";
+import { createModelPool } from "../src/engine/create-pool.js";
+import { servableModels } from "../src/engine/servability.js";
+import { copyHfFolder } from "./helpers/hf-fixtures.js";
 import { str, u32, writeLoraGguf, writeTinyLlamaGguf, f32Tensor } from "./helpers/gguf-fixtures.js";
 import { STORIES_CHAT_GGUF, STORIES_GGUF, STORIES_HF, tempDir } from "./helpers/paths.js";
 
@@ -229,12 +232,26 @@ describe("assembling the model list", () => {
 });
 
 describe("registry", () => {
-  it("finds models by name, case-insensitively, and by path or alias", () => {
-    const reg = new Registry(loadConfig({ modelDirs: [modelsDir], scanDefaultLocations: false }, { HOME: home }), tmp.path);
-    assert.equal(reg.get("BIG-MODEL").name, "big-model");
-    assert.equal(reg.get(join(modelsDir, "base-link.gguf")).name, "base");
-    assert.throws(() => reg.get("nope"), /model "nope" not found; available: .*big-model/);
-    assert.ok(reg.servable().every((m) => !m.error && m.capabilities.length > 0));
-    assert.ok(reg.all().length > reg.servable().length);
+  it("finds models by name (case-insensitively), path or alias; an unknown name offers what /v1/models lists", async () => {
+    // A SafeTensors folder of an architecture Shimmy cannot convert: found, listed, not servable.
+    const unconvertible = join(tmp.path, "more-models");
+    copyHfFolder(STORIES_HF, join(unconvertible, "gpt2-folder"), { config: { architectures: ["GPT2LMHeadModel"], model_type: "gpt2" } });
+    const config = loadConfig({ modelDirs: [modelsDir, unconvertible], scanDefaultLocations: false }, { HOME: home });
+    const reg = new Registry(config, tmp.path);
+    assert.equal(reg.find("BIG-MODEL")?.name, "big-model");
+    assert.equal(reg.find(join(modelsDir, "base-link.gguf"))?.name, "base");
+    assert.equal(reg.find("nope"), undefined);
+    // An unknown name offers exactly what /v1/models lists: no corrupt file, projector, orphan
+    // adapter or unconvertible folder.
+    const servable = servableModels(reg.all()).map((m) => m.name);
+    assert.ok(servable.includes("big-model"));
+    assert.ok(!servable.some((n) => /mmproj-vision|corrupt/.test(n)));
+    assert.ok(["orphan-adapter", "gpt2-folder"].every((name) => reg.all().some((m) => m.name === name) && !servable.includes(name)));
+    const pool = createModelPool(config, reg);
+    try {
+      assert.throws(() => pool.resolve("nope"), { name: "ModelNotFoundError", message: `model "nope" not found; available: ${servable.slice(0, 20).join(", ")}` });
+    } finally {
+      await pool.close();
+    }
   });
 });

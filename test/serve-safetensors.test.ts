@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
 import type { RunningServer } from "../src/server/server.js";
 import { runCli } from "./helpers/cli.js";
-import { MODELS_DIR, QWEN_HF, STORIES_HF, tempDir } from "./helpers/paths.js";
+import { MODELS_DIR, QWEN_HF, STORIES_GGUF, STORIES_HF, tempDir } from "./helpers/paths.js";
 import { startTestServer } from "./helpers/server.js";
 
 const qwenGolden = JSON.parse(readFileSync(join(MODELS_DIR, "tiny-qwen2", "golden.json"), "utf8"));
@@ -85,6 +85,10 @@ describe("shimmy convert", () => {
     const bad = runCli(["convert", join(MODELS_DIR, "stories260K"), "-o", join(tmp.path, "x.gguf")], env);
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /config\.json/);
+    // A name that matches nothing offers the SafeTensors models found, not the GGUF ones.
+    const unknown = runCli(["convert", "no-such-model", "--model-path", QWEN_HF, STORIES_GGUF, "--no-default-locations"], env);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /model "no-such-model" not found; available: \S*qwen\S*\n$/);
   });
 
   it("probe and generate work on a SafeTensors folder", () => {

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { ConversionCache } from "../convert/cache.js";
 import { type ConvertProgress, convertHfFolder, type RequestedType } from "../convert/convert.js";
 import { OUTPUT_TYPES } from "../convert/quantize.js";
-import { Registry } from "../registry/registry.js";
+import { ModelNotFoundError, Registry } from "../registry/registry.js";
 import { configFrom, type ModelSourceFlags, withModelSources } from "./common.js";
 import { formatBytes, green, toJson } from "./output.js";
 
@@ -46,7 +46,7 @@ export function registerConvert(program: Command): void {
       const progress = await progressReporter(process.stderr.isTTY === true && !flags.json);
       try {
         const path = resolve(target);
-        const folder = existsSync(path) && statSync(path).isDirectory() ? path : new Registry(config).get(target).files[0]!;
+        const folder = existsSync(path) && statSync(path).isDirectory() ? path : safetensorsFolderOf(new Registry(config), target);
         if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new Error(`${target} is not a Hugging Face model folder`);
         const started = performance.now();
         let output: string;
@@ -74,4 +74,11 @@ export function registerConvert(program: Command): void {
         process.exitCode = 1;
       }
     });
+}
+
+/** A discovered model's folder; an unknown name offers the SafeTensors models found. */
+function safetensorsFolderOf(registry: Registry, name: string): string {
+  const spec = registry.find(name);
+  if (!spec) throw new ModelNotFoundError(name, registry.all().filter((m) => m.format === "safetensors").map((m) => m.name));
+  return spec.files[0]!;
 }

@@ -2,11 +2,11 @@ import type { Llama } from "node-llama-cpp";
 import type { ConversionCache } from "../convert/cache.js";
 import type { ConvertProgress, RequestedType } from "../convert/convert.js";
 import type { ModelSpec } from "../discovery/types.js";
-import type { Registry } from "../registry/registry.js";
+import { ModelNotFoundError, type Registry } from "../registry/registry.js";
 import { ModelLoadError, ModelUnusableError } from "./errors.js";
 import { LoadedModel, type LoadOptions } from "./loaded-model.js";
 import type { PoolThreadReserve } from "./pool-reserve.js";
-import { unservableReason } from "./servability.js";
+import { servableModels, unservableReason } from "./servability.js";
 
 export interface PoolOptions extends LoadOptions {
   /** Provides the node-llama-cpp runtime, created on the first load. */
@@ -71,7 +71,9 @@ export class ModelPool {
 
   /** The spec for a name, or a typed error: ModelNotFoundError, ModelUnusableError. */
   resolve(name: string): ModelSpec {
-    const spec = this.registry.get(name);
+    const spec = this.registry.find(name);
+    // Offer what /v1/models lists.
+    if (!spec) throw new ModelNotFoundError(name, servableModels(this.registry.all()).map((m) => m.name));
     const reason = unservableReason(spec);
     if (reason) throw new ModelUnusableError(spec.name, reason);
     return spec;

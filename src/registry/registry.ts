@@ -40,18 +40,7 @@ export class Registry {
     return this.result.models;
   }
 
-  /** Models that can answer requests: no error and at least one capability. */
-  servable(): ModelSpec[] {
-    return this.result.models.filter((m) => !m.error && m.capabilities.length > 0);
-  }
-
   find(nameOrPath: string): ModelSpec | undefined {
     return this.byKey.get(nameOrPath.toLowerCase()) ?? this.byKey.get(resolve(this.cwd, nameOrPath).toLowerCase());
-  }
-
-  get(nameOrPath: string): ModelSpec {
-    const spec = this.find(nameOrPath);
-    if (!spec) throw new ModelNotFoundError(nameOrPath, this.servable().map((m) => m.name));
-    return spec;
   }
 }
