@@ -4,7 +4,7 @@
  * available (LLAMA_SERVER=…, or `npm run bench:build-baseline`) — on the same model, threads,
  * slots and per-slot context, in the same run, and prints each side and the ratio.
  *
- *   npm run bench -- [--size 25m|100m|300m] [--type q8_0|f16|q4_0] [--threads 1,2,1/2]
+ *   npm run bench -- [--size 25m|100m|300m] [--type q8_0|f16|q4_0] [--threads 1,2,1/2,default]
  *                    [--parallel 8] [--rounds 3] [--native] [--quick] [--save] [--json]
  *
  * Timing on a shared small machine drifts by ±15–30% over minutes, so for each thread setting
@@ -31,15 +31,19 @@ const json = has("json");
 const quick = has("quick");
 const size = opt("size", "100m") as SyntheticSize;
 const type = opt("type", "q8_0") as OutputType;
-/** "2" = 2 threads for everything; "1/2" = 1 for one-token steps, 2 for batches (-t 1 -tb 2). */
+/**
+ * "2" = 2 threads for everything; "1/2" = 1 for one-token steps, 2 for batches (-t 1 -tb 2);
+ * "default" = no thread flags: each server as it comes out of the box.
+ */
 interface ThreadSetting {
   label: string;
-  threads: number;
-  batchThreads: number;
+  threads?: number;
+  batchThreads?: number;
 }
-const threadSettings: ThreadSetting[] = opt("threads", "1,2,1/2")
+const threadSettings: ThreadSetting[] = opt("threads", "1,2,1/2,default")
   .split(",")
   .map((label) => {
+    if (label === "default") return { label };
     const [threads, batchThreads = threads] = label.split("/").map(Number) as [number, number?];
     if (!Number.isInteger(threads) || threads < 1 || !Number.isInteger(batchThreads) || batchThreads < 1) throw new Error(`--threads: "${label}" is not N or N/M`);
     return { label, threads, batchThreads };

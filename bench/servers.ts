@@ -69,19 +69,23 @@ export function rssBytes(pid: number): number | null {
 
 export interface ServerOptions {
   model: string;
-  /** Threads for one-token steps (Shimmy --threads, llama-server -t). */
-  threads: number;
-  /** Threads for prompts and batched streams (Shimmy --threads-batch, llama-server -tb). */
-  batchThreads: number;
+  /** Threads for one-token steps (Shimmy --threads, llama-server -t); unset = the server's default. */
+  threads?: number;
+  /** Threads for prompts and batched streams (Shimmy --threads-batch, llama-server -tb); unset = the server's default. */
+  batchThreads?: number;
   parallel: number;
   ctxPerSlot: number;
   native?: boolean;
 }
 
+function threadArgs(o: ServerOptions, one: string, batch: string): string[] {
+  return [...(o.threads === undefined ? [] : [one, String(o.threads)]), ...(o.batchThreads === undefined ? [] : [batch, String(o.batchThreads)])];
+}
+
 /** Shimmy from dist/ (run `npm run build` first), as a user runs it. */
 export async function startShimmy(o: ServerOptions): Promise<ServerUnderTest> {
   const port = await freePort();
-  const args = [SHIMMY_BIN, "serve", "--model-path", o.model, "--no-default-locations", "--port", String(port), "--threads", String(o.threads), "--threads-batch", String(o.batchThreads), "--parallel", String(o.parallel), "--ctx-size", String(o.ctxPerSlot), "--gpu", "off", "--json"];
+  const args = [SHIMMY_BIN, "serve", "--model-path", o.model, "--no-default-locations", "--port", String(port), ...threadArgs(o, "--threads", "--threads-batch"), "--parallel", String(o.parallel), "--ctx-size", String(o.ctxPerSlot), "--gpu", "off", "--json"];
   // Explicit either way: Shimmy uses a native build by default once one exists.
   args.push(o.native ? "--native" : "--no-native");
   const started = performance.now();
@@ -94,7 +98,7 @@ export async function startShimmy(o: ServerOptions): Promise<ServerUnderTest> {
 /** llama-server with the same model file, threads, slots and per-slot context. */
 export async function startLlamaServer(binary: string, o: ServerOptions): Promise<ServerUnderTest> {
   const port = await freePort();
-  const args = ["-m", o.model, "--host", "127.0.0.1", "--port", String(port), "-t", String(o.threads), "-tb", String(o.batchThreads), "-np", String(o.parallel), "-c", String(o.ctxPerSlot * o.parallel), "--no-webui"];
+  const args = ["-m", o.model, "--host", "127.0.0.1", "--port", String(port), ...threadArgs(o, "-t", "-tb"), "-np", String(o.parallel), "-c", String(o.ctxPerSlot * o.parallel), "--no-webui"];
   const started = performance.now();
   const child = spawn(binary, args, { stdio: ["ignore", "ignore", "ignore"] });
   const url = `http://127.0.0.1:${port}`;
