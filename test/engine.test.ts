@@ -7,6 +7,7 @@ import { defaultThreads, loadConfig } from "../src/config/config.js";
 import { ContextOverflowError } from "../src/engine/errors.js";
 import { nativeBuildExists } from "../src/engine/native-build.js";
 import { median } from "../src/engine/rates.js";
+import { ThreadChooser } from "../src/engine/thread-chooser.js";
 import { createModelPool } from "../src/engine/create-pool.js";
 import type { LoadedModel } from "../src/engine/loaded-model.js";
 import type { ModelPool } from "../src/engine/model-pool.js";
@@ -64,6 +65,79 @@ describe("thread plan", () => {
     assert.deepEqual(pick({ threads: 1 }, { SHIMMY_THREADS_BATCH: "3" }), [1, 3]);
     assert.deepEqual(pick({ batchThreads: 1 }), [1, 1]);
     assert.deepEqual(pick({}, { SHIMMY_NATIVE: "1" }), [2, 2]);
+  });
+
+  it("--threads auto: the default count first, the other of all/half the cores as the alternative", () => {
+    const pick = (overrides: { threads?: number | "auto" }, env: Record<string, string> = {}, cores = 2) => {
+      const c = loadConfig(overrides, { HOME: "/nonexistent", ...env }, cores);
+      return [c.threads, c.threadsAlternative, c.batchThreads];
+    };
+    assert.deepEqual(pick({ threads: "auto" }), [1, 2, 2]);
+    assert.deepEqual(pick({}, { SHIMMY_THREADS: "auto" }), [1, 2, 2]);
+    assert.deepEqual(pick({ threads: "auto" }, { SHIMMY_NATIVE: "1" }), [2, 1, 2]);
+    assert.deepEqual(pick({ threads: "auto" }, {}, 8), [4, 8, 8]);
+    assert.deepEqual(pick({ threads: "auto" }, {}, 1), [1, undefined, 1], "one core: nothing to choose");
+    assert.deepEqual(pick({}), [1, undefined, 2], "not unless asked");
+    assert.deepEqual(pick({ threads: 2 }, { SHIMMY_THREADS: "auto" }), [2, undefined, 2], "a chosen count wins over the variable");
+  });
+
+  it("--threads auto times both counts on a real model, and the golden text holds", async () => {
+    const config = loadConfig({ modelPaths: [STORIES_GGUF], scanDefaultLocations: false, threads: "auto", gpu: false, parallel: 2 }, { HOME: "/nonexistent" }, 2);
+    const pool = createModelPool(config);
+    const lease = await pool.acquire("stories260k");
+    try {
+      const m = lease.model;
+      const g = golden.greedy[0]!;
+      const { done } = await m.complete(m.prepare({ model: "stories260k", input: { kind: "text", text: g.prompt }, sampling: { temperature: 0 }, maxTokens: g.maxTokens, stop: [] }));
+      assert.deepEqual(done.tokenIds, g.ids);
+      assert.ok(g.maxTokens > 10, "enough one-token steps for the warm-up and a try");
+      assert.deepEqual([...m.oneTokenThreads.measuredMs.keys()].sort(), [1, 2]);
+      assert.ok([...m.oneTokenThreads.measuredMs.values()].every((ms) => ms > 0));
+      assert.ok([1, 2].includes(m.oneTokenThreads.current));
+    } finally {
+      lease.release();
+      await pool.close();
+    }
+  });
+
+  it("the chooser keeps the faster count for one-token steps, tries the other sparingly, and follows a change", () => {
+    const tuning = { warmup: 4, interval: 8, maxInterval: 32, alpha: 0.5, margin: 0.95 };
+    /** Runs `steps` one-token steps with a duration per thread count; returns the counts used. */
+    const run = (chooser: ThreadChooser, steps: number, ms: (threads: number) => number) => {
+      const used: number[] = [];
+      for (let i = 0; i < steps; i++) {
+        const t = chooser.next();
+        used.push(t);
+        chooser.record(t, ms(t));
+      }
+      return used;
+    };
+    const fixed = new ThreadChooser(2, undefined, tuning);
+    assert.deepEqual(new Set(run(fixed, 50, () => 5)), new Set([2]));
+    assert.deepEqual(new Set(run(new ThreadChooser(2, 2, tuning), 50, () => 5)), new Set([2]), "the same count twice: nothing to choose");
+
+    // 2 threads faster: tried once after the warm-up, then kept (1 thread retried once in 15 steps).
+    const c = new ThreadChooser(1, 2, tuning);
+    const first = run(c, 20, (t) => (t === 2 ? 5 : 7));
+    assert.deepEqual(first.slice(0, 5), [1, 1, 1, 1, 2]);
+    assert.equal(first.slice(5).filter((t) => t === 1).length, 1, `used ${first.join(",")}`);
+    assert.equal(c.current, 2);
+    assert.deepEqual([...c.measuredMs.keys()].sort(), [1, 2]);
+
+    // 1 thread keeps losing: tried every 8, then 16, then 32 steps, never more often.
+    const tries = run(c, 200, (t) => (t === 2 ? 5 : 7)).flatMap((t, i) => (t === 1 ? [i] : []));
+    assert.ok(tries.length >= 4 && tries.length <= 8, `tries at ${tries.join(",")}`);
+    const gaps = tries.slice(1).map((t, i) => t - tries[i]!);
+    assert.ok(gaps.every((g, i) => i === 0 || g >= gaps[i - 1]!), `gaps ${gaps.join(",")}`);
+    assert.ok(gaps.every((g) => g <= 33));
+
+    // 2 threads turn slow (the prebuilt binary's slow mode): the chooser moves to 1 at once, not at the next scheduled try.
+    const slow = run(c, 10, (t) => (t === 2 ? 20 : 7));
+    assert.equal(c.current, 1);
+    assert.ok(slow.filter((t) => t === 2).length <= 3, `used ${slow.join(",")}`);
+    // …and back once 2 threads are fast again (within the longest interval).
+    run(c, 40, (t) => (t === 2 ? 5 : 7));
+    assert.equal(c.current, 2);
   });
 
   it("decodes prompts on the batch threads and single tokens on the others, with unchanged output", async () => {

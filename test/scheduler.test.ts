@@ -64,6 +64,11 @@ describe("batched slots", () => {
       const h = await health(server);
       assert.equal(h.loaded[0].slots, 4);
       assert.equal(h.loaded[0].context_per_slot, 512);
+      // A chosen --threads 1: one-token steps timed on 1 thread only, no alternative.
+      assert.equal(h.compute.threads_alternative, null);
+      assert.equal(h.loaded[0].one_token_threads, 1);
+      assert.deepEqual(Object.keys(h.loaded[0].one_token_step_ms), ["1"]);
+      assert.ok(h.loaded[0].one_token_step_ms["1"] > 0);
     } finally {
       await server.close();
     }

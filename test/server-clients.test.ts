@@ -14,7 +14,10 @@ const tmp = tempDir();
 before(async () => {
   server = await startTestServer();
 });
+/** Servers the CLI tests started: a failed assertion must not leave one running (it would hold the test run open). */
+const spawned: ReturnType<typeof spawn>[] = [];
 after(async () => {
+  for (const child of spawned) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   await server.close();
   tmp.cleanup();
 });
@@ -110,6 +113,7 @@ async function spawnServe(command: string[], model: string): Promise<{ child: Re
     env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off", SHIMMY_NATIVE: "0" },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  spawned.push(child);
   let out = "";
   const line = await new Promise<any>((resolve, reject) => {
     child.stdout!.on("data", (d) => {
@@ -130,7 +134,7 @@ describe("shimmy serve", () => {
     // SHIMMY_THREADS=1 applies to batches too (as llama-server's -tb); the launcher chose the pool,
     // whose spare thread is parked only while a model is loaded.
     const health = (await (await fetch(`${line.url}/health`)).json()) as { compute: unknown };
-    assert.deepEqual(health.compute, { build: "prebuilt", threads: 1, batch_threads: 1, libuv_threadpool_size: 2, libuv_threads_parked: 0 });
+    assert.deepEqual(health.compute, { build: "prebuilt", threads: 1, threads_alternative: null, batch_threads: 1, libuv_threadpool_size: 2, libuv_threads_parked: 0 });
     const r = await fetch(`${line.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories260k-chat", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 4, temperature: 0 }) });
     assert.equal(r.status, 200);
     const loaded = (await (await fetch(`${line.url}/health`)).json()) as { compute: { libuv_threads_parked: number } };

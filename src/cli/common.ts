@@ -9,7 +9,7 @@ export interface ModelSourceFlags {
   modelDirs?: string[];
   modelPath?: string[];
   defaultLocations?: boolean;
-  threads?: number;
+  threads?: number | "auto";
   threadsBatch?: number;
   ctxSize?: number;
   gpu?: string;
@@ -21,6 +21,10 @@ export function parsePositiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${value}" is not a positive integer`);
   return n;
+}
+
+export function parseThreads(value: string): number | "auto" {
+  return value === "auto" ? "auto" : parsePositiveInt(value);
 }
 
 export function parseNonNegativeInt(value: string): number {
@@ -39,7 +43,7 @@ export function withModelSources(cmd: Command): Command {
 
 export function withEngineOptions(cmd: Command): Command {
   return cmd
-    .option("--threads <n>", "CPU threads for one-token steps, a single stream generating (default: all cores, max 16 — half of them on the prebuilt binary; SHIMMY_THREADS)", parsePositiveInt)
+    .option("--threads <n|auto>", "CPU threads for one-token steps, a single stream generating (default: all cores, max 16 — half of them on the prebuilt binary; auto: that or the other of all/half, whichever measures faster; SHIMMY_THREADS)", parseThreads)
     .option("--threads-batch <n>", "CPU threads for prompts and batched streams (default: --threads if given, else all cores, max 16; SHIMMY_THREADS_BATCH)", parsePositiveInt)
     .option("--ctx-size <n>", "context size per sequence (default: min(model's training context, 4096))", parsePositiveInt)
     .addOption(new Option("--gpu <mode>", "GPU backend: auto or off (SHIMMY_GPU)").choices(["auto", "off"]))

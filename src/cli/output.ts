@@ -50,7 +50,9 @@ export function table(rows: string[][]): string {
 }
 
 /** "1 thread, 2 for batches" — how a Config splits its CPU threads. */
-export function describeThreads(config: { threads: number; batchThreads: number }): string {
-  const t = `${config.threads} thread${config.threads > 1 ? "s" : ""}`;
+export function describeThreads(config: { threads: number; threadsAlternative?: number; batchThreads: number }): string {
+  const plural = (n: number) => `${n} thread${n > 1 ? "s" : ""}`;
+  if (config.threadsAlternative !== undefined) return `${config.threads} or ${plural(config.threadsAlternative)} for one-token steps (whichever measures faster), ${config.batchThreads} for batches`;
+  const t = plural(config.threads);
   return config.batchThreads === config.threads ? t : `${t}, ${config.batchThreads} for batches`;
 }

@@ -26,8 +26,13 @@ export interface Config {
   /** Per-sequence context size; undefined = min(model's training context, ctxCap). */
   ctxSize?: number;
   ctxCap: number;
-  /** Threads for one-token decode steps (one stream generating). */
+  /** Threads for one-token decode steps (one stream generating); the first count tried when `threadsAlternative` is set. */
   threads: number;
+  /**
+   * With `--threads auto`: the other count one-token steps may use, whichever the decode loop
+   * measures faster (engine/thread-chooser.ts); undefined = `threads` always.
+   */
+  threadsAlternative?: number;
   /** Threads for steps of several tokens: prompts, and streams batched together. */
   batchThreads: number;
   batchSize?: number;
@@ -95,7 +100,8 @@ export interface ConfigOverrides {
   port?: number;
   bindAuto?: boolean;
   ctxSize?: number;
-  threads?: number;
+  /** "auto": one-token steps use the default count or the other of all/half the cores, whichever measures faster. */
+  threads?: number | "auto";
   batchThreads?: number;
   batchSize?: number;
   parallel?: number;
@@ -175,8 +181,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const gpu = overrides.gpu ?? (gpuEnv && ["false", "off", "none", "0", "cpu"].includes(gpuEnv) ? false : "auto");
   const nativeBuild = overrides.nativeBuild ?? (env.SHIMMY_NATIVE !== undefined ? env.SHIMMY_NATIVE === "1" : nativeBuildDefault(gpu, machine));
   const defaults = defaultThreads(cores, nativeBuild);
-  const chosenThreads = overrides.threads ?? envInt(env, "SHIMMY_THREADS");
+  const threadsSetting = overrides.threads ?? (env.SHIMMY_THREADS === "auto" ? "auto" : envInt(env, "SHIMMY_THREADS"));
+  const chosenThreads = threadsSetting === "auto" ? undefined : threadsSetting;
   const threads = chosenThreads ?? defaults.threads;
+  // All cores or half of them, whichever the default is not.
+  const otherDefault = defaults.threads === defaults.batchThreads ? Math.max(1, Math.floor(defaults.batchThreads / 2)) : defaults.batchThreads;
   return {
     modelDirs: [...(overrides.modelDirs ?? []), ...splitPathList(env.SHIMMY_MODEL_PATHS)].map((p) => resolve(p)),
     modelPaths: (overrides.modelPaths ?? []).map((p) => resolve(p)),
@@ -192,6 +201,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     ctxSize: overrides.ctxSize ?? envInt(env, "SHIMMY_CTX_SIZE"),
     ctxCap: 4096,
     threads,
+    threadsAlternative: threadsSetting === "auto" && otherDefault !== threads ? otherDefault : undefined,
     // As llama-server's -tb: batches use a chosen --threads unless a count was chosen for them.
     batchThreads: overrides.batchThreads ?? envInt(env, "SHIMMY_THREADS_BATCH") ?? chosenThreads ?? defaults.batchThreads,
     batchSize: overrides.batchSize ?? envInt(env, "SHIMMY_BATCH_SIZE"),

@@ -1,5 +1,6 @@
 import type { Token } from "node-llama-cpp";
 import type { NativeContext, NativeSampler } from "./native-context.js";
+import { ThreadChooser } from "./thread-chooser.js";
 
 /** Why a job stopped producing tokens (an error is thrown from `next()` instead). */
 export type JobEnd = "eog" | "length" | "cancelled";
@@ -95,8 +96,10 @@ export class DecodeJob {
 export interface DecodeLoopOptions {
   /** The context's batch size: tokens per decode at most. */
   batchSize: number;
-  /** Threads for a one-token step (llama.cpp -t). */
+  /** Threads for a one-token step (llama.cpp -t); the first tried when `threadsAlternative` is set. */
   threads: number;
+  /** The other count one-token steps may use, whichever is measured faster (ThreadChooser). */
+  threadsAlternative?: number;
   /** Threads for a step of several tokens: prompts, several streams (llama.cpp -tb). */
   batchThreads: number;
   isEndOfGeneration(token: Token): boolean;
@@ -120,11 +123,15 @@ export class DecodeLoop {
   private readonly erasures: { sequenceId: number; start: number; done: () => void }[] = [];
   private running = false;
   private threads = -1;
+  /** Picks the thread count of one-token steps. */
+  readonly oneTokenThreads: ThreadChooser;
 
   constructor(
     private readonly context: NativeContext,
     private readonly options: DecodeLoopOptions,
-  ) {}
+  ) {
+    this.oneTokenThreads = new ThreadChooser(options.threads, options.threadsAlternative);
+  }
 
   start(job: DecodeJob): void {
     if (job.pending.length === 0 || job.options.maxTokens < 1) throw new Error("a decode job needs input and room for a token");
@@ -206,11 +213,12 @@ export class DecodeLoop {
       const indexes = ctx.addToBatch(job.options.sequenceId, job.position, Uint32Array.from(job.pending.slice(0, n)), last ? Uint32Array.of(n - 1) : NO_LOGITS);
       if (last) outputs.push({ job, index: indexes[0]! });
     }
-    const threads = size === 1 ? this.options.threads : this.options.batchThreads;
+    const threads = size === 1 ? this.oneTokenThreads.next() : this.options.batchThreads;
     if (threads !== this.threads) {
       ctx.setThreads(threads);
       this.threads = threads;
     }
+    const started = performance.now();
     try {
       await ctx.decodeBatch();
     } catch (e) {
@@ -222,6 +230,7 @@ export class DecodeLoop {
       }
       return;
     }
+    if (size === 1) this.oneTokenThreads.record(threads, performance.now() - started);
     for (const job of batch) {
       const n = take.get(job)!;
       for (const token of job.pending.splice(0, n)) job.options.cache.push(token);

@@ -25,8 +25,8 @@ export const NATIVE_CMAKE_OPTIONS: Record<string, string> = { GGML_NATIVE: "ON",
 const NATIVE_BUILD = { gpu: false, usePrebuiltBinaries: false, cmakeOptions: NATIVE_CMAKE_OPTIONS } as const;
 
 /** The runtime a Config asks for; its thread budget covers both thread counts. */
-export function runtimeOptionsFor(config: Pick<Config, "gpu" | "threads" | "batchThreads" | "nativeBuild">): LlamaRuntimeOptions {
-  return { gpu: config.gpu, threads: Math.max(config.threads, config.batchThreads), native: config.nativeBuild };
+export function runtimeOptionsFor(config: Pick<Config, "gpu" | "threads" | "threadsAlternative" | "batchThreads" | "nativeBuild">): LlamaRuntimeOptions {
+  return { gpu: config.gpu, threads: Math.max(config.threads, config.batchThreads, config.threadsAlternative ?? 1), native: config.nativeBuild };
 }
 
 let shared: { key: string; llama: Promise<Llama> } | undefined;

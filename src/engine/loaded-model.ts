@@ -11,7 +11,7 @@ import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
 import type { DoneEvent, FinishReason, GenerationRequest, TokenSink } from "./types.js";
 
 /** The Config settings a load uses (documented on Config). */
-export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention">;
+export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "threadsAlternative" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention">;
 
 /** A request after tokenization and checks: everything that can fail before streaming starts. */
 export interface PreparedGeneration {
@@ -43,9 +43,15 @@ export class LoadedModel {
     this.loop = new DecodeLoop(native.context, {
       batchSize: context.batchSize,
       threads: options.threads,
+      threadsAlternative: options.threadsAlternative,
       batchThreads: options.batchThreads,
       isEndOfGeneration: (token) => model.isEogToken(token),
     });
+  }
+
+  /** The thread count one-token steps use now, and the measured ms per step by count. */
+  get oneTokenThreads(): { current: number; measuredMs: ReadonlyMap<number, number> } {
+    return { current: this.loop.oneTokenThreads.current, measuredMs: this.loop.oneTokenThreads.measuredMs };
   }
 
   /** Bytes this model holds: weights plus its context (KV cache and compute buffers). */

@@ -33,6 +33,8 @@ export interface LoadedModelInfo {
   queued: number;
   pins: number;
   memoryBytes: number;
+  /** Threads one-token steps use now, and the measured ms per one-token step by thread count. */
+  oneTokenThreads: { current: number; measuredMs: ReadonlyMap<number, number> };
   /** When the idle timer will unload it (ms since epoch), null = not scheduled. */
   expiresAt: number | null;
 }
@@ -220,6 +222,7 @@ export class ModelPool {
       queued: m.slots.queueLength,
       pins: m.pins,
       memoryBytes: m.memoryBytes,
+      oneTokenThreads: m.oneTokenThreads,
       expiresAt,
     }));
   }

@@ -19,7 +19,7 @@ export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
       // What this process computes with. The pool size is what libuv read at its first job (the
       // `shimmy` launcher sets 2 unless the user chose; libuv's default is 4); all but one of its
       // threads are parked while a model is loaded (engine/pool-reserve.ts).
-      compute: { build: ctx.config.nativeBuild ? "native" : "prebuilt", threads: ctx.config.threads, batch_threads: ctx.config.batchThreads, libuv_threadpool_size: libuvPoolSize(process.env.UV_THREADPOOL_SIZE), libuv_threads_parked: poolThreadReserve().parked },
+      compute: { build: ctx.config.nativeBuild ? "native" : "prebuilt", threads: ctx.config.threads, threads_alternative: ctx.config.threadsAlternative ?? null, batch_threads: ctx.config.batchThreads, libuv_threadpool_size: libuvPoolSize(process.env.UV_THREADPOOL_SIZE), libuv_threads_parked: poolThreadReserve().parked },
       limits: { max_loaded_models: ctx.config.maxLoadedModels, memory_budget_bytes: ctx.config.memoryBudgetBytes, max_queue: ctx.config.maxQueue, keep_alive_ms: ctx.config.keepAliveMs },
       loaded: loaded.map((m) => ({
         name: m.name,
@@ -29,6 +29,8 @@ export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
         queued: m.queued,
         in_flight: m.pins,
         memory_bytes: m.memoryBytes,
+        one_token_threads: m.oneTokenThreads.current,
+        one_token_step_ms: Object.fromEntries([...m.oneTokenThreads.measuredMs].map(([threads, ms]) => [threads, Math.round(ms * 100) / 100])),
         expires_at: m.expiresAt === null ? null : new Date(m.expiresAt).toISOString(),
       })),
     };
