@@ -8,6 +8,7 @@ import { type NativeHandles, nativeHandles } from "./native-context.js";
 import { nativeSamplerConfig } from "./sampler-config.js";
 import { type SlotGrant, SlotPool } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
+import type { OneTokenThreads } from "./thread-chooser.js";
 import type { DoneEvent, FinishReason, GenerationRequest, TokenSink } from "./types.js";
 
 /** The Config settings a load uses (documented on Config). */
@@ -50,8 +51,8 @@ export class LoadedModel {
   }
 
   /** The thread count one-token steps use now, and the measured ms per step by count. */
-  get oneTokenThreads(): { current: number; measuredMs: ReadonlyMap<number, number> } {
-    return { current: this.loop.oneTokenThreads.current, measuredMs: this.loop.oneTokenThreads.measuredMs };
+  get oneTokenThreads(): OneTokenThreads {
+    return this.loop.oneTokenThreads;
   }
 
   /** Bytes this model holds: weights plus its context (KV cache and compute buffers). */

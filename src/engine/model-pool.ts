@@ -7,6 +7,7 @@ import { ModelLoadError, ModelUnusableError } from "./errors.js";
 import { LoadedModel, type LoadOptions } from "./loaded-model.js";
 import type { PoolThreadReserve } from "./pool-reserve.js";
 import { servableModels, unservableReason } from "./servability.js";
+import type { OneTokenThreads } from "./thread-chooser.js";
 
 export interface PoolOptions extends LoadOptions {
   /** Provides the node-llama-cpp runtime, created on the first load. */
@@ -34,7 +35,7 @@ export interface LoadedModelInfo {
   pins: number;
   memoryBytes: number;
   /** Threads one-token steps use now, and the measured ms per one-token step by thread count. */
-  oneTokenThreads: { current: number; measuredMs: ReadonlyMap<number, number> };
+  oneTokenThreads: OneTokenThreads;
   /** When the idle timer will unload it (ms since epoch), null = not scheduled. */
   expiresAt: number | null;
 }

@@ -31,6 +31,9 @@ export interface ThreadChooserTuning {
   margin: number;
 }
 
+/** What others may read of a chooser: the count in use and the times measured. */
+export type OneTokenThreads = Pick<ThreadChooser, "current" | "measuredMs">;
+
 const TUNING: ThreadChooserTuning = { warmup: 8, interval: 64, maxInterval: 1024, alpha: 0.2, margin: 0.95 };
 
 export class ThreadChooser {
