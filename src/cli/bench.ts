@@ -53,6 +53,7 @@ export function registerBench(program: Command): void {
           const result = {
             model: m.spec.name,
             threads: config.threads,
+            threads_alternative: config.threadsAlternative ?? null,
             batch_threads: config.batchThreads,
             load_ms: Math.round(m.loadMs),
             first_use_ms: Math.round(firstUseMs),

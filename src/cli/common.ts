@@ -43,7 +43,7 @@ export function withModelSources(cmd: Command): Command {
 
 export function withEngineOptions(cmd: Command): Command {
   return cmd
-    .option("--threads <n|auto>", "CPU threads for one-token steps, a single stream generating (default: all cores, max 16 — half of them on the prebuilt binary; auto: that or the other of all/half, whichever measures faster; SHIMMY_THREADS)", parseThreads)
+    .option("--threads <n|auto>", "CPU threads for one-token steps, a single stream generating: a fixed count, or auto (default): all cores, max 16 — half of them on the prebuilt binary — or the other of all/half, whichever measures faster (SHIMMY_THREADS)", parseThreads)
     .option("--threads-batch <n>", "CPU threads for prompts and batched streams (default: --threads if given, else all cores, max 16; SHIMMY_THREADS_BATCH)", parsePositiveInt)
     .option("--ctx-size <n>", "context size per sequence (default: min(model's training context, 4096))", parsePositiveInt)
     .addOption(new Option("--gpu <mode>", "GPU backend: auto or off (SHIMMY_GPU)").choices(["auto", "off"]))

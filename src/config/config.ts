@@ -29,8 +29,8 @@ export interface Config {
   /** Threads for one-token decode steps (one stream generating); the first count tried when `threadsAlternative` is set. */
   threads: number;
   /**
-   * With `--threads auto`: the other count one-token steps may use, whichever the decode loop
-   * measures faster (engine/thread-chooser.ts); undefined = `threads` always.
+   * Unless a count was chosen (`--threads N`): the other count one-token steps may use, whichever
+   * the decode loop measures faster (engine/thread-chooser.ts); undefined = `threads` always.
    */
   threadsAlternative?: number;
   /** Threads for steps of several tokens: prompts, and streams batched together. */
@@ -100,7 +100,7 @@ export interface ConfigOverrides {
   port?: number;
   bindAuto?: boolean;
   ctxSize?: number;
-  /** "auto": one-token steps use the default count or the other of all/half the cores, whichever measures faster. */
+  /** A fixed count for one-token steps (and batches, unless batchThreads); "auto" or unset: the default count or the other of all/half the cores, whichever measures faster. */
   threads?: number | "auto";
   batchThreads?: number;
   batchSize?: number;
@@ -181,7 +181,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const gpu = overrides.gpu ?? (gpuEnv && ["false", "off", "none", "0", "cpu"].includes(gpuEnv) ? false : "auto");
   const nativeBuild = overrides.nativeBuild ?? (env.SHIMMY_NATIVE !== undefined ? env.SHIMMY_NATIVE === "1" : nativeBuildDefault(gpu, machine));
   const defaults = defaultThreads(cores, nativeBuild);
-  const threadsSetting = overrides.threads ?? (env.SHIMMY_THREADS === "auto" ? "auto" : envInt(env, "SHIMMY_THREADS"));
+  // Unset = auto: the chooser cannot change results (engine/decode-loop.ts THREAD_INVARIANT_CELLS).
+  const threadsSetting = overrides.threads ?? (env.SHIMMY_THREADS === "auto" ? "auto" : envInt(env, "SHIMMY_THREADS")) ?? "auto";
   const chosenThreads = threadsSetting === "auto" ? undefined : threadsSetting;
   const threads = chosenThreads ?? defaults.threads;
   // All cores or half of them, whichever the default is not.

@@ -108,6 +108,16 @@ export interface DecodeLoopOptions {
 const NO_LOGITS = new Uint32Array(0);
 
 /**
+ * Up to this many KV cells in a sequence, a one-token step gives the same logits at any thread
+ * count. Past it, llama.cpp's CPU flash attention for a single query (its view of the cache is
+ * padded to 256 cells, so 512 or more) splits the cells among the threads and merges partial
+ * softmaxes, and the thread count changes the sums. Measured on the 100M bench model: greedy text
+ * at 1 and 2 threads parted at KV positions 258–290 for prompts of 5–201 tokens, never before;
+ * steps of several tokens matched the 1-thread text at either count.
+ */
+export const THREAD_INVARIANT_CELLS = 256;
+
+/**
  * The only thing that decodes on a model's context: every step packs all active jobs into one
  * batch (one token per generating job, prompt chunks in the rest of the batch, oldest job first),
  * decodes it, samples each job that reached its end of input, and goes again at once. KV-cache
@@ -213,7 +223,10 @@ export class DecodeLoop {
       const indexes = ctx.addToBatch(job.options.sequenceId, job.position, Uint32Array.from(job.pending.slice(0, n)), last ? Uint32Array.of(n - 1) : NO_LOGITS);
       if (last) outputs.push({ job, index: indexes[0]! });
     }
-    const threads = size === 1 ? this.oneTokenThreads.next() : this.options.batchThreads;
+    const chosen = this.oneTokenThreads.next();
+    // Past the invariant cells the chooser may not pick: the configured count keeps the text what
+    // it is without `auto` (temperature 0 repeatable, whatever the timing).
+    const threads = size > 1 ? this.options.batchThreads : batch[0]!.position >= THREAD_INVARIANT_CELLS ? this.options.threads : chosen;
     if (threads !== this.threads) {
       ctx.setThreads(threads);
       this.threads = threads;
@@ -230,7 +243,7 @@ export class DecodeLoop {
       }
       return;
     }
-    if (size === 1) this.oneTokenThreads.record(threads, performance.now() - started);
+    if (size === 1 && threads === chosen) this.oneTokenThreads.record(threads, performance.now() - started);
     for (const job of batch) {
       const n = take.get(job)!;
       for (const token of job.pending.splice(0, n)) job.options.cache.push(token);
