@@ -168,7 +168,7 @@ describe("thread plan", () => {
     assert.deepEqual(new Set(run(fixed, 50, () => 5)), new Set([2]));
     assert.deepEqual(new Set(run(new ThreadChooser(2, 2, tuning), 50, () => 5)), new Set([2]), "the same count twice: nothing to choose");
 
-    // 2 threads faster: tried for two steps once the window is full, then kept (1 thread tried once in 20 steps).
+    // 2 threads faster: tried for two steps once the window is full, then kept (1 thread tried once, two steps, in the next 20).
     const c = new ThreadChooser(1, 2, tuning);
     const first = run(c, 26, (t) => (t === 2 ? 5 : 7));
     assert.deepEqual(first.slice(0, 6), [1, 1, 1, 1, 2, 2]);

@@ -223,10 +223,10 @@ export class DecodeLoop {
       const indexes = ctx.addToBatch(job.options.sequenceId, job.position, Uint32Array.from(job.pending.slice(0, n)), last ? Uint32Array.of(n - 1) : NO_LOGITS);
       if (last) outputs.push({ job, index: indexes[0]! });
     }
-    const chosen = this.oneTokenThreads.next();
+    const chosen = size === 1 ? this.oneTokenThreads.next() : undefined;
     // Past the invariant cells the chooser may not pick: the configured count keeps the text what
     // it is without `auto` (temperature 0 repeatable, whatever the timing).
-    const threads = size > 1 ? this.options.batchThreads : batch[0]!.position >= THREAD_INVARIANT_CELLS ? this.options.threads : chosen;
+    const threads = chosen === undefined ? this.options.batchThreads : batch[0]!.position >= THREAD_INVARIANT_CELLS ? this.options.threads : chosen;
     if (threads !== this.threads) {
       ctx.setThreads(threads);
       this.threads = threads;
@@ -243,7 +243,7 @@ export class DecodeLoop {
       }
       return;
     }
-    if (size === 1 && threads === chosen) this.oneTokenThreads.record(threads, performance.now() - started);
+    if (threads === chosen) this.oneTokenThreads.record(threads, performance.now() - started);
     for (const job of batch) {
       const n = take.get(job)!;
       for (const token of job.pending.splice(0, n)) job.options.cache.push(token);

@@ -2,7 +2,7 @@ import { median } from "./rates.js";
 
 /**
  * Picks the thread count for one-token decode steps from how long those steps take, between the
- * default count and one alternative (`--threads auto`).
+ * default count and one alternative (`--threads auto`, the default).
  *
  * Why measure rather than fix a count: which count is faster depends on things no rule sees.
  * On the 2-core box, the prebuilt binary's 2-thread steps ran at ~190 tok/s for some streams and
