@@ -41,7 +41,11 @@ export class PoolThreadReserve {
   private holders = 0;
   private borrowed = 0;
 
-  constructor(private readonly spare: number) {}
+  constructor(
+    private readonly spare: number,
+    /** libuv's pool size this reserve was sized from (spare + 1, except where nothing is parked). */
+    readonly poolSize = spare + 1,
+  ) {}
 
   /** Threads parked now (or about to be: reads queued behind other jobs count). */
   get parked(): number {
@@ -129,6 +133,9 @@ let processReserve: PoolThreadReserve | undefined;
 
 /** The one reserve for this process's libuv pool. */
 export function poolThreadReserve(): PoolThreadReserve {
-  processReserve ??= new PoolThreadReserve(process.platform === "win32" ? 0 : libuvPoolSize(process.env.UV_THREADPOOL_SIZE) - 1);
+  if (!processReserve) {
+    const size = libuvPoolSize(process.env.UV_THREADPOOL_SIZE);
+    processReserve = new PoolThreadReserve(process.platform === "win32" ? 0 : size - 1, size);
+  }
   return processReserve;
 }

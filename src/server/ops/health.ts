@@ -1,11 +1,12 @@
 import type { FastifyInstance } from "fastify";
-import { libuvPoolSize, poolThreadReserve } from "../../engine/pool-reserve.js";
+import { poolThreadReserve } from "../../engine/pool-reserve.js";
 import { servableModels } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
 
 export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
   const health = async () => {
     const loaded = ctx.pool.info();
+    const reserve = poolThreadReserve();
     return {
       status: "ok",
       version: ctx.version,
@@ -19,7 +20,7 @@ export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
       // What this process computes with. The pool size is what libuv read at its first job (the
       // `shimmy` launcher sets 2 unless the user chose; libuv's default is 4); all but one of its
       // threads are parked while a model is loaded (engine/pool-reserve.ts).
-      compute: { build: ctx.config.nativeBuild ? "native" : "prebuilt", threads: ctx.config.threads, threads_alternative: ctx.config.threadsAlternative ?? null, batch_threads: ctx.config.batchThreads, libuv_threadpool_size: libuvPoolSize(process.env.UV_THREADPOOL_SIZE), libuv_threads_parked: poolThreadReserve().parked },
+      compute: { build: ctx.config.nativeBuild ? "native" : "prebuilt", threads: ctx.config.threads, threads_alternative: ctx.config.threadsAlternative ?? null, batch_threads: ctx.config.batchThreads, libuv_threadpool_size: reserve.poolSize, libuv_threads_parked: reserve.parked },
       limits: { max_loaded_models: ctx.config.maxLoadedModels, memory_budget_bytes: ctx.config.memoryBudgetBytes, max_queue: ctx.config.maxQueue, keep_alive_ms: ctx.config.keepAliveMs },
       loaded: loaded.map((m) => ({
         name: m.name,
