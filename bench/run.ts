@@ -10,7 +10,8 @@
  * Timing on a shared small machine drifts by ±15–30% over minutes, so for each thread setting
  * both servers are up together and every scenario alternates between them, `--rounds` times
  * (order swapped every round); each side's median at its best thread setting is compared, and
- * so is the median of the per-round ratios (paired) at llama-server's best setting.
+ * so is the median of the per-round ratios (paired) at llama-server's best setting. Settings
+ * that ran one configuration (llama-server's `default` is `-t N -tb N` for its N) count as one.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { homedir, cpus, totalmem } from "node:os";
@@ -65,7 +66,13 @@ function findBaseline(): string | undefined {
 
 interface SideResult {
   server: string;
+  /** The thread setting's label (--threads). */
   threads: string;
+  /**
+   * What the server ran with: "N/M", or the label where the server chooses at run time. Two
+   * labels with one configuration (llama-server's `default` is `2` on 2 cores) are one setting.
+   */
+  config: string;
   round: number;
   coldStartMs: number;
   idleRssBytes: number | null;
@@ -76,7 +83,7 @@ interface SideResult {
 }
 
 /** One server's repetition of every scenario; a round of the run holds one per server. */
-type RoundResult = Omit<SideResult, "server" | "threads" | "round" | "coldStartMs" | "idleRssBytes">;
+type RoundResult = Omit<SideResult, "server" | "threads" | "config" | "round" | "coldStartMs" | "idleRssBytes">;
 type Scenario = (server: ServerUnderTest, round: number) => Promise<Partial<RoundResult>>;
 
 const reps = quick ? 1 : 3;
@@ -158,7 +165,7 @@ async function measureSetting(starts: (() => Promise<ServerUnderTest>)[], model:
       }
     }
     return servers.flatMap((server, i) =>
-      partial[i]!.map((r, k) => ({ server: server.name, threads, round: k + 1, coldStartMs: server.coldStartMs, idleRssBytes: idle[i]!, ...(r as RoundResult) })),
+      partial[i]!.map((r, k) => ({ server: server.name, threads, config: server.threads ?? threads, round: k + 1, coldStartMs: server.coldStartMs, idleRssBytes: idle[i]!, ...(r as RoundResult) })),
     );
   } finally {
     for (const server of servers) await server.stop();
@@ -176,39 +183,51 @@ const spread = (values: number[]): Spread => ({ value: median(values), min: Math
 
 /** The median over the rounds at the side's best thread setting. */
 interface SideBest extends Spread {
+  /** The setting's label; labels that ran one configuration are joined ("2 = default"). */
   threads: string;
+  /** Every label of that configuration. */
+  labels: string[];
 }
 
 /**
- * One side's value of a metric: the median over rounds for each thread setting, at the setting
- * whose median is best. Medians, not best rounds: one lucky round must not decide a ratio.
+ * One side's value of a metric: the median over rounds for each thread configuration, at the one
+ * whose median is best. Medians, not best rounds: one lucky round must not decide a ratio. Labels
+ * that ran the same configuration are pooled into one median: taking the better of two medians
+ * of one configuration would pick the luckier draw (on 2 cores llama-server's `default` is its
+ * `2`; the two differed by up to 9% in one run).
  */
 function best(results: SideResult[], server: string, get: (r: SideResult) => number | undefined, better: "higher" | "lower"): SideBest | undefined {
-  const bySetting = new Map<string, number[]>();
+  const byConfig = new Map<string, { labels: Set<string>; values: number[] }>();
   for (const r of results.filter((x) => x.server === server)) {
     const value = get(r);
-    if (value !== undefined) bySetting.set(r.threads, [...(bySetting.get(r.threads) ?? []), value]);
+    if (value === undefined) continue;
+    const group = byConfig.get(r.config) ?? { labels: new Set<string>(), values: [] };
+    group.labels.add(r.threads);
+    group.values.push(value);
+    byConfig.set(r.config, group);
   }
   let found: SideBest | undefined;
-  for (const [threads, values] of bySetting) {
+  for (const { labels, values } of byConfig.values()) {
     const s = spread(values);
-    if (!found || (better === "higher" ? s.value > found.value : s.value < found.value)) found = { ...s, threads };
+    if (!found || (better === "higher" ? s.value > found.value : s.value < found.value)) found = { ...s, threads: [...labels].join(" = "), labels: [...labels] };
   }
   return found;
 }
 
 /**
- * Both sides at one thread setting, round by round: the median of ours/theirs over the rounds
- * where both have a value. The two sides of a round ran back to back, so drift of the machine
- * between rounds (on this 2-core VM, single-stream rounds of one server ranged 145–216 tok/s in
- * one run) cancels out of each ratio; a ratio of two medians keeps it.
+ * Both sides at the same thread settings, round by round: the median of ours/theirs over the
+ * rounds where both have a value (every label of `labels`, each round paired within its label).
+ * The two sides of a round ran back to back, so drift of the machine between rounds (on this
+ * 2-core VM, single-stream rounds of one server ranged 145–216 tok/s in one run) cancels out of
+ * each ratio; a ratio of two medians keeps it.
  */
-function pairedRatio(results: SideResult[], ours: string, threads: string, get: (r: SideResult) => number | undefined): Spread | undefined {
-  const theirs = new Map(results.filter((r) => r.server === "llama-server" && r.threads === threads).map((r) => [r.round, get(r)]));
+function pairedRatio(results: SideResult[], ours: string, labels: readonly string[], get: (r: SideResult) => number | undefined): Spread | undefined {
+  const key = (r: SideResult): string => `${r.threads}#${r.round}`;
+  const theirs = new Map(results.filter((r) => r.server === "llama-server" && labels.includes(r.threads)).map((r) => [key(r), get(r)]));
   const ratios: number[] = [];
-  for (const r of results.filter((x) => x.server === ours && x.threads === threads)) {
+  for (const r of results.filter((x) => x.server === ours && labels.includes(x.threads))) {
     const a = get(r);
-    const b = theirs.get(r.round);
+    const b = theirs.get(key(r));
     if (a !== undefined && b !== undefined && b !== 0) ratios.push(a / b);
   }
   return ratios.length === 0 ? undefined : spread(ratios);
@@ -248,7 +267,7 @@ async function main(): Promise<void> {
     const ours = best(results, ourName, get, better);
     const base = best(results, "llama-server", get, better);
     // Paired at llama-server's best setting: the thread count the baseline is measured at.
-    const paired = base && rounds > 1 ? pairedRatio(results, ourName, base.threads, get) : undefined;
+    const paired = base && rounds > 1 ? pairedRatio(results, ourName, base.labels, get) : undefined;
     return { metric, better, shimmy: ours ?? null, "llama-server": base ?? null, ratio: ours && base && base.value !== 0 ? ours.value / base.value : null, paired: paired ? { ...paired, threads: base!.threads } : null };
   });
   const summary = {

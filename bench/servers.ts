@@ -9,6 +9,11 @@ export interface ServerUnderTest {
   pid: number;
   /** ms from spawn to the first /health 200. */
   coldStartMs: number;
+  /**
+   * The thread counts the server runs with, as "N/M" (one-token steps / batches), where it says;
+   * undefined when they are its own choice at run time (Shimmy's `auto`).
+   */
+  threads?: string;
   stop(): Promise<void>;
 }
 
@@ -78,6 +83,11 @@ export interface ServerOptions {
   native?: boolean;
 }
 
+/** "N/M" for explicit counts (a missing -tb follows -t in both servers); undefined when unset. */
+function explicitThreads(o: ServerOptions): string | undefined {
+  return o.threads === undefined ? undefined : `${o.threads}/${o.batchThreads ?? o.threads}`;
+}
+
 function threadArgs(o: ServerOptions, one: string, batch: string): string[] {
   return [...(o.threads === undefined ? [] : [one, String(o.threads)]), ...(o.batchThreads === undefined ? [] : [batch, String(o.batchThreads)])];
 }
@@ -92,7 +102,8 @@ export async function startShimmy(o: ServerOptions): Promise<ServerUnderTest> {
   const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, HOME: process.env.HOME } });
   const url = `http://127.0.0.1:${port}`;
   const coldStartMs = await waitHealthy(url, child, started, 30_000);
-  return { name: o.native ? "shimmy (native)" : "shimmy", url, pid: child.pid!, coldStartMs, stop: stopper(child) };
+  // Without flags Shimmy runs `auto` (one-token steps move between counts): no fixed setting.
+  return { name: o.native ? "shimmy (native)" : "shimmy", url, pid: child.pid!, coldStartMs, threads: explicitThreads(o), stop: stopper(child) };
 }
 
 /** llama-server with the same model file, threads, slots and per-slot context. */
@@ -100,8 +111,19 @@ export async function startLlamaServer(binary: string, o: ServerOptions): Promis
   const port = await freePort();
   const args = ["-m", o.model, "--host", "127.0.0.1", "--port", String(port), ...threadArgs(o, "-t", "-tb"), "-np", String(o.parallel), "-c", String(o.ctxPerSlot * o.parallel), "--no-webui"];
   const started = performance.now();
-  const child = spawn(binary, args, { stdio: ["ignore", "ignore", "ignore"] });
+  const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"] });
+  // Its log names the thread count it picked ("llama threadpool init, n_threads = N"); without
+  // -tb, batches get the same count (llama.cpp common: postprocess_cpu_params).
+  let picked: string | undefined;
+  let log = "";
+  child.stderr!.setEncoding("utf8").on("data", (text: string) => {
+    if (picked !== undefined) return;
+    log = (log + text).slice(-4096);
+    const m = /threadpool init, n_threads = (\d+)/.exec(log);
+    if (m) picked = m[1];
+  });
   const url = `http://127.0.0.1:${port}`;
   const coldStartMs = await waitHealthy(url, child, started, 120_000);
-  return { name: "llama-server", url, pid: child.pid!, coldStartMs, stop: stopper(child) };
+  const threads = explicitThreads(o) ?? (picked === undefined ? undefined : `${picked}/${o.batchThreads ?? picked}`);
+  return { name: "llama-server", url, pid: child.pid!, coldStartMs, threads, stop: stopper(child) };
 }
