@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
+import { prebuiltCpuLibraries } from "../src/engine/cpu-variants.js";
 import type { RunningServer } from "../src/server/server.js";
 import { CLI, runCli } from "./helpers/cli.js";
 import { REPO_ROOT, STORIES_CHAT_GGUF, STORIES_GGUF, tempDir } from "./helpers/paths.js";
@@ -110,7 +111,7 @@ describe("shimmy bench", () => {
 async function spawnServe(command: string[], model: string): Promise<{ child: ReturnType<typeof spawn>; line: any }> {
   const child = spawn(process.execPath, [...command, "serve", "--model-path", model, "--no-default-locations", "--port", "0", "--json"], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off", SHIMMY_NATIVE: "0" },
+    env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off", SHIMMY_NATIVE: "0", SHIMMY_CPU_VARIANT: "default" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   spawned.push(child);
@@ -134,11 +135,14 @@ describe("shimmy serve", () => {
     // SHIMMY_THREADS=1 applies to batches too (as llama-server's -tb); the launcher chose the pool,
     // whose spare thread is parked only while a model is loaded.
     const health = (await (await fetch(`${line.url}/health`)).json()) as { compute: unknown };
-    assert.deepEqual(health.compute, { build: "prebuilt", threads: 1, threads_alternative: null, batch_threads: 1, libuv_threadpool_size: 2, libuv_threads_parked: 0 });
+    // No model loaded yet, so no CPU library either; SHIMMY_CPU_VARIANT=default: llama.cpp picks.
+    assert.deepEqual(health.compute, { build: "prebuilt", cpu_variant: null, cpu_library: null, threads: 1, threads_alternative: null, batch_threads: 1, libuv_threadpool_size: 2, libuv_threads_parked: 0 });
     const r = await fetch(`${line.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories260k-chat", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 4, temperature: 0 }) });
     assert.equal(r.status, 200);
-    const loaded = (await (await fetch(`${line.url}/health`)).json()) as { compute: { libuv_threads_parked: number } };
+    const loaded = (await (await fetch(`${line.url}/health`)).json()) as { compute: { libuv_threads_parked: number; cpu_library: string | null } };
     assert.equal(loaded.compute.libuv_threads_parked, 1);
+    const libraries = prebuiltCpuLibraries()?.variants;
+    if (libraries && process.platform === "linux") assert.ok(libraries.includes(loaded.compute.cpu_library ?? ""), `${loaded.compute.cpu_library} is one of ${libraries.join(",")}`);
     const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     child.kill("SIGTERM");
     assert.equal(await exit, 0);

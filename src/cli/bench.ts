@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { loadedCpuLibrary } from "../engine/cpu-variants.js";
 import { createModelPool } from "../engine/create-pool.js";
 import type { LoadedModel } from "../engine/loaded-model.js";
 import { median, tokenRates } from "../engine/rates.js";
@@ -10,6 +11,7 @@ interface BenchFlags extends ModelSourceFlags {
   promptTokens: number;
   genTokens: number;
   runs: number;
+  concurrency: number;
   json?: boolean;
 }
 
@@ -26,9 +28,10 @@ export function registerBench(program: Command): void {
     .option("--prompt-tokens <n>", "prompt length for the prompt-processing run", parsePositiveInt, 256)
     .option("--gen-tokens <n>", "tokens to decode", parsePositiveInt, 128)
     .option("--runs <n>", "repetitions (median reported)", parsePositiveInt, 3)
+    .option("--concurrency <n>", "also decode this many streams at once (batched) and report their aggregate tokens/s", parsePositiveInt, 1)
     .option("--json", "machine-readable output")
     .action(async (target: string, flags: BenchFlags) => {
-      const config = includeTargetPath(configFrom(flags, { parallel: 1 }), target);
+      const config = includeTargetPath(configFrom(flags, { parallel: flags.concurrency }), target);
       const pool = createModelPool(config);
       try {
         const t0 = performance.now();
@@ -47,11 +50,21 @@ export function registerBench(program: Command): void {
             promptRuns.push(await run(m, fit(r), 1));
             decodeRuns.push(await run(m, `${r} Once upon a time`, flags.genTokens));
           }
+          // Aggregate decode rate of `concurrency` streams started together: all their generated
+          // tokens over the wall time from the start to the last one done (prompts included).
+          const aggregateRuns: number[] = [];
+          for (let r = 0; flags.concurrency > 1 && r < flags.runs; r++) {
+            const started = performance.now();
+            const done = await Promise.all(Array.from({ length: flags.concurrency }, (_, i) => run(m, `${r} ${i} Once upon a time`, flags.genTokens)));
+            aggregateRuns.push(done.reduce((n, d) => n + d.usage.completionTokens, 0) / ((performance.now() - started) / 1000));
+          }
           const promptTps = median(promptRuns.map((d) => tokenRates(d.usage, d.timings).promptPerSecond ?? Number.NaN));
           const decodeTps = median(decodeRuns.map((d) => tokenRates(d.usage, d.timings).decodePerSecond ?? Number.NaN));
           const ttftMs = median(decodeRuns.map((d) => d.timings.queueMs + d.timings.promptMs));
           const result = {
             model: m.spec.name,
+            build: config.nativeBuild ? "native" : "prebuilt",
+            cpu_library: loadedCpuLibrary() ?? null,
             threads: config.threads,
             threads_alternative: config.threadsAlternative ?? null,
             batch_threads: config.batchThreads,
@@ -62,15 +75,18 @@ export function registerBench(program: Command): void {
             generated_tokens: decodeRuns[0]!.usage.completionTokens,
             decode_tokens_per_second: Math.round(decodeTps * 10) / 10,
             ttft_ms: Math.round(ttftMs * 10) / 10,
+            concurrency: flags.concurrency,
+            concurrent_decode_tokens_per_second: aggregateRuns.length ? Math.round(median(aggregateRuns) * 10) / 10 : null,
             runs: flags.runs,
           };
           if (flags.json) console.log(toJson(result));
           else {
-            console.log(bold(`${result.model}`) + ` (${describeThreads(config)}, median of ${result.runs})`);
+            console.log(bold(`${result.model}`) + ` (${result.build}${result.cpu_library ? ` ${result.cpu_library}` : ""}, ${describeThreads(config)}, median of ${result.runs})`);
             console.log(`  load            ${result.load_ms} ms (${result.first_use_ms} ms with runtime start-up)`);
             console.log(`  prompt          ${result.prompt_tokens} tokens at ${result.prompt_tokens_per_second} tok/s`);
             console.log(`  decode          ${result.generated_tokens} tokens at ${result.decode_tokens_per_second} tok/s`);
             console.log(`  time to first   ${result.ttft_ms} ms (short prompt)`);
+            if (result.concurrent_decode_tokens_per_second !== null) console.log(`  ${flags.concurrency} at once       ${result.concurrent_decode_tokens_per_second} tok/s in all (${flags.genTokens} tokens each)`);
           }
         });
       } catch (e) {

@@ -1,17 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { NATIVE_CMAKE_OPTIONS } from "./llama.js";
-
-/** node-llama-cpp's package folder, or undefined when it cannot be resolved. */
-function nodeLlamaCppRoot(): string | undefined {
-  try {
-    // Its entry point is dist/index.js.
-    return join(dirname(fileURLToPath(import.meta.resolve("node-llama-cpp"))), "..");
-  } catch {
-    return undefined;
-  }
-}
+import { localBuildsDir, nodeLlamaCppRoot } from "./node-llama-cpp-files.js";
 
 /**
  * Whether `shimmy build-native` left a finished build that `getRuntime({ native: true })` will
@@ -21,7 +11,7 @@ function nodeLlamaCppRoot(): string | undefined {
  */
 export function nativeBuildExists(root = nodeLlamaCppRoot()): boolean {
   if (!root) return false;
-  const builds = join(root, "llama", "localBuilds");
+  const builds = localBuildsDir(root);
   if (!existsSync(builds)) return false;
   for (const name of readdirSync(builds)) {
     const dir = join(builds, name);
