@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import type { Command } from "commander";
 import { chooseCpuVariant, chosenCpuVariant, installCpuVariant, prebuiltCpuLibraries, removeCpuVariants } from "../engine/cpu-variants.js";
+import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
 import { median } from "../engine/rates.js";
 import { type ModelSourceFlags, parseNonNegativeInt, parsePositiveInt, withModelSources } from "./common.js";
 import { bold, dim, green, table, toJson } from "./output.js";
@@ -166,6 +167,9 @@ export function registerTuneCpu(program: Command): void {
         const versus = confirmed ? ` (${flags.confirm} runs each, alternating: ${confirmed.library} scored ${confirmed.score.toFixed(1)} vs ${confirmed.default_score.toFixed(1)})` : "";
         if (chosen) console.log(`${green("ok")} ${bold(chosen)} is faster than llama.cpp's pick (${def.library ?? "?"})${versus}; Shimmy loads it from now on where no GPU may be present (\`--cpu-variant default\` or \`shimmy tune-cpu --reset\` to undo)`);
         else console.log(`${green("ok")} llama.cpp's pick (${def.library ?? "?"}) stays: no library beat it by ${flags.margin}%${versus}`);
+        // Where the choice does not apply by default, say so (config.ts cpuVariantFor).
+        if (chosen && nativeBuildExists()) console.log(dim("  note: a `shimmy build-native` build exists and is used by default; this choice applies with --no-native"));
+        else if (chosen && gpuMayBeAvailable()) console.log(dim("  note: a GPU may be present, so Shimmy uses the GPU-capable prebuilt binary by default; this choice applies with --gpu off"));
       } catch (e) {
         // The candidates measured go; an earlier choice stays.
         removeCpuVariants(chosenCpuVariant());

@@ -8,8 +8,9 @@ import { localBuildsDir, nodeLlamaCppRoot } from "./node-llama-cpp-files.js";
 /**
  * node-llama-cpp's prebuilt binary for x64 Linux and Windows ships one CPU library per instruction
  * set (libggml-cpu-haswell.so, …-zen4.so, …) and llama.cpp loads the one whose feature list scores
- * highest on this CPU — with no override. That pick is not always the fastest: on an AMD EPYC
- * (Zen 4) the zen4 library's one-token step measured ~20% slower than its cooperlake sibling.
+ * highest on this CPU — with no override. That pick is not always the fastest: on the AMD EPYC
+ * (Zen 4) dev VM, zen4 decoded 8 streams at once 4–9% slower than cooperlake (four side-by-side
+ * runs; README, Benchmarks).
  * `shimmy tune-cpu` measures the candidates and keeps the fastest as a node-llama-cpp "local
  * build": a folder in its llama/localBuilds holding the prebuilt files with only that CPU library,
  * named for a custom CMake option (SHIMMY_CPU_VARIANT=<name>) so that getLlama finds it with
@@ -80,8 +81,8 @@ function platformInfo(platform: string): { name: string; version: string } {
 
 /**
  * Makes `variant` loadable as a local build (idempotent). Files are hard links to the prebuilt
- * ones where the file system allows (no extra space), copies otherwise; the folder appears
- * complete or not at all.
+ * ones where the file system allows (no extra space), copies otherwise; they are gathered in a
+ * staging folder, and the build counts as done only once moved into place.
  */
 export function installCpuVariant(variant: string, root = nodeLlamaCppRoot()): string {
   const prebuilt = prebuiltCpuLibraries(root);
@@ -104,15 +105,16 @@ export function installCpuVariant(variant: string, root = nodeLlamaCppRoot()): s
   const metadata = JSON.parse(readFileSync(join(prebuilt.dir, "_nlcBuildMetadata.json"), "utf8")) as { buildOptions: Record<string, unknown> };
   metadata.buildOptions = { ...metadata.buildOptions, customCmakeOptions: { [CPU_VARIANT_OPTION]: variant }, platformInfo: platformInfo(prebuilt.platform), gpu: false };
   writeFileSync(join(staging, "Release", "_nlcBuildMetadata.json"), JSON.stringify(metadata));
-  writeFileSync(join(staging, "buildDone.status"), "");
   rmSync(folder, { recursive: true, force: true });
   try {
     renameSync(staging, folder);
   } catch (e) {
-    // Another Shimmy process made the same folder meanwhile: theirs is as good.
+    // Another Shimmy process moved the same complete folder in meanwhile: theirs is as good.
     rmSync(staging, { recursive: true, force: true });
-    if (!existsSync(join(folder, "buildDone.status"))) throw e;
+    if (!existsSync(join(folder, "Release", "_nlcBuildMetadata.json"))) throw e;
   }
+  // Last, as node-llama-cpp's own builds do: without it the folder is not a build.
+  writeFileSync(join(folder, "buildDone.status"), "");
   return folder;
 }
 
