@@ -5,7 +5,7 @@
  * slots and per-slot context, in the same run, and prints each side and the ratio.
  *
  *   npm run bench -- [--size 25m|100m|300m] [--type q8_0|f16|q4_0] [--threads 1,2,1/2,default]
- *                    [--parallel 8] [--rounds 3] [--native | --cpu-variant NAME] [--quick] [--save] [--json]
+ *                    [--parallel 8] [--rounds 3] [--native] [--quick] [--save] [--json]
  *
  * Timing on a shared small machine drifts by ±15–30% over minutes, so for each thread setting
  * both servers are up together and every scenario alternates between them, `--rounds` times
@@ -19,7 +19,7 @@ import { basename, join } from "node:path";
 import type { OutputType } from "../src/convert/quantize.js";
 import { median } from "../src/engine/rates.js";
 import { concurrent, type ConcurrencyResult, promptText, streamCompletion } from "./scenarios.js";
-import { REPO, rssBytes, SHIMMY_BIN, type ServerOptions, shimmyName, startLlamaServer, startShimmy, type ServerUnderTest } from "./servers.js";
+import { REPO, rssBytes, SHIMMY_BIN, type ServerOptions, startLlamaServer, startShimmy, type ServerUnderTest } from "./servers.js";
 import { type SyntheticSize, syntheticLlamaGguf } from "./synthetic-gguf.js";
 
 const argv = process.argv.slice(2);
@@ -32,8 +32,6 @@ const json = has("json");
 const quick = has("quick");
 const size = opt("size", "100m") as SyntheticSize;
 const type = opt("type", "q8_0") as OutputType;
-/** The prebuilt CPU library Shimmy loads: "default" (llama.cpp's pick, as installed) unless named. */
-const cpuVariant = opt("cpu-variant", "default");
 /**
  * "2" = 2 threads for everything; "1/2" = 1 for one-token steps, 2 for batches (-t 1 -tb 2);
  * "default" = no thread flags: each server as it comes out of the box.
@@ -246,12 +244,12 @@ async function main(): Promise<void> {
   log(baseline ? `baseline: ${baseline}` : "baseline: none (set LLAMA_SERVER or run `npm run bench:build-baseline`); our numbers only");
   const results: SideResult[] = [];
   for (const t of threadSettings) {
-    const o: ServerOptions = { model, threads: t.threads, batchThreads: t.batchThreads, parallel, ctxPerSlot, native: has("native"), cpuVariant };
+    const o: ServerOptions = { model, threads: t.threads, batchThreads: t.batchThreads, parallel, ctxPerSlot, native: has("native") };
     const starts = [() => startShimmy(o)];
     if (baseline) starts.push(() => startLlamaServer(baseline, o));
     results.push(...(await measureSetting(starts, modelName, t.label)));
   }
-  const ourName = shimmyName({ native: has("native"), cpuVariant });
+  const ourName = has("native") ? "shimmy (native)" : "shimmy";
   const rows: [string, (r: SideResult) => number | undefined, "higher" | "lower"][] = [
     ["single-stream decode tok/s", (r) => r.shortPrompt.decodeTps, "higher"],
     [`slowest of ${reps} single streams, tok/s`, (r) => r.shortPrompt.slowestDecodeTps, "higher"],
@@ -296,7 +294,7 @@ async function main(): Promise<void> {
   if (has("save")) {
     const dir = join(REPO, "bench", "results");
     mkdirSync(dir, { recursive: true });
-    const stem = join(dir, `${summary.date.slice(0, 10)}-${size}-${type}${has("native") ? "-native" : cpuVariant !== "default" ? `-cpu-${cpuVariant}` : ""}`);
+    const stem = join(dir, `${summary.date.slice(0, 10)}-${size}-${type}${has("native") ? "-native" : ""}`);
     // A second run the same day gets -2, -3…: an earlier saved run is never overwritten.
     let file = `${stem}.json`;
     for (let n = 2; existsSync(file); n++) file = `${stem}-${n}.json`;

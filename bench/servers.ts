@@ -81,8 +81,6 @@ export interface ServerOptions {
   parallel: number;
   ctxPerSlot: number;
   native?: boolean;
-  /** Which prebuilt CPU library Shimmy loads (--cpu-variant); unset = llama.cpp's pick. */
-  cpuVariant?: string;
 }
 
 /** "N/M" for explicit counts (a missing -tb follows -t in both servers); undefined when unset. */
@@ -94,25 +92,18 @@ function threadArgs(o: ServerOptions, one: string, batch: string): string[] {
   return [...(o.threads === undefined ? [] : [one, String(o.threads)]), ...(o.batchThreads === undefined ? [] : [batch, String(o.batchThreads)])];
 }
 
-/** How results name a Shimmy build: "shimmy", "shimmy (native)", "shimmy (cooperlake)". */
-export function shimmyName(o: Pick<ServerOptions, "native" | "cpuVariant">): string {
-  return o.native ? "shimmy (native)" : o.cpuVariant && o.cpuVariant !== "default" ? `shimmy (${o.cpuVariant})` : "shimmy";
-}
-
 /** Shimmy from dist/ (run `npm run build` first), as a user runs it. */
 export async function startShimmy(o: ServerOptions): Promise<ServerUnderTest> {
   const port = await freePort();
   const args = [SHIMMY_BIN, "serve", "--model-path", o.model, "--no-default-locations", "--port", String(port), ...threadArgs(o, "--threads", "--threads-batch"), "--parallel", String(o.parallel), "--ctx-size", String(o.ctxPerSlot), "--gpu", "off", "--json"];
   // Explicit either way: Shimmy uses a native build by default once one exists.
   args.push(o.native ? "--native" : "--no-native");
-  // Explicit too: Shimmy uses `shimmy tune-cpu`'s choice by default once one is made.
-  if (!o.native) args.push("--cpu-variant", o.cpuVariant ?? "default");
   const started = performance.now();
   const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, HOME: process.env.HOME } });
   const url = `http://127.0.0.1:${port}`;
   const coldStartMs = await waitHealthy(url, child, started, 30_000);
   // Without flags Shimmy runs `auto` (one-token steps move between counts): no fixed setting.
-  return { name: shimmyName(o), url, pid: child.pid!, coldStartMs, threads: explicitThreads(o), stop: stopper(child) };
+  return { name: o.native ? "shimmy (native)" : "shimmy", url, pid: child.pid!, coldStartMs, threads: explicitThreads(o), stop: stopper(child) };
 }
 
 /** llama-server with the same model file, threads, slots and per-slot context. */

@@ -252,7 +252,7 @@ describe("native build detection", () => {
   });
 
   it("is used by default only when nothing chose otherwise and no GPU may be present", () => {
-    const machine = (gpu: boolean, built: boolean) => ({ gpuMayBeAvailable: () => gpu, nativeBuildExists: () => built, chosenCpuVariant: () => undefined });
+    const machine = (gpu: boolean, built: boolean) => ({ gpuMayBeAvailable: () => gpu, nativeBuildExists: () => built });
     const native = (m: ReturnType<typeof machine>, overrides: { gpu?: false; nativeBuild?: boolean } = {}, env: Record<string, string> = {}) =>
       loadConfig(overrides, { HOME: "/nonexistent", ...env }, 2, m).nativeBuild;
     assert.equal(native(machine(false, true)), true);

@@ -4,7 +4,6 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
-import { prebuiltCpuLibraries } from "../src/engine/cpu-variants.js";
 import type { RunningServer } from "../src/server/server.js";
 import { CLI, runCli } from "./helpers/cli.js";
 import { REPO_ROOT, STORIES_CHAT_GGUF, STORIES_GGUF, tempDir } from "./helpers/paths.js";
@@ -104,6 +103,17 @@ describe("shimmy bench", () => {
     assert.equal(out.generated_tokens, 32, "end-of-generation is banned: exactly the asked tokens");
     assert.ok(out.prompt_tokens > 32 && out.prompt_tokens <= 64);
     for (const k of ["load_ms", "prompt_tokens_per_second", "decode_tokens_per_second", "ttft_ms"]) assert.ok(out[k] > 0, `${k} = ${out[k]}`);
+    assert.equal(out.build, "prebuilt");
+    assert.equal(out.concurrent_decode_tokens_per_second, null, "no --concurrency, no batched run");
+  });
+
+  it("with --concurrency, decodes that many streams at once and reports their aggregate rate", () => {
+    const r = runCli(["bench", STORIES_GGUF, "--no-default-locations", "--runs", "1", "--prompt-tokens", "16", "--gen-tokens", "16", "--concurrency", "3", "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.concurrency, 3);
+    assert.ok(out.concurrent_decode_tokens_per_second > 0, `${out.concurrent_decode_tokens_per_second}`);
+    if (process.platform === "linux" && process.arch === "x64") assert.match(out.cpu_library, /^[a-z0-9_]+$/);
   });
 });
 
@@ -111,7 +121,7 @@ describe("shimmy bench", () => {
 async function spawnServe(command: string[], model: string): Promise<{ child: ReturnType<typeof spawn>; line: any }> {
   const child = spawn(process.execPath, [...command, "serve", "--model-path", model, "--no-default-locations", "--port", "0", "--json"], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off", SHIMMY_NATIVE: "0", SHIMMY_CPU_VARIANT: "default" },
+    env: { PATH: process.env.PATH, HOME: tmp.path, SHIMMY_THREADS: "1", SHIMMY_GPU: "off", SHIMMY_NATIVE: "0" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   spawned.push(child);
@@ -135,14 +145,14 @@ describe("shimmy serve", () => {
     // SHIMMY_THREADS=1 applies to batches too (as llama-server's -tb); the launcher chose the pool,
     // whose spare thread is parked only while a model is loaded.
     const health = (await (await fetch(`${line.url}/health`)).json()) as { compute: unknown };
-    // No model loaded yet, so no CPU library either; SHIMMY_CPU_VARIANT=default: llama.cpp picks.
-    assert.deepEqual(health.compute, { build: "prebuilt", cpu_variant: null, cpu_library: null, threads: 1, threads_alternative: null, batch_threads: 1, libuv_threadpool_size: 2, libuv_threads_parked: 0 });
+    // No model loaded yet, so no CPU library either.
+    assert.deepEqual(health.compute, { build: "prebuilt", cpu_library: null, threads: 1, threads_alternative: null, batch_threads: 1, libuv_threadpool_size: 2, libuv_threads_parked: 0 });
     const r = await fetch(`${line.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories260k-chat", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 4, temperature: 0 }) });
     assert.equal(r.status, 200);
     const loaded = (await (await fetch(`${line.url}/health`)).json()) as { compute: { libuv_threads_parked: number; cpu_library: string | null } };
     assert.equal(loaded.compute.libuv_threads_parked, 1);
-    const libraries = prebuiltCpuLibraries()?.variants;
-    if (libraries && process.platform === "linux") assert.ok(libraries.includes(loaded.compute.cpu_library ?? ""), `${loaded.compute.cpu_library} is one of ${libraries.join(",")}`);
+    // Linux x64 ships one CPU library per instruction-set level; llama.cpp picked one of them.
+    if (process.platform === "linux" && process.arch === "x64") assert.ok(existsSync(join(REPO_ROOT, "node_modules", "@node-llama-cpp", "linux-x64", "bins", "linux-x64", `libggml-cpu-${loaded.compute.cpu_library}.so`)), `cpu_library ${loaded.compute.cpu_library} names a prebuilt library`);
     const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     child.kill("SIGTERM");
     assert.equal(await exit, 0);

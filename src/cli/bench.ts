@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { loadedCpuLibrary } from "../engine/cpu-variants.js";
+import { loadedCpuLibrary } from "../engine/cpu-library.js";
 import { createModelPool } from "../engine/create-pool.js";
 import type { LoadedModel } from "../engine/loaded-model.js";
 import { median, tokenRates } from "../engine/rates.js";

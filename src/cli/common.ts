@@ -3,7 +3,6 @@ import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { type Config, type ConfigOverrides, loadConfig } from "../config/config.js";
-import { chosenCpuVariant } from "../engine/cpu-variants.js";
 import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
 
 export interface ModelSourceFlags {
@@ -15,7 +14,6 @@ export interface ModelSourceFlags {
   ctxSize?: number;
   gpu?: string;
   native?: boolean;
-  cpuVariant?: string;
   flashAttention?: boolean;
 }
 
@@ -51,7 +49,6 @@ export function withEngineOptions(cmd: Command): Command {
     .addOption(new Option("--gpu <mode>", "GPU backend: auto or off (SHIMMY_GPU)").choices(["auto", "off"]))
     .option("--native", "use the CPU backend compiled by `shimmy build-native` (the default once it exists; SHIMMY_NATIVE=1)")
     .option("--no-native", "use node-llama-cpp's prebuilt binary even when a native build exists (SHIMMY_NATIVE=0)")
-    .option("--cpu-variant <name>", "which of the prebuilt binary's CPU libraries to load (haswell, zen4, …; CPU only), or default for llama.cpp's pick (default: what `shimmy tune-cpu` chose; SHIMMY_CPU_VARIANT)")
     .option("--no-flash-attention", "disable llama.cpp flash attention (SHIMMY_FLASH_ATTENTION=0)");
 }
 
@@ -66,14 +63,13 @@ export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {})
       ctxSize: flags.ctxSize,
       gpu: flags.gpu === undefined ? undefined : flags.gpu === "auto" ? "auto" : false,
       nativeBuild: flags.native,
-      cpuVariant: flags.cpuVariant,
       flashAttention: flags.flashAttention === false ? false : undefined,
       ...extra,
     },
     process.env,
     availableParallelism(),
-    // The native-build and CPU-library defaults look at this machine.
-    { gpuMayBeAvailable, nativeBuildExists, chosenCpuVariant: () => chosenCpuVariant() },
+    // The native-build default looks at this machine.
+    { gpuMayBeAvailable, nativeBuildExists },
   );
 }
 

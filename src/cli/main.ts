@@ -10,7 +10,6 @@ import { registerInspect } from "./inspect.js";
 import { registerList } from "./list.js";
 import { registerProbe } from "./probe.js";
 import { registerServe } from "./serve.js";
-import { registerTuneCpu } from "./tune-cpu.js";
 
 const pkg = createRequire(import.meta.url)("../../package.json") as { version: string };
 
@@ -29,6 +28,5 @@ registerConvert(program);
 registerGpuInfo(program);
 registerBuildNative(program);
 registerBench(program);
-registerTuneCpu(program);
 
 await program.parseAsync(process.argv);

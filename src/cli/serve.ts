@@ -1,6 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { createRequire } from "node:module";
-import { prebuiltCpuLibraries } from "../engine/cpu-variants.js";
 import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
 import { servableModels } from "../engine/servability.js";
 import { startServer } from "../server/server.js";
@@ -78,12 +77,9 @@ export function registerServe(program: Command): void {
         console.log(JSON.stringify({ event: "listening", url: server.url, port: server.port, version, models: models.map((m) => m.name) }));
       } else {
         console.log(`${bold("shimmy")} ${version} listening on ${green(server.url)}  ${dim(`(OpenAI API at ${server.url}/v1)`)}`);
-        console.log(dim(`  compute: ${config.nativeBuild ? "native build" : config.cpuVariant ? `prebuilt binary, CPU library ${config.cpuVariant}` : "prebuilt binary"}, ${describeThreads(config)}`));
+        console.log(dim(`  compute: ${config.nativeBuild ? "native build" : "prebuilt binary"}, ${describeThreads(config)}`));
         // CPU-only on the prebuilt binary: the native build is the faster choice (docs/configuration.md).
-        if (!config.nativeBuild && !nativeBuildExists() && (config.gpu === false || !gpuMayBeAvailable())) {
-          const tune = config.cpuVariant === undefined && prebuiltCpuLibraries() ? "; or `shimmy tune-cpu <model>` (a few minutes) picks the fastest of the prebuilt binary's CPU libraries" : "";
-          console.log(dim(`  tip: \`shimmy build-native\` (once, ~7 min on 2 cores) builds llama.cpp for this CPU; it is used from then on${tune}`));
-        }
+        if (!config.nativeBuild && !nativeBuildExists() && (config.gpu === false || !gpuMayBeAvailable())) console.log(dim("  tip: `shimmy build-native` (once, ~7 min on 2 cores) builds llama.cpp for this CPU; it is used from then on"));
         if (models.length === 0) console.log("no servable models found — run `shimmy discover` to see where Shimmy looked");
         for (const m of models) console.log(`  ${m.name} ${dim(`${m.architecture ?? "?"} ${m.quantization ?? ""} ${m.source}`)}`);
       }

@@ -59,12 +59,6 @@ export interface Config {
   keepAliveMs: number;
   /** Use the CPU backend built by `shimmy build-native` instead of the prebuilt one. */
   nativeBuild: boolean;
-  /**
-   * Which of the prebuilt binary's CPU libraries to load (e.g. "cooperlake"), or undefined for
-   * llama.cpp's own pick. Set by `shimmy tune-cpu`, --cpu-variant or SHIMMY_CPU_VARIANT; never
-   * with the native build.
-   */
-  cpuVariant: string | undefined;
   /** llama.cpp flash attention where the model supports it (measured +25% decode on CPU). */
   flashAttention: boolean;
 }
@@ -119,8 +113,6 @@ export interface ConfigOverrides {
   memoryBudgetBytes?: number;
   keepAliveMs?: number;
   nativeBuild?: boolean;
-  /** A prebuilt CPU library by name, or "default" for llama.cpp's own pick. */
-  cpuVariant?: string;
   flashAttention?: boolean;
 }
 
@@ -170,8 +162,6 @@ export interface MachineProbe {
   gpuMayBeAvailable(): boolean;
   /** Whether `shimmy build-native` has left a finished build. */
   nativeBuildExists(): boolean;
-  /** The prebuilt CPU library `shimmy tune-cpu` chose, if any. */
-  chosenCpuVariant(): string | undefined;
 }
 
 /**
@@ -183,22 +173,6 @@ function nativeBuildDefault(gpu: Config["gpu"], machine: MachineProbe | undefine
   if (!machine) return false;
   if (gpu !== false && machine.gpuMayBeAvailable()) return false;
   return machine.nativeBuildExists();
-}
-
-/**
- * The prebuilt CPU library to load: an explicit choice (flag, then SHIMMY_CPU_VARIANT; "default"
- * = llama.cpp's pick), else `shimmy tune-cpu`'s — but only where the CPU-only prebuilt binary is
- * what would run anyway (the chosen library is loaded without GPU backends).
- */
-function cpuVariantFor(explicit: string | undefined, nativeBuild: boolean, gpu: Config["gpu"], machine: MachineProbe | undefined): string | undefined {
-  if (nativeBuild) return undefined;
-  if (explicit !== undefined && explicit !== "") {
-    if (explicit === "default") return undefined;
-    if (!/^[a-z0-9_]+$/.test(explicit)) throw new Error(`CPU variant "${explicit}" is not a library name like "haswell" or "zen4" (or "default")`);
-    return explicit;
-  }
-  if (!machine || (gpu !== false && machine.gpuMayBeAvailable())) return undefined;
-  return machine.chosenCpuVariant();
 }
 
 export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env, cores = 2, machine?: MachineProbe): Config {
@@ -244,7 +218,6 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     memoryBudgetBytes: overrides.memoryBudgetBytes ?? (envInt(env, "SHIMMY_MEMORY_BUDGET_MB") ?? Math.floor((totalmem() * 0.75) / 2 ** 20)) * 2 ** 20,
     keepAliveMs: overrides.keepAliveMs ?? (env.SHIMMY_KEEP_ALIVE ? parseDuration(env.SHIMMY_KEEP_ALIVE) : 5 * 60_000),
     nativeBuild,
-    cpuVariant: cpuVariantFor(overrides.cpuVariant ?? env.SHIMMY_CPU_VARIANT, nativeBuild, gpu, machine),
     flashAttention: overrides.flashAttention ?? env.SHIMMY_FLASH_ATTENTION !== "0",
   };
 }

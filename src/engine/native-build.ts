@@ -1,7 +1,17 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { NATIVE_CMAKE_OPTIONS } from "./llama.js";
-import { localBuildsDir, nodeLlamaCppRoot } from "./node-llama-cpp-files.js";
+
+/** node-llama-cpp's package folder, or undefined when it cannot be resolved. */
+function nodeLlamaCppRoot(): string | undefined {
+  try {
+    // Its entry point is dist/index.js.
+    return join(dirname(fileURLToPath(import.meta.resolve("node-llama-cpp"))), "..");
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Whether `shimmy build-native` left a finished build that `getRuntime({ native: true })` will
@@ -11,7 +21,7 @@ import { localBuildsDir, nodeLlamaCppRoot } from "./node-llama-cpp-files.js";
  */
 export function nativeBuildExists(root = nodeLlamaCppRoot()): boolean {
   if (!root) return false;
-  const builds = localBuildsDir(root);
+  const builds = join(root, "llama", "localBuilds");
   if (!existsSync(builds)) return false;
   for (const name of readdirSync(builds)) {
     const dir = join(builds, name);

@@ -15,9 +15,8 @@ export interface CliResult {
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = REPO_ROOT): CliResult {
   const r = spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], {
     cwd,
-    // SHIMMY_NATIVE=0, SHIMMY_CPU_VARIANT=default: the prebuilt binary as shipped, whether or not
-    // this machine has a native build or a `shimmy tune-cpu` choice.
-    env: { PATH: process.env.PATH, SHIMMY_THREADS: "1", SHIMMY_GPU: "off", SHIMMY_NATIVE: "0", SHIMMY_CPU_VARIANT: "default", NO_COLOR: "1", ...env },
+    // SHIMMY_NATIVE=0: the same prebuilt binary whether or not this machine has a native build.
+    env: { PATH: process.env.PATH, SHIMMY_THREADS: "1", SHIMMY_GPU: "off", SHIMMY_NATIVE: "0", NO_COLOR: "1", ...env },
     encoding: "utf8",
     timeout: 120_000,
   });

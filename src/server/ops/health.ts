@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { loadedCpuLibrary } from "../../engine/cpu-variants.js";
+import { loadedCpuLibrary } from "../../engine/cpu-library.js";
 import { poolThreadReserve } from "../../engine/pool-reserve.js";
 import { servableModels } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
@@ -20,9 +20,9 @@ export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
       in_flight: ctx.pool.inFlight,
       // What this process computes with. The pool size is what libuv read at its first job (the
       // `shimmy` launcher sets 2 unless the user chose; libuv's default is 4); all but one of its
-      // threads are parked while a model is loaded (engine/pool-reserve.ts). cpu_library is the
-      // prebuilt CPU library in use (Linux, once a model has loaded; null otherwise).
-      compute: { build: ctx.config.nativeBuild ? "native" : "prebuilt", cpu_variant: ctx.config.cpuVariant ?? null, cpu_library: loadedCpuLibrary() ?? null, threads: ctx.config.threads, threads_alternative: ctx.config.threadsAlternative ?? null, batch_threads: ctx.config.batchThreads, libuv_threadpool_size: reserve.poolSize, libuv_threads_parked: reserve.parked },
+      // threads are parked while a model is loaded (engine/pool-reserve.ts). cpu_library: which of
+      // the prebuilt binary's CPU libraries llama.cpp picked (Linux, once a model has loaded).
+      compute: { build: ctx.config.nativeBuild ? "native" : "prebuilt", cpu_library: loadedCpuLibrary() ?? null, threads: ctx.config.threads, threads_alternative: ctx.config.threadsAlternative ?? null, batch_threads: ctx.config.batchThreads, libuv_threadpool_size: reserve.poolSize, libuv_threads_parked: reserve.parked },
       limits: { max_loaded_models: ctx.config.maxLoadedModels, memory_budget_bytes: ctx.config.memoryBudgetBytes, max_queue: ctx.config.maxQueue, keep_alive_ms: ctx.config.keepAliveMs },
       loaded: loaded.map((m) => ({
         name: m.name,
