@@ -124,6 +124,6 @@ export async function startLlamaServer(binary: string, o: ServerOptions): Promis
   });
   const url = `http://127.0.0.1:${port}`;
   const coldStartMs = await waitHealthy(url, child, started, 120_000);
-  const threads = explicitThreads(o) ?? (picked === undefined ? undefined : `${picked}/${o.batchThreads ?? picked}`);
+  const threads = explicitThreads(o.threads === undefined && picked !== undefined ? { ...o, threads: Number(picked) } : o);
   return { name: "llama-server", url, pid: child.pid!, coldStartMs, threads, stop: stopper(child) };
 }
