@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadConfig, splitPathList } from "../src/config/config.js";
@@ -10,6 +9,7 @@ import { Registry } from "../src/registry/registry.js";
 import { createModelPool } from "../src/engine/create-pool.js";
 import { servableModels } from "../src/engine/servability.js";
 import { copyHfFolder } from "./helpers/hf-fixtures.js";
+import { addOllamaModel, sha256File } from "./helpers/ollama-store.js";
 import { str, u32, writeLoraGguf, writeTinyLlamaGguf, f32Tensor } from "./helpers/gguf-fixtures.js";
 import { STORIES_CHAT_GGUF, STORIES_GGUF, STORIES_HF, tempDir } from "./helpers/paths.js";
 
@@ -26,10 +26,6 @@ function mk(path: string): string {
   return path;
 }
 
-function sha256File(path: string): string {
-  return createHash("sha256").update(readFileSync(path)).digest("hex");
-}
-
 /** A real HF hub cache layout: blobs named by hash, snapshots symlinking into them, refs/main. */
 function hfRepo(repoDir: string, rev: string, files: Record<string, string>): void {
   const snap = mk(join(hub, repoDir, "snapshots", rev));
@@ -43,20 +39,7 @@ function hfRepo(repoDir: string, rev: string, files: Record<string, string>): vo
   }
 }
 
-/** A real Ollama store layout: sha256-named blobs and a manifest per name:tag. */
-function ollamaModel(host: string, ns: string, model: string, tag: string, layers: { mediaType: string; file: string }[]): void {
-  mk(join(ollama, "blobs"));
-  const manifestLayers = layers.map((l) => {
-    const hex = sha256File(l.file);
-    copyFileSync(l.file, join(ollama, "blobs", `sha256-${hex}`));
-    return { mediaType: `application/vnd.ollama.image.${l.mediaType}`, digest: `sha256:${hex}`, size: readFileSync(l.file).length };
-  });
-  const dir = mk(join(ollama, "manifests", host, ns, model));
-  writeFileSync(
-    join(dir, tag),
-    JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.docker.distribution.manifest.v2+json", config: { mediaType: "application/vnd.docker.container.image.v1+json", digest: "sha256:" + "0".repeat(64), size: 2 }, layers: manifestLayers }),
-  );
-}
+const ollamaModel = (host: string, ns: string, model: string, tag: string, layers: { mediaType: string; file: string }[]): string => addOllamaModel(ollama, host, ns, model, tag, layers);
 
 let models: ModelSpec[];
 let result: ReturnType<typeof discoverModels>;

@@ -1,20 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { RunningServer } from "../src/server/server.js";
-import { postJson, readSse, startTestServer } from "./helpers/server.js";
+import { postJson, readSse, startTestServer, until } from "./helpers/server.js";
 
 const chat = (server: RunningServer, body: Record<string, unknown>) => postJson(`${server.url}/v1/chat/completions`, { temperature: 0, ...body });
 
 async function health(server: RunningServer): Promise<any> {
   return (await fetch(`${server.url}/health`)).json();
-}
-
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 /** Opens a streamed request and returns once its first chunk has arrived. */

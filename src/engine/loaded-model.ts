@@ -121,12 +121,16 @@ export class LoadedModel {
     const text = request.input.kind === "chat" ? this.renderChat(request) : request.input.text;
     const promptTokens = this.tokenizePrompt(text);
     if (promptTokens.length === 0) throw new InvalidGenerationError("the prompt is empty and the model has no BOS token to start from", "prompt");
-    if (promptTokens.length >= this.contextSize) throw new ContextOverflowError(promptTokens.length, this.contextSize);
+    const limit = request.contextLimit ?? this.contextSize;
+    if (limit > this.contextSize) {
+      throw new InvalidGenerationError(`a context of ${limit} tokens was asked for, but each slot of "${this.spec.name}" holds ${this.contextSize}; start the server with --ctx-size ${limit} for more`, "num_ctx");
+    }
+    if (promptTokens.length >= limit) throw new ContextOverflowError(promptTokens.length, limit);
     const vocab = this.spec.summary?.vocabSize ?? Number.POSITIVE_INFINITY;
     for (const id of request.sampling.logitBias?.keys() ?? []) {
       if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new InvalidGenerationError(`logit_bias token id ${id} is outside the vocabulary (0..${vocab - 1})`, "logit_bias");
     }
-    const room = this.contextSize - promptTokens.length;
+    const room = limit - promptTokens.length;
     return { request, promptTokens, maxTokens: Math.min(request.maxTokens ?? room, room) };
   }
 

@@ -38,13 +38,15 @@ export interface LoadedModelInfo {
   oneTokenThreads: OneTokenThreads;
   /** When the idle timer will unload it (ms since epoch), null = not scheduled. */
   expiresAt: number | null;
+  /** Its idle time before unloading (negative: never; 0: right after its last request). */
+  keepAliveMs: number;
 }
 
 /** A loaded model held by one request; release it when the request is over. */
 export interface ModelLease {
   model: LoadedModel;
-  /** `keepAliveMs` overrides the pool default for this model from now on (Ollama keep_alive). */
-  release(keepAliveMs?: number): void;
+  /** Unpins the model; once nothing holds it, its idle time (keep-alive) starts. */
+  release(): void;
 }
 
 interface Entry {
@@ -82,36 +84,41 @@ export class ModelPool {
     return spec;
   }
 
-  /** Loads (or finds) the model and pins it for one request. */
-  async acquire(name: string): Promise<ModelLease> {
+  /**
+   * Loads (or finds) the model and pins it for one request. `keepAliveMs` (a request's Ollama
+   * keep_alive) sets how long the model stays loaded once idle; unset, the pool default does. As
+   * in Ollama, every request sets it anew, and the one that started last decides.
+   */
+  async acquire(name: string, keepAliveMs?: number): Promise<ModelLease> {
     if (this.closed) throw new Error("server is shutting down");
     const spec = this.resolve(name);
     const model = this.loaded.get(spec.name)?.model ?? (await this.loadShared(spec));
     const entry = this.loaded.get(spec.name);
-    if (!entry || entry.model !== model) return this.acquire(name); // unloaded between load and pin
-    this.pin(entry);
+    if (!entry || entry.model !== model) return this.acquire(name, keepAliveMs); // unloaded between load and pin
+    this.pin(entry, keepAliveMs ?? this.options.keepAliveMs);
     let released = false;
     return {
       model,
-      release: (keepAliveMs?: number) => {
+      release: () => {
         if (released) return;
         released = true;
-        this.unpin(entry, keepAliveMs);
+        this.unpin(entry);
       },
     };
   }
 
   /** Runs `fn` with the model pinned; the usual way to use a model for one request. */
   async use<T>(name: string, fn: (model: LoadedModel) => Promise<T>, keepAliveMs?: number): Promise<T> {
-    const lease = await this.acquire(name);
+    const lease = await this.acquire(name, keepAliveMs);
     try {
       return await fn(lease.model);
     } finally {
-      lease.release(keepAliveMs);
+      lease.release();
     }
   }
 
-  private pin(entry: Entry): void {
+  private pin(entry: Entry, keepAliveMs: number): void {
+    entry.keepAliveMs = keepAliveMs;
     entry.model.pins++;
     entry.model.lastUsed = Date.now();
     if (entry.timer) clearTimeout(entry.timer);
@@ -119,11 +126,10 @@ export class ModelPool {
     entry.expiresAt = null;
   }
 
-  private unpin(entry: Entry, keepAliveMs?: number): void {
+  private unpin(entry: Entry): void {
     const model = entry.model;
     model.pins--;
     model.lastUsed = Date.now();
-    if (keepAliveMs !== undefined) entry.keepAliveMs = keepAliveMs;
     if (model.pins > 0 || this.loaded.get(model.spec.name) !== entry) return;
     if (entry.keepAliveMs === 0) {
       void this.unload(model.spec.name, "keep_alive 0");
@@ -215,7 +221,7 @@ export class ModelPool {
   }
 
   info(): LoadedModelInfo[] {
-    return [...this.loaded.values()].map(({ model: m, expiresAt }) => ({
+    return [...this.loaded.values()].map(({ model: m, expiresAt, keepAliveMs }) => ({
       name: m.spec.name,
       contextSize: m.contextSize,
       slots: m.slots.slots.length,
@@ -225,6 +231,7 @@ export class ModelPool {
       memoryBytes: m.memoryBytes,
       oneTokenThreads: m.oneTokenThreads,
       expiresAt,
+      keepAliveMs,
     }));
   }
 

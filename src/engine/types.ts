@@ -35,6 +35,11 @@ export interface GenerationRequest {
   /** Upper bound on generated tokens; the context end bounds it too. */
   maxTokens?: number;
   stop: string[];
+  /**
+   * The most tokens prompt and generation may fill together (Ollama's num_ctx); at most the
+   * model's context per slot, which it is when unset.
+   */
+  contextLimit?: number;
   signal?: AbortSignal;
 }
 

@@ -6,6 +6,7 @@ import { registerChat } from "./openai/chat.js";
 import { registerCompletions } from "./openai/completions.js";
 import { ApiError, toOpenAIError } from "./openai/errors.js";
 import { registerModels } from "./openai/models.js";
+import { registerOllama } from "./ollama/routes.js";
 import { registerHealth } from "./ops/health.js";
 import { registerSlots } from "./ops/slots.js";
 import { lazyValidator } from "./validation.js";
@@ -45,5 +46,6 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   registerChat(app, ctx);
   registerCompletions(app, ctx);
   registerWsGenerate(app, ctx);
+  await registerOllama(app, ctx);
   return app;
 }

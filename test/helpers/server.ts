@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Config, type ConfigOverrides, loadConfig } from "../../src/config/config.js";
@@ -49,4 +50,13 @@ export async function readSse(res: Response): Promise<{ events: any[]; done: boo
     else events.push(JSON.parse(data));
   }
   return { events, done, raw };
+}
+
+/** Polls `check` every 10 ms for up to 5 s (a state the server reaches asynchronously). */
+export async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`timed out waiting for ${what}`);
 }

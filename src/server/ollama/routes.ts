@@ -1,0 +1,99 @@
+import type { FastifyInstance } from "fastify";
+import type { ModelSpec } from "../../discovery/types.js";
+import { servableModels } from "../../engine/servability.js";
+import type { ServerContext } from "../context.js";
+import { ApiError } from "../openai/errors.js";
+import { toOllamaError } from "./errors.js";
+import { runningJson, showJson, tagJson } from "./models.js";
+import { type ChatBody, type GenerateBody, fromOptions, generateInput, keepAliveMs, messagesFrom, refuseUnsupportedGenerate } from "./request.js";
+import { chatText, generateText, loadOrUnload, respondOllama } from "./respond.js";
+import { chatBody, generateBody, showBody } from "./schemas.js";
+
+/**
+ * A model by its Ollama name: names are `model:tag` with `latest` implied, so "llama3.2" finds
+ * "llama3.2:latest" and "stories260k:latest" finds "stories260k". Unknown or unservable names
+ * fail as the pool says (404 / 400).
+ */
+export function resolveOllamaName(ctx: ServerContext, name: string): ModelSpec {
+  const alternative = name.endsWith(":latest") ? name.slice(0, -":latest".length) : name.includes(":") ? undefined : `${name}:latest`;
+  const found = ctx.registry.find(name) ?? (alternative === undefined ? undefined : ctx.registry.find(alternative));
+  return ctx.pool.resolve(found?.name ?? name);
+}
+
+const notYet = (what: string) => async () => {
+  throw new ApiError(501, `${what} is not supported by Shimmy yet`);
+};
+
+const notOffered = (what: string) => async () => {
+  throw new ApiError(501, `${what} is not supported by Shimmy: it serves the models already on disk (GGUF files, Ollama's store, the Hugging Face cache, SafeTensors folders); put a model there and it is found at start-up`);
+};
+
+/** Ollama's API under /api (docs/api.md), with Ollama's error envelope, plus its `GET /` probe. */
+export async function registerOllama(app: FastifyInstance, ctx: ServerContext): Promise<void> {
+  app.get("/", async (_request, reply) => reply.type("text/plain; charset=utf-8").send("Shimmy is running (Ollama API under /api, OpenAI API under /v1)"));
+
+  await app.register(
+    async (api) => {
+      api.setErrorHandler((err, request, reply) => {
+        const { status, body, internal, headers } = toOllamaError(err, request.id);
+        if (internal) request.log.error({ err }, "unhandled error");
+        else request.log.info({ status }, body.error);
+        if (reply.sent || reply.raw.headersSent) return;
+        if (headers) void reply.headers(headers);
+        void reply.code(status).send(body);
+      });
+      api.setNotFoundHandler((request, reply) => void reply.code(404).send({ error: `unknown route: ${request.method} ${request.url}` }));
+      // Ollama reads any body as JSON, whatever its content type: its documented `curl -d '{…}'`
+      // sends a form type, and fetch() with a string body sends text/plain.
+      api.removeAllContentTypeParsers();
+      api.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => {
+        try {
+          done(null, JSON.parse(body as string));
+        } catch (e) {
+          done(new ApiError(400, `the request body is not valid JSON: ${(e as Error).message}`), undefined);
+        }
+      });
+
+      api.post<{ Body: ChatBody }>("/chat", { schema: { body: chatBody } }, async (request, reply) => {
+        const body = request.body;
+        const spec = resolveOllamaName(ctx, body.model);
+        const keepAlive = keepAliveMs(body.keep_alive);
+        const messages = messagesFrom(body, spec.name);
+        if (messages.length === 0) return loadOrUnload(ctx, spec.name, keepAlive, chatText);
+        const { sampling, maxTokens, stop, contextLimit } = fromOptions(body.options);
+        await respondOllama(ctx, reply, { model: spec.name, input: { kind: "chat", messages }, sampling, maxTokens, stop, contextLimit }, { stream: body.stream !== false, keepAliveMs: keepAlive, text: chatText });
+      });
+
+      api.post<{ Body: GenerateBody }>("/generate", { schema: { body: generateBody } }, async (request, reply) => {
+        const body = request.body;
+        const spec = resolveOllamaName(ctx, body.model);
+        const keepAlive = keepAliveMs(body.keep_alive);
+        refuseUnsupportedGenerate(body, spec.name);
+        if (!body.prompt) return loadOrUnload(ctx, spec.name, keepAlive, generateText);
+        const input = generateInput(body, body.prompt, spec.summary?.hasChatTemplate === true);
+        const { sampling, maxTokens, stop, contextLimit } = fromOptions(body.options);
+        await respondOllama(ctx, reply, { model: spec.name, input, sampling, maxTokens, stop, contextLimit }, { stream: body.stream !== false, keepAliveMs: keepAlive, text: generateText });
+      });
+
+      api.get("/tags", async () => ({ models: servableModels(ctx.registry.all()).map(tagJson) }));
+      api.get("/ps", async () => ({
+        models: ctx.pool.info().flatMap((info) => {
+          const spec = ctx.registry.find(info.name);
+          return spec ? [runningJson(spec, info)] : [];
+        }),
+      }));
+      api.post<{ Body: { model?: string; name?: string } }>("/show", { schema: { body: showBody } }, async (request) => showJson(resolveOllamaName(ctx, (request.body.model ?? request.body.name)!)));
+      api.get("/version", async () => ({ version: ctx.version }));
+
+      api.post("/embed", notYet("Embeddings (/api/embed)"));
+      api.post("/embeddings", notYet("Embeddings (/api/embeddings)"));
+      api.post("/pull", notOffered("Pulling models"));
+      api.post("/push", notOffered("Pushing models"));
+      api.post("/create", notOffered("Creating models"));
+      api.post("/copy", notOffered("Copying models"));
+      api.delete("/delete", notOffered("Deleting models"));
+      api.route({ method: ["HEAD", "POST"], url: "/blobs/:digest", handler: notOffered("Uploading blobs") });
+    },
+    { prefix: "/api" },
+  );
+}
