@@ -121,10 +121,7 @@ export class LoadedModel {
     const text = request.input.kind === "chat" ? this.renderChat(request) : request.input.text;
     const promptTokens = this.tokenizePrompt(text);
     if (promptTokens.length === 0) throw new InvalidGenerationError("the prompt is empty and the model has no BOS token to start from", "prompt");
-    const limit = request.contextLimit ?? this.contextSize;
-    if (limit > this.contextSize) {
-      throw new InvalidGenerationError(`a context of ${limit} tokens was asked for, but each slot of "${this.spec.name}" holds ${this.contextSize}; start the server with --ctx-size ${limit} for more`, "num_ctx");
-    }
+    const limit = Math.min(request.contextLimit ?? this.contextSize, this.contextSize);
     if (promptTokens.length >= limit) throw new ContextOverflowError(promptTokens.length, limit);
     const vocab = this.spec.summary?.vocabSize ?? Number.POSITIVE_INFINITY;
     for (const id of request.sampling.logitBias?.keys() ?? []) {

@@ -36,8 +36,9 @@ export interface GenerationRequest {
   maxTokens?: number;
   stop: string[];
   /**
-   * The most tokens prompt and generation may fill together (Ollama's num_ctx); at most the
-   * model's context per slot, which it is when unset.
+   * The most tokens prompt and generation may fill together (Ollama's num_ctx). Capped at the
+   * model's context per slot, which is the limit when unset: a slot never grows per request (as
+   * Ollama caps num_ctx at what the model was trained for).
    */
   contextLimit?: number;
   signal?: AbortSignal;
