@@ -17,7 +17,7 @@ function details(m: ModelSpec) {
 }
 
 /** 7_615_616_512 → "7.6B", 292_608 → "292.6K" (Ollama shows sizes this way). */
-export function humanCount(n: number): string {
+function humanCount(n: number): string {
   for (const [unit, size] of [["T", 1e12], ["B", 1e9], ["M", 1e6], ["K", 1e3]] as const) {
     if (n >= size) return `${Number((n / size).toFixed(1))}${unit}`;
   }

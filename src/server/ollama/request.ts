@@ -57,7 +57,7 @@ export interface GenerateBody extends CommonBody {
   shift?: boolean | null;
 }
 
-export const badRequest = (message: string): ApiError => new ApiError(400, message);
+const badRequest = (message: string): ApiError => new ApiError(400, message);
 
 const notYet = (what: string): never => {
   throw badRequest(`${what} is not supported by Shimmy yet; remove it from the request`);

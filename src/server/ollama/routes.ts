@@ -14,7 +14,7 @@ import { chatBody, generateBody, showBody } from "./schemas.js";
  * "llama3.2:latest" and "stories260k:latest" finds "stories260k". Unknown or unservable names
  * fail as the pool says (404 / 400).
  */
-export function resolveOllamaName(ctx: ServerContext, name: string): ModelSpec {
+function resolveOllamaName(ctx: ServerContext, name: string): ModelSpec {
   const alternative = name.endsWith(":latest") ? name.slice(0, -":latest".length) : name.includes(":") ? undefined : `${name}:latest`;
   const found = ctx.registry.find(name) ?? (alternative === undefined ? undefined : ctx.registry.find(alternative));
   return ctx.pool.resolve(found?.name ?? name);
