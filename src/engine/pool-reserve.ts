@@ -92,9 +92,11 @@ export class PoolThreadReserve {
     for (let n = this.parked; n < wanted; n++) {
       this.pending++;
       // Any byte releases any parked read, so the counts alone say how many are parked.
-      read(fd, Buffer.alloc(1), 0, 1, null, () => {
+      read(fd, Buffer.alloc(1), 0, 1, null, (err) => {
         this.pending--;
-        this.owed--;
+        // A failed read consumed no byte (and is not retried: it would likely fail again).
+        if (!err) this.owed--;
+        else process.emitWarning(`a parked libuv pool thread woke with an error (${err.message}); model loads may pause other models' decoding`);
       });
     }
     const excess = this.parked - wanted;
