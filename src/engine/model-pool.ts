@@ -216,6 +216,18 @@ export class ModelPool {
     return true;
   }
 
+  /**
+   * Ollama's keep_alive 0 without a request: unloads the model now if idle, else makes it
+   * unload once its requests in flight are done (unless a request started later sets another
+   * keep-alive). Never loads it.
+   */
+  async unloadWhenIdle(name: string): Promise<void> {
+    const entry = this.loaded.get(name);
+    if (!entry) return;
+    entry.keepAliveMs = 0;
+    await this.unload(name, "keep_alive 0");
+  }
+
   isLoaded(name: string): boolean {
     return this.loaded.has(name);
   }

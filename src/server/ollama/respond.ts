@@ -85,7 +85,7 @@ export async function respondOllama(
  */
 export async function loadOrUnload(ctx: ServerContext, model: string, keepAliveMs: number | undefined, text: TextField): Promise<object> {
   if (keepAliveMs === 0) {
-    if (!(await ctx.pool.unload(model, "keep_alive 0")) && ctx.pool.isLoaded(model)) (await ctx.pool.acquire(model, 0)).release();
+    await ctx.pool.unloadWhenIdle(model);
     return { ...head(model), ...text(""), done: true, done_reason: "unload" };
   }
   await ctx.pool.use(model, async () => undefined, keepAliveMs);
