@@ -1,6 +1,7 @@
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { ServerContext } from "./context.js";
+import { errorHandler } from "./error-handler.js";
 import { registerWsGenerate } from "./native/ws-generate.js";
 import { registerChat } from "./openai/chat.js";
 import { registerCompletions } from "./openai/completions.js";
@@ -26,14 +27,12 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
 
   app.setValidatorCompiler(lazyValidator);
 
-  app.setErrorHandler((err, request, reply) => {
-    const { status, body, internal, headers } = toOpenAIError(err, request.id);
-    if (internal) request.log.error({ err }, "unhandled error");
-    else request.log.info({ status, code: body.error.code }, body.error.message);
-    if (reply.sent || reply.raw.headersSent) return;
-    if (headers) void reply.headers(headers);
-    void reply.code(status).send(body);
-  });
+  app.setErrorHandler(
+    errorHandler((err, requestId) => {
+      const mapped = toOpenAIError(err, requestId);
+      return { ...mapped, logMessage: mapped.body.error.message, logFields: { code: mapped.body.error.code } };
+    }),
+  );
   app.setNotFoundHandler((request, reply) => {
     const { status, body } = toOpenAIError(new ApiError(404, `Unknown route: ${request.method} ${request.url}`, "invalid_request_error", null, "not_found"), request.id);
     void reply.code(status).send(body);

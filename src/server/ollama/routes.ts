@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { ModelSpec } from "../../discovery/types.js";
 import { servableModels } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
+import { errorHandler } from "../error-handler.js";
 import { ApiError } from "../openai/errors.js";
 import { toOllamaError } from "./errors.js";
 import { runningJson, showJson, tagJson } from "./models.js";
@@ -34,14 +35,12 @@ export async function registerOllama(app: FastifyInstance, ctx: ServerContext): 
 
   await app.register(
     async (api) => {
-      api.setErrorHandler((err, request, reply) => {
-        const { status, body, internal, headers } = toOllamaError(err, request.id);
-        if (internal) request.log.error({ err }, "unhandled error");
-        else request.log.info({ status }, body.error);
-        if (reply.sent || reply.raw.headersSent) return;
-        if (headers) void reply.headers(headers);
-        void reply.code(status).send(body);
-      });
+      api.setErrorHandler(
+        errorHandler((err, requestId) => {
+          const mapped = toOllamaError(err, requestId);
+          return { ...mapped, logMessage: mapped.body.error };
+        }),
+      );
       api.setNotFoundHandler((request, reply) => void reply.code(404).send({ error: `unknown route: ${request.method} ${request.url}` }));
       // Ollama reads any body as JSON, whatever its content type: its documented `curl -d '{…}'`
       // sends a form type, and fetch() with a string body sends text/plain.
