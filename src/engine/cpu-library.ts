@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 
-let loadedLibrary: string | undefined;
+/** The answer once a CPU backend is mapped: a variant name, or null for the native build's unnamed one. */
+let known: string | null | undefined;
 
 /**
  * Which of the prebuilt binary's CPU libraries llama.cpp loaded in this process ("haswell",
@@ -9,12 +10,15 @@ let loadedLibrary: string | undefined;
  * library, no name) and off Linux.
  */
 export function loadedCpuLibrary(): string | undefined {
-  if (loadedLibrary !== undefined || process.platform !== "linux") return loadedLibrary;
-  try {
-    // A process loads one CPU backend and keeps it, so the first answer stands.
-    loadedLibrary = /ggml-cpu-([a-z0-9_]+)\.so/.exec(readFileSync("/proc/self/maps", "utf8"))?.[1];
-  } catch {
-    // No memory map to read: unknown.
+  if (known === undefined && process.platform === "linux") {
+    try {
+      // A process loads one CPU backend and keeps it, so the first answer stands; until one is
+      // mapped, each call looks again.
+      const match = /libggml-cpu(?:-([a-z0-9_]+))?\.so/.exec(readFileSync("/proc/self/maps", "utf8"));
+      if (match) known = match[1] ?? null;
+    } catch {
+      // No memory map to read: unknown.
+    }
   }
-  return loadedLibrary;
+  return known ?? undefined;
 }
