@@ -177,11 +177,9 @@ describe("Ollama API with the ollama client", () => {
     assert.match(missing.error, /not found/);
     const cases: [unknown, number, RegExp][] = [
       [{ model: "stories260k", prompt: "x", foo: 1 }, 400, /foo/],
-      [{ model: "stories260k", prompt: "x", options: { num_thread: 4 } }, 400, /server setting.*--threads/],
       [{ model: "stories260k", prompt: "x", options: { mirostat: 2 } }, 400, /mirostat/],
       [{ model: "stories260k", prompt: "x", options: { temperature: "hot" } }, 400, /temperature/],
       [{ model: "stories260k", prompt: "x", system: "Be brief." }, 400, /no chat template/],
-      [{ model: "stories260k", prompt: "x", format: "json" }, 400, /format/],
       [{ model: "stories260k", prompt: "x", think: true }, 400, /thinking/],
       [{ model: "stories260k", prompt: "x", images: ["aGk="] }, 400, /images/],
       [{ model: "stories260k", prompt: "x", keep_alive: "soon" }, 400, /keep_alive/],
@@ -200,6 +198,14 @@ describe("Ollama API with the ollama client", () => {
       assert.equal(r.status, status, route);
       assert.equal(typeof r.json.error, "string");
     }
+  });
+
+  it("runner options are accepted and ignored; logprobs come as Ollama sends them (golden top-5)", async () => {
+    const r: any = await ollama.generate({ model: "stories260k", prompt: golden.greedy[0]!.prompt, raw: true, options: { ...greedy(1), num_thread: 4, num_gpu: 0, num_keep: 4, use_mmap: true }, logprobs: true, top_logprobs: 5 } as any);
+    assert.equal(r.response, ",");
+    assert.equal(r.logprobs.length, 1);
+    const top = r.logprobs[0].top_logprobs as { token: string; logprob: number }[];
+    top.forEach((t, i) => assert.ok(Math.abs(Math.exp(t.logprob) - golden.nextTokenTop5.top[i]!.p) < 2e-3, `${t.token}`));
   });
 
   it("accepts a body sent with a form content type, as Ollama's curl examples do", async () => {

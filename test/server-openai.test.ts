@@ -4,7 +4,7 @@ import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
 import type { RunningServer } from "../src/server/server.js";
-import { golden, readSse, startTestServer } from "./helpers/server.js";
+import { golden, postJson, readSse, startTestServer } from "./helpers/server.js";
 
 let server: RunningServer;
 let client: OpenAI;
@@ -237,5 +237,81 @@ describe("/v1/chat/completions", () => {
     const plain = await client.chat.completions.create(base);
     const penalised = await client.chat.completions.create({ ...base, frequency_penalty: 2, presence_penalty: 2 });
     assert.notEqual(penalised.choices[0]!.message.content, plain.choices[0]!.message.content);
+  });
+});
+
+describe("log-probabilities, n, and fields clients send", () => {
+  const top5 = golden.nextTokenTop5.top;
+
+  it("completions logprobs: the model's own distribution, whatever the sampling filters (golden top-5)", async () => {
+    for (const sampling of [{ temperature: 0 }, { temperature: 1, top_k: 1, seed: 3 }]) {
+      const r: any = await client.completions.create({ model: "stories260k", prompt: golden.greedy[0]!.prompt, max_tokens: 1, logprobs: 5, ...sampling } as any);
+      const lp = r.choices[0].logprobs;
+      assert.equal(lp.tokens[0], ",");
+      assert.deepEqual(lp.text_offset, [0]);
+      const alternatives = Object.entries(lp.top_logprobs[0]) as [string, number][];
+      assert.equal(alternatives.length, 5);
+      alternatives.forEach(([, logprob], i) => assert.ok(Math.abs(Math.exp(logprob) - top5[i]!.p) < 2e-3, `alternative ${i}: ${Math.exp(logprob)} vs ${top5[i]!.p}`));
+      assert.ok(Math.abs(Math.exp(lp.token_logprobs[0]) - top5[0]!.p) < 2e-3);
+    }
+  });
+
+  it("chat logprobs: one entry per token, texts concatenate to the content, streamed the same", async () => {
+    const request = { model: "stories260k-chat", messages: [{ role: "user" as const, content: "Once upon a time" }], max_tokens: 12, temperature: 0, logprobs: true, top_logprobs: 3 };
+    const r = await client.chat.completions.create(request);
+    const entries = r.choices[0]!.logprobs!.content!;
+    assert.equal(entries.length, r.usage!.completion_tokens);
+    assert.equal(entries.map((e) => e.token).join(""), r.choices[0]!.message.content);
+    for (const e of entries) {
+      assert.ok(e.logprob <= 0);
+      assert.equal(e.top_logprobs.length, 3);
+      assert.equal(e.top_logprobs[0]!.token, e.token, "greedy picks the most likely token");
+      assert.deepEqual(e.bytes, [...Buffer.from(e.token, "utf8")]);
+    }
+    let streamed: typeof entries = [];
+    for await (const chunk of await client.chat.completions.create({ ...request, stream: true })) streamed = streamed.concat(chunk.choices[0]?.logprobs?.content ?? []);
+    assert.deepEqual(streamed, entries);
+  });
+
+  it("n choices: each its own sequence, seeded seed + i, usage summed", async () => {
+    const ask = (n: number, seed: number) => client.chat.completions.create({ model: "stories260k-chat", messages: [{ role: "user", content: "Tom and Sue" }], max_tokens: 10, temperature: 1, seed, n });
+    const two = await ask(2, 40);
+    assert.deepEqual(two.choices.map((c) => c.index), [0, 1]);
+    assert.equal(two.choices[0]!.message.content, (await ask(1, 40)).choices[0]!.message.content);
+    assert.equal(two.choices[1]!.message.content, (await ask(1, 41)).choices[0]!.message.content);
+    assert.equal(two.usage!.completion_tokens, 20);
+    const chunks: { index: number; text: string }[] = [];
+    for await (const c of await client.chat.completions.create({ model: "stories260k-chat", messages: [{ role: "user", content: "Tom and Sue" }], max_tokens: 10, temperature: 1, seed: 40, n: 2, stream: true })) {
+      for (const choice of c.choices) chunks.push({ index: choice.index, text: choice.delta.content ?? "" });
+    }
+    for (const i of [0, 1]) assert.equal(chunks.filter((c) => c.index === i).map((c) => c.text).join(""), two.choices[i]!.message.content);
+  });
+
+  it("accepts null for optional fields and the fields real clients send, honouring n_predict", async () => {
+    const r = await postJson(`${server.url}/v1/chat/completions`, {
+      model: "stories260k-chat",
+      messages: [{ role: "user", content: "Once upon a time" }],
+      temperature: null,
+      top_p: null,
+      user: null,
+      seed: null,
+      stop: null,
+      n_predict: 3,
+      prompt_cache_key: "k",
+      safety_identifier: "s",
+      verbosity: "low",
+      metadata: { a: "b" },
+      store: false,
+      service_tier: "auto",
+      cache_prompt: true,
+      id_slot: -1,
+      samplers: ["penalties", "top_k", "top_p", "min_p", "temperature"],
+      reasoning_effort: "low",
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.usage.completion_tokens, 3);
+    const reordered = await postJson(`${server.url}/v1/chat/completions`, { model: "stories260k-chat", messages: [{ role: "user", content: "x" }], samplers: ["temperature", "top_k"] });
+    assert.equal(reordered.status, 400);
+    assert.equal(reordered.json.error.param, "samplers");
   });
 });

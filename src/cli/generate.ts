@@ -57,11 +57,10 @@ export function registerGenerate(program: Command): void {
             maxTokens: flags.maxTokens,
             stop: flags.stop ?? [],
           });
-          let text = "";
-          const done = await loaded.generate(prepared, (piece) => {
-            text += piece;
-            if (!flags.json) process.stdout.write(piece);
+          const done = await loaded.generate(prepared, ({ content }) => {
+            if (content && !flags.json) process.stdout.write(content);
           });
+          const text = done.output.content;
           const { promptPerSecond: promptRate, decodePerSecond: decodeRate } = tokenRates(done.usage, done.timings);
           if (flags.json) {
             console.log(

@@ -1,9 +1,33 @@
 import type { Template } from "@huggingface/jinja";
-import type { ChatMessage } from "./types.js";
+import type { ChatMessage, ToolSpec } from "./types.js";
 
 export interface ChatTemplateContext {
   bosToken: string;
   eosToken: string;
+}
+
+export interface RenderOptions {
+  /** Functions offered, rendered by templates that know `tools`. */
+  tools?: ToolSpec[];
+  /** Extra template variables (chat_template_kwargs); they cannot replace the ones Shimmy sets. */
+  variables?: Record<string, unknown>;
+}
+
+/** Messages as HF transformers hands them to templates: tool calls with object arguments. */
+function hfMessage(m: ChatMessage): Record<string, unknown> {
+  return {
+    role: m.role,
+    content: m.content,
+    ...(m.name ? { name: m.name } : {}),
+    ...(m.toolCallId ? { tool_call_id: m.toolCallId } : {}),
+    ...(m.reasoning ? { reasoning_content: m.reasoning } : {}),
+    ...(m.toolCalls?.length ? { tool_calls: m.toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } })) } : {}),
+  };
+}
+
+/** Tools as HF's convention lists them: `{type: "function", function: {name, description, parameters}}`. */
+function hfTool(t: ToolSpec): Record<string, unknown> {
+  return { type: "function", function: { name: t.name, ...(t.description !== undefined ? { description: t.description } : {}), ...(t.parameters !== undefined ? { parameters: t.parameters } : {}) } };
 }
 
 /**
@@ -25,14 +49,16 @@ export class JinjaChatTemplate {
     return new JinjaChatTemplate(source, ctx, new Template(source));
   }
 
-  render(messages: ChatMessage[]): string {
+  /** Whether the template reads a `tools` variable (so it renders the functions itself). */
+  get usesTools(): boolean {
+    return /\btools\b/.test(this.source);
+  }
+
+  render(messages: ChatMessage[], options: RenderOptions = {}): string {
     return this.template.render({
-      messages: messages.map((m) => ({
-        role: m.role,
-        content: m.content,
-        ...(m.name ? { name: m.name } : {}),
-        ...(m.toolCallId ? { tool_call_id: m.toolCallId } : {}),
-      })),
+      ...options.variables,
+      messages: messages.map(hfMessage),
+      ...(options.tools?.length ? { tools: options.tools.map(hfTool) } : {}),
       add_generation_prompt: true,
       bos_token: this.ctx.bosToken,
       eos_token: this.ctx.eosToken,
@@ -46,9 +72,11 @@ export class JinjaChatTemplate {
  */
 export class TranscriptChatTemplate {
   readonly kind = "fallback";
+  readonly usesTools = false;
   render(messages: ChatMessage[]): string {
     const label: Record<ChatMessage["role"], string> = { system: "System", user: "User", assistant: "Assistant", tool: "Tool" };
-    return messages.map((m) => `${label[m.role]}: ${m.content}\n`).join("") + "Assistant:";
+    const text = (m: ChatMessage): string => (m.toolCalls?.length ? `${m.content}${JSON.stringify({ tool_calls: m.toolCalls.map((c) => ({ name: c.name, arguments: c.arguments })) })}` : m.content);
+    return messages.map((m) => `${label[m.role]}: ${text(m)}\n`).join("") + "Assistant:";
   }
 }
 

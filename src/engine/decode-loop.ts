@@ -13,6 +13,11 @@ export interface DecodeJobOptions {
   /** KV position of `tokens[0]` (the cached prefix length). */
   position: number;
   sampler: NativeSampler;
+  /**
+   * A greedy sampler with nothing else in its chain, asked for the full distribution at each step
+   * when the request wants log-probabilities (the model's own, before the request's filters).
+   */
+  probe?: NativeSampler;
   /** Tokens to sample at most (≥ 1). */
   maxTokens: number;
   /**
@@ -28,13 +33,19 @@ export interface DecodeJobOptions {
  * own, so a job takes part in every step until it ends — no consumer needs to ask in time for
  * the next batch, and a slow reader never delays the other streams.
  */
+/** A sampled token, with the probe's distribution at that step when asked for ([id, p, id, p, …], best first). */
+export interface SampledToken {
+  token: Token;
+  distribution?: number[];
+}
+
 export class DecodeJob {
   pending: Token[];
   position: number;
   sampled = 0;
   end: JobEnd | undefined;
   error: unknown;
-  private readonly ready: Token[] = [];
+  private readonly ready: SampledToken[] = [];
   private wake: (() => void) | undefined;
   private markSettled!: () => void;
   /** Resolves once the loop no longer uses this job's sequence (safe to reuse the slot). */
@@ -46,7 +57,7 @@ export class DecodeJob {
   }
 
   /** The next sampled token, or null once the job has ended; throws the loop's error, if any. */
-  async next(): Promise<Token | null> {
+  async next(): Promise<SampledToken | null> {
     for (;;) {
       if (this.ready.length > 0) return this.ready.shift()!;
       if (this.error !== undefined) throw this.error;
@@ -67,8 +78,8 @@ export class DecodeJob {
   }
 
   /** @internal (loop) */
-  deliver(token: Token): void {
-    this.ready.push(token);
+  deliver(sampled: SampledToken): void {
+    this.ready.push(sampled);
     this.notify();
   }
 
@@ -252,7 +263,7 @@ export class DecodeLoop {
     const sampled = await this.sample(outputs);
     for (let i = 0; i < outputs.length; i++) {
       const job = outputs[i]!.job;
-      const token = sampled[i]!;
+      const { token, distribution } = sampled[i]!;
       if (!job.active) continue;
       if (typeof token !== "number" || token < 0) {
         job.finish(undefined, typeof token === "number" ? new Error("the sampler found no token to choose") : token);
@@ -262,7 +273,7 @@ export class DecodeLoop {
         job.finish("eog");
         continue;
       }
-      job.deliver(token as Token);
+      job.deliver({ token: token as Token, distribution });
       job.sampled++;
       if (job.sampled >= job.options.maxTokens) job.finish("length");
       else job.pending.push(token as Token);
@@ -277,8 +288,17 @@ export class DecodeLoop {
    * same rows twice and sampled from wrong logits (4 concurrent prompts: 5 runs in 290). The rest
    * only read, and are queued together.
    */
-  private async sample(outputs: { job: DecodeJob; index: number }[]): Promise<(number | Error)[]> {
-    const one = ({ job, index }: { job: DecodeJob; index: number }): Promise<number | Error> => this.context.sampleToken(index, job.options.sampler).catch((e: unknown) => e as Error);
+  private async sample(outputs: { job: DecodeJob; index: number }[]): Promise<{ token: number | Error; distribution?: number[] }[]> {
+    const one = async ({ job, index }: { job: DecodeJob; index: number }): Promise<{ token: number | Error; distribution?: number[] }> => {
+      try {
+        const token = await this.context.sampleToken(index, job.options.sampler);
+        if (!job.options.probe) return { token };
+        const [, distribution] = await this.context.sampleToken(index, job.options.probe, true, false);
+        return { token, distribution };
+      } catch (e) {
+        return { token: e as Error };
+      }
+    };
     if (outputs.length === 0) return [];
     const first = await one(outputs[0]!);
     return [first, ...(await Promise.all(outputs.slice(1).map(one)))];

@@ -4,12 +4,15 @@ import type { ModelSpec } from "../discovery/types.js";
 import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
 import { DecodeJob, DecodeLoop } from "./decode-loop.js";
 import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } from "./errors.js";
-import { type NativeHandles, nativeHandles } from "./native-context.js";
+import type { OutputParser } from "./chat-format/types.js";
+import { type NativeGrammar, type NativeHandles, type NativeSampler, nativeHandles } from "./native-context.js";
+import { OutputAssembler } from "./output-assembler.js";
 import { nativeSamplerConfig } from "./sampler-config.js";
 import { type SlotGrant, SlotPool } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
 import type { OneTokenThreads } from "./thread-chooser.js";
-import type { DoneEvent, FinishReason, GenerationRequest, TokenSink } from "./types.js";
+import { TokenBytes } from "./token-bytes.js";
+import type { DoneEvent, FinishReason, GenerationOutput, GenerationRequest, OutputSink, TokenLogprob } from "./types.js";
 
 /** The Config settings a load uses (documented on Config). */
 export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "threadsAlternative" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention">;
@@ -19,12 +22,28 @@ export interface PreparedGeneration {
   request: GenerationRequest;
   promptTokens: Token[];
   maxTokens: number;
+  /** The grammar the output must match (a response format or the tool-call syntax). */
+  grammar?: NativeGrammar;
+  /** A fresh parser splitting the output into answer, reasoning and tool calls; absent = plain text. */
+  parser?: () => OutputParser;
+  /** Detokenize special tokens as text: the output format's markers are special tokens. */
+  renderSpecialTokens?: boolean;
 }
+
+/** The same prepared request for choice `index` of n: its seed moves by the index (OpenAI's n with a seed). */
+export function forChoice(prepared: PreparedGeneration, index: number): PreparedGeneration {
+  const seed = prepared.request.sampling.seed;
+  if (index === 0 || seed === undefined) return prepared;
+  return { ...prepared, request: { ...prepared.request, sampling: { ...prepared.request.sampling, seed: seed + index } } };
+}
+
+const emptyOutput = (): GenerationOutput => ({ content: "", reasoning: "", toolCalls: [] });
 
 /** A model with its context and slots, ready to generate. */
 export class LoadedModel {
   readonly slots: SlotPool;
   private readonly loop: DecodeLoop;
+  private readonly tokenBytes: TokenBytes;
   /** Requests holding this model (queued or generating); the pool never unloads it while > 0. */
   pins = 0;
   /** When a request last took or let go of it (set by the pool; least recent unloads first). */
@@ -48,6 +67,7 @@ export class LoadedModel {
       batchThreads: options.batchThreads,
       isEndOfGeneration: (token) => model.isEogToken(token),
     });
+    this.tokenBytes = new TokenBytes(model);
   }
 
   /** The thread count one-token steps use now, and the measured ms per step by count. */
@@ -118,6 +138,9 @@ export class LoadedModel {
 
   /** Tokenizes and validates; throws typed errors before any response is started. */
   prepare(request: GenerationRequest): PreparedGeneration {
+    if (request.constraint) throw new InvalidGenerationError("structured output is not supported by Shimmy yet", "response_format");
+    if (request.tools?.length) throw new InvalidGenerationError("tools are not supported by Shimmy yet", "tools");
+    if (request.reasoning === "require") throw new InvalidGenerationError(`"${this.spec.name}" does not support thinking`, "think");
     const text = request.input.kind === "chat" ? this.renderChat(request) : request.input.text;
     const promptTokens = this.tokenizePrompt(text);
     if (promptTokens.length === 0) throw new InvalidGenerationError("the prompt is empty and the model has no BOS token to start from", "prompt");
@@ -127,8 +150,27 @@ export class LoadedModel {
     for (const id of request.sampling.logitBias?.keys() ?? []) {
       if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new InvalidGenerationError(`logit_bias token id ${id} is outside the vocabulary (0..${vocab - 1})`, "logit_bias");
     }
+    if (request.logprobs && (request.logprobs.top < 0 || request.logprobs.top > 20)) throw new InvalidGenerationError("top_logprobs must be between 0 and 20", "top_logprobs");
     const room = limit - promptTokens.length;
     return { request, promptTokens, maxTokens: Math.min(request.maxTokens ?? room, room) };
+  }
+
+  /** A sampled token's log-probability and the `top` most likely tokens, from the probe's distribution ([id, p, …], best first). */
+  private logprobOf(token: Token, distribution: number[], top: number): TokenLogprob {
+    const logOf = (p: number): number => (p > 0 ? Math.log(p) : -9999);
+    let p = 0;
+    for (let i = 0; i < distribution.length; i += 2) {
+      if (distribution[i] === token) {
+        p = distribution[i + 1]!;
+        break;
+      }
+    }
+    const alternatives: TokenLogprob["top"] = [];
+    for (let i = 0; i < Math.min(top, distribution.length / 2); i++) {
+      const id = distribution[2 * i]!;
+      alternatives.push({ id, ...this.tokenBytes.of(id as Token), logprob: logOf(distribution[2 * i + 1]!) });
+    }
+    return { id: token, ...this.tokenBytes.of(token), logprob: logOf(p), top: alternatives };
   }
 
   /**
@@ -139,7 +181,7 @@ export class LoadedModel {
    * promise hop from the decode loop instead of two async-generator hand-offs, and on a machine
    * whose cores all decode, main-thread time per token is taken from the decode threads.
    */
-  async generate(prepared: PreparedGeneration, onToken: TokenSink = () => undefined): Promise<DoneEvent> {
+  async generate(prepared: PreparedGeneration, onOutput: OutputSink = () => undefined): Promise<DoneEvent> {
     const { request, promptTokens, maxTokens } = prepared;
     // One signal for both ways a request ends early: the client leaving, or the time limit.
     const deadline = AbortSignal.timeout(this.options.requestTimeoutMs);
@@ -152,7 +194,7 @@ export class LoadedModel {
       } catch (e) {
         if (deadline.aborted) throw new RequestTimeoutError(this.options.requestTimeoutMs);
         if (signal.aborted) {
-          return { finishReason: "abort", usage: { promptTokens: promptTokens.length, completionTokens: 0, cachedTokens: 0 }, timings: { queueMs: performance.now() - queued, promptMs: 0, generationMs: 0 }, tokenIds: [] };
+          return { finishReason: "abort", usage: { promptTokens: promptTokens.length, completionTokens: 0, cachedTokens: 0 }, timings: { queueMs: performance.now() - queued, promptMs: 0, generationMs: 0 }, tokenIds: [], output: emptyOutput() };
         }
         throw e;
       }
@@ -165,31 +207,47 @@ export class LoadedModel {
         slot.tokens.length = cachedTokens;
       }
       const generated: Token[] = [];
-      const decoder = new TokenTextDecoder(this.model, promptTokens);
+      const decoder = new TokenTextDecoder(this.model, promptTokens, prepared.renderSpecialTokens === true);
       const stops = new StopMatcher(request.stop);
+      const assembler = new OutputAssembler(onOutput, prepared.parser?.(), request.logprobs !== undefined);
       const started = performance.now();
       let firstTokenAt: number | undefined;
       let finishReason: FinishReason = "stop";
       let stoppedByString = false;
 
       if (maxTokens > 0 && !signal.aborted) {
-        const sampler = this.native.createSampler();
+        const samplers: NativeSampler[] = [];
+        let sampler: NativeSampler;
+        let probe: NativeSampler | undefined;
         try {
-          sampler.applyConfig(nativeSamplerConfig(request.sampling, promptTokens));
+          sampler = this.native.createSampler();
+          samplers.push(sampler);
+          const config = nativeSamplerConfig(request.sampling, promptTokens);
+          // The native side reads a present key even when undefined.
+          if (prepared.grammar) config.grammarEvaluationState = prepared.grammar.newState();
+          sampler.applyConfig(config);
+          if (request.logprobs) {
+            probe = this.native.createSampler();
+            samplers.push(probe);
+            probe.applyConfig({ temperature: 0, seed: 0 });
+          }
         } catch (e) {
-          sampler.dispose();
+          for (const s of samplers) s.dispose();
           throw e;
         }
-        const job = new DecodeJob({ sequenceId: slot.id, tokens: promptTokens.slice(cachedTokens), position: cachedTokens, sampler, maxTokens, cache: slot.tokens });
+        const top = request.logprobs?.top ?? 0;
+        const job = new DecodeJob({ sequenceId: slot.id, tokens: promptTokens.slice(cachedTokens), position: cachedTokens, sampler, probe, maxTokens, cache: slot.tokens });
         const onAbort = () => job.cancel();
         signal.addEventListener("abort", onAbort, { once: true });
         this.loop.start(job);
         try {
-          for (let token = await job.next(); token !== null; token = await job.next()) {
+          for (let sampled = await job.next(); sampled !== null; sampled = await job.next()) {
+            const { token, distribution } = sampled;
             firstTokenAt ??= performance.now();
             generated.push(token);
+            if (distribution) assembler.token(this.logprobOf(token, distribution, top));
             const { emit, stopped } = stops.push(decoder.push(token));
-            if (emit) onToken(emit, token);
+            if (emit) assembler.text(emit);
             if (stopped) {
               stoppedByString = true;
               break;
@@ -202,7 +260,7 @@ export class LoadedModel {
           // The step in flight (at most one) finishes before the slot is reused.
           job.cancel();
           await job.settled;
-          sampler.dispose();
+          for (const s of samplers) s.dispose();
         }
       } else {
         finishReason = signal.aborted ? "abort" : "length";
@@ -214,10 +272,13 @@ export class LoadedModel {
       if (!stoppedByString && finishReason !== "abort") {
         const last = stops.push(decoder.flush());
         const tail = last.emit + (last.stopped ? "" : stops.flush());
-        if (tail) onToken(tail, generated[generated.length - 1] ?? -1);
+        if (tail) assembler.text(tail);
       }
+      const output = finishReason === "abort" ? emptyOutput() : assembler.end();
+      if (finishReason === "stop" && output.toolCalls.length > 0) finishReason = "tool_calls";
       const end = performance.now();
       return {
+        output,
         finishReason,
         usage: { promptTokens: promptTokens.length, completionTokens: generated.length, cachedTokens },
         timings: { queueMs, promptMs: (firstTokenAt ?? end) - started, generationMs: firstTokenAt === undefined ? 0 : end - firstTokenAt },
@@ -230,9 +291,8 @@ export class LoadedModel {
 
   /** Runs a prepared request to its end: the whole text and the `done` event. */
   async complete(prepared: PreparedGeneration): Promise<{ text: string; done: DoneEvent }> {
-    let text = "";
-    const done = await this.generate(prepared, (piece) => (text += piece));
-    return { text, done };
+    const done = await this.generate(prepared);
+    return { text: done.output.content, done };
   }
 
   async dispose(): Promise<void> {

@@ -16,8 +16,14 @@ export interface NativeContext {
   addToBatch(sequenceId: number, firstPosition: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array;
   /** `llama_decode` of the current batch, on a libuv pool thread. */
   decodeBatch(): Promise<void>;
-  /** Samples from one output of the last decode and tells the sampler (penalties) about the token; -1 = none. */
+  /** Samples from one output of the last decode and tells the sampler (penalties, grammar) about the token; -1 = none. */
   sampleToken(batchLogitIndex: number, sampler: NativeSampler): Promise<number>;
+  /**
+   * The same, also returning the candidates the sampler saw after its chain, sorted by logit and
+   * softmaxed, flattened as [id, p, id, p, …]. With a greedy sampler and no penalties, bias or
+   * grammar that is the model's own distribution over the whole vocabulary.
+   */
+  sampleToken(batchLogitIndex: number, sampler: NativeSampler, probabilities: true, confidence: false): Promise<[number, number[] | undefined]>;
   setThreads(threads: number): void;
   /** Drops a sequence's KV cells in positions [start, end); end -1 = to the end. Synchronous: only between decodes. */
   removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean;
@@ -37,6 +43,13 @@ export interface NativeSamplerConfig {
   repeatPenaltyFrequencyPenalty?: number;
   tokenBiasKeys?: Uint32Array;
   tokenBiasValues?: Float32Array;
+  /** A grammar's evaluation state (NativeGrammar.newState()): the sampler only picks tokens it allows. */
+  grammarEvaluationState?: object;
+}
+
+/** A parsed GBNF grammar; each generation constrained by it needs its own state. */
+export interface NativeGrammar {
+  newState(): object;
 }
 
 /** A native sampler chain: one per request, disposed when the request ends. */
@@ -48,6 +61,14 @@ export interface NativeSampler {
 export interface NativeHandles {
   context: NativeContext;
   createSampler(): NativeSampler;
+  /** Parses GBNF text (root rule `root`); throws when llama.cpp cannot parse it. */
+  parseGrammar(gbnf: string): NativeGrammar;
+}
+
+interface AddonBindings {
+  AddonSampler?: new (model: unknown) => NativeSampler;
+  AddonGrammar?: new (text: string, options: { addonExports: unknown; rootRuleName: string }) => object;
+  AddonGrammarEvaluationState?: new (model: unknown, grammar: object) => object;
 }
 
 const CONTEXT_METHODS = ["initBatch", "addToBatch", "decodeBatch", "sampleToken", "setThreads", "removeTokenCellsFromSequence"] as const;
@@ -55,13 +76,21 @@ const CONTEXT_METHODS = ["initBatch", "addToBatch", "decodeBatch", "sampleToken"
 /** The native objects behind a context, checked: a changed node-llama-cpp fails here, by name, not mid-request. */
 export function nativeHandles(llama: Llama, model: LlamaModel, context: LlamaContext): NativeHandles {
   const native = (context as unknown as { _ctx?: Record<string, unknown> })._ctx;
-  const Sampler = (llama as unknown as { _bindings?: { AddonSampler?: new (model: unknown) => NativeSampler } })._bindings?.AddonSampler;
+  const bindings = (llama as unknown as { _bindings?: AddonBindings })._bindings;
+  const { AddonSampler: Sampler, AddonGrammar: Grammar, AddonGrammarEvaluationState: GrammarState } = bindings ?? {};
   const addonModel = (model as unknown as { _model?: unknown })._model;
   const missing = [
     ...CONTEXT_METHODS.filter((m) => typeof native?.[m] !== "function").map((m) => `_ctx.${m}`),
-    ...(typeof Sampler === "function" ? [] : ["_bindings.AddonSampler"]),
+    ...(["AddonSampler", "AddonGrammar", "AddonGrammarEvaluationState"] as const).filter((c) => typeof bindings?.[c] !== "function").map((c) => `_bindings.${c}`),
     ...(addonModel ? [] : ["LlamaModel._model"]),
   ];
   if (missing.length > 0) throw new Error(`this node-llama-cpp lacks what Shimmy's decode loop drives (${missing.join(", ")}); Shimmy needs node-llama-cpp 3.21.1 exactly`);
-  return { context: native as unknown as NativeContext, createSampler: () => new Sampler!(addonModel) };
+  return {
+    context: native as unknown as NativeContext,
+    createSampler: () => new Sampler!(addonModel),
+    parseGrammar: (gbnf) => {
+      const grammar = new Grammar!(gbnf, { addonExports: bindings, rootRuleName: "root" });
+      return { newState: () => new GrammarState!(addonModel, grammar) };
+    },
+  };
 }

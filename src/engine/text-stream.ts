@@ -9,14 +9,18 @@ export class TokenTextDecoder {
   private pending: Token[] = [];
   private context: Token[];
 
-  constructor(private readonly model: LlamaModel, contextTokens: readonly Token[]) {
+  constructor(
+    private readonly model: LlamaModel,
+    contextTokens: readonly Token[],
+    private readonly specialTokens = false,
+  ) {
     this.context = contextTokens.slice(-4);
   }
 
   /** Text that is complete after this token ("" while a multi-byte character is unfinished). */
   push(token: Token): string {
     this.pending.push(token);
-    const text = this.model.detokenize(this.pending, false, this.context);
+    const text = this.model.detokenize(this.pending, this.specialTokens, this.context);
     // U+FFFD at the end means the bytes so far stop mid-character; 4 tokens is the longest a
     // UTF-8 sequence can be spread over with byte-fallback tokens.
     if (text.endsWith("\uFFFD") && this.pending.length < 4) return "";
@@ -28,7 +32,7 @@ export class TokenTextDecoder {
   /** Whatever is still held back, at the end of generation. */
   flush(): string {
     if (this.pending.length === 0) return "";
-    const text = this.model.detokenize(this.pending, false, this.context);
+    const text = this.model.detokenize(this.pending, this.specialTokens, this.context);
     this.pending = [];
     return text;
   }

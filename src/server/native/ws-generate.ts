@@ -2,9 +2,8 @@ import type { FastifyInstance } from "fastify";
 import type { WebSocket } from "ws";
 import type { GenerationRequest } from "../../engine/types.js";
 import type { ServerContext } from "../context.js";
-import { type AjvError, ApiError, fromValidation, toOpenAIError } from "../openai/errors.js";
-import { type ChatBody, messagesFrom, samplingFrom, stopFrom } from "../openai/request.js";
-import { wsGenerateRequest } from "../openai/schemas.js";
+import { type AjvError, ApiError, classifyError, fromValidation } from "../errors.js";
+import { runGeneration } from "../generation.js";
 import { lazyValidator } from "../validation.js";
 
 /**
@@ -13,10 +12,51 @@ import { lazyValidator } from "../validation.js";
  * closes. Bad requests get `{"type":"error","error":{…}}` and a clean close (1008/1011).
  * Documented in docs/api.md.
  */
-const validateRequest = lazyValidator({ schema: wsGenerateRequest });
+const number = (extra: object = {}) => ({ type: ["number", "null"], ...extra });
+const wsRequest = {
+  type: "object",
+  required: ["model"],
+  properties: {
+    model: { type: "string", minLength: 1 },
+    prompt: { type: "string" },
+    messages: {
+      type: "array",
+      minItems: 1,
+      items: { type: "object", required: ["role", "content"], properties: { role: { enum: ["system", "user", "assistant"] }, content: { type: "string" } }, additionalProperties: false },
+    },
+    max_tokens: { type: ["integer", "null"], minimum: 1 },
+    temperature: number({ minimum: 0, maximum: 2 }),
+    top_p: number({ minimum: 0, maximum: 1 }),
+    top_k: { type: ["integer", "null"], minimum: 0 },
+    min_p: number({ minimum: 0, maximum: 1 }),
+    seed: { type: ["integer", "null"] },
+    stop: { anyOf: [{ type: "string", minLength: 1 }, { type: "array", items: { type: "string", minLength: 1 }, maxItems: 16 }, { type: "null" }] },
+    presence_penalty: number({ minimum: -2, maximum: 2 }),
+    frequency_penalty: number({ minimum: -2, maximum: 2 }),
+  },
+  oneOf: [{ required: ["prompt"] }, { required: ["messages"] }],
+  additionalProperties: false,
+} as const;
 
-function parseRequest(raw: string): { model: string; base: Omit<GenerationRequest, "model" | "signal"> } {
-  let body: ChatBody & { prompt?: string };
+interface WsRequest {
+  model: string;
+  prompt?: string;
+  messages?: { role: "system" | "user" | "assistant"; content: string }[];
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  min_p?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+}
+
+const validateRequest = lazyValidator({ schema: wsRequest });
+
+function parseRequest(raw: string): { model: string; request: Omit<GenerationRequest, "model" | "signal"> } {
+  let body: WsRequest;
   try {
     body = JSON.parse(raw);
   } catch (e) {
@@ -28,10 +68,25 @@ function parseRequest(raw: string): { model: string; base: Omit<GenerationReques
     if (errors[0]?.keyword === "oneOf" || (errors[0] as { schemaPath?: string } | undefined)?.schemaPath?.startsWith("#/oneOf")) throw new ApiError(400, "send exactly one of 'prompt' or 'messages'", "invalid_request_error", "prompt", "invalid_value");
     throw fromValidation(errors);
   }
-  const input: GenerationRequest["input"] = body.prompt !== undefined ? { kind: "text", text: body.prompt } : { kind: "chat", messages: messagesFrom(body, body.model) };
-  // Like Shimmy's CLI, the WebSocket defaults to greedy decoding unless a temperature is sent.
-  const sampling = samplingFrom({ ...body, temperature: body.temperature ?? 0 });
-  return { model: body.model, base: { input, sampling, maxTokens: body.max_tokens ?? undefined, stop: stopFrom(body.stop) } };
+  const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
+  return {
+    model: body.model,
+    request: {
+      input: body.prompt !== undefined ? { kind: "text", text: body.prompt } : { kind: "chat", messages: body.messages! },
+      // Like Shimmy's CLI, the WebSocket defaults to greedy decoding unless a temperature is sent.
+      sampling: {
+        temperature: body.temperature ?? 0,
+        topP: body.top_p ?? undefined,
+        topK: body.top_k ?? undefined,
+        minP: body.min_p ?? undefined,
+        seed: body.seed ?? undefined,
+        presencePenalty: body.presence_penalty ?? undefined,
+        frequencyPenalty: body.frequency_penalty ?? undefined,
+      },
+      maxTokens: body.max_tokens ?? undefined,
+      stop,
+    },
+  };
 }
 
 export function registerWsGenerate(app: FastifyInstance, ctx: ServerContext): void {
@@ -39,13 +94,21 @@ export function registerWsGenerate(app: FastifyInstance, ctx: ServerContext): vo
     const controller = new AbortController();
     let started = false;
     socket.on("close", () => controller.abort(new Error("client disconnected")));
+    const errorFrame = (err: unknown) => {
+      const { error } = classifyError(err, request.id);
+      return { type: "error", error: { message: error.message, type: error.type, param: error.param, code: error.code } };
+    };
     const fail = (err: unknown): void => {
-      const { body, internal } = toOpenAIError(err, request.id);
+      const { internal } = classifyError(err, request.id);
       if (internal) request.log.error({ err }, "websocket generation failed");
       if (socket.readyState === socket.OPEN) {
-        socket.send(JSON.stringify({ type: "error", error: body.error }));
-        socket.close(internal ? 1011 : 1008, body.error.code ?? "error");
+        const frame = errorFrame(err);
+        socket.send(JSON.stringify(frame));
+        socket.close(internal ? 1011 : 1008, frame.error.code ?? "error");
       }
+    };
+    const send = (frame: object): void => {
+      if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame));
     };
     socket.on("message", (data, isBinary) => {
       if (started) return fail(new ApiError(400, "one request per connection; open a new connection for the next", "invalid_request_error", null, "protocol_error"));
@@ -53,21 +116,42 @@ export function registerWsGenerate(app: FastifyInstance, ctx: ServerContext): vo
       void (async () => {
         try {
           if (isBinary) throw new ApiError(400, "send the request as a text frame", "invalid_request_error", null, "invalid_json");
-          const { model, base } = parseRequest(data.toString());
-          await ctx.pool.use(model, async (loaded) => {
-            const prepared = loaded.prepare({ ...base, model: loaded.spec.name, signal: controller.signal });
-            const send = (frame: object): void => {
-              if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame));
-            };
-            const done = await loaded.generate(prepared, (text) => send({ type: "token", text }));
-            send({
-              type: "done",
-              done: true,
-              model: loaded.spec.name,
-              finish_reason: done.finishReason,
-              usage: { prompt_tokens: done.usage.promptTokens, completion_tokens: done.usage.completionTokens, total_tokens: done.usage.promptTokens + done.usage.completionTokens, cached_tokens: done.usage.cachedTokens },
-            });
-            if (socket.readyState === socket.OPEN) socket.close(1000, "done");
+          const { model, request: generation } = parseRequest(data.toString());
+          await runGeneration(ctx, {
+            model,
+            request: generation,
+            signal: controller.signal,
+            translator: (loaded) => ({
+              delta: (_choice, d) => (d.content ? [{ type: "token", text: d.content }] : []),
+              finish: (_choice, done) => [
+                {
+                  type: "done",
+                  done: true,
+                  model: loaded.spec.name,
+                  finish_reason: done.finishReason,
+                  usage: { prompt_tokens: done.usage.promptTokens, completion_tokens: done.usage.completionTokens, total_tokens: done.usage.promptTokens + done.usage.completionTokens, cached_tokens: done.usage.cachedTokens },
+                },
+              ],
+              error: (e) => errorFrame(e),
+              full: () => ({}),
+            }),
+            openStream: () => {
+              let closeCode = 1000;
+              let reason = "done";
+              return {
+                send: (frame) => {
+                  const error = (frame as { type?: string; error?: { type: string; code: string | null } }).type === "error" ? (frame as { error: { type: string; code: string | null } }).error : undefined;
+                  if (error) [closeCode, reason] = [error.type === "server_error" ? 1011 : 1008, error.code ?? "error"];
+                  send(frame);
+                },
+                end: () => {
+                  if (socket.readyState === socket.OPEN) socket.close(closeCode, reason);
+                },
+              };
+            },
+            sendFull: () => undefined,
+            requestId: request.id,
+            log: request.log,
           });
         } catch (e) {
           fail(e);

@@ -1,7 +1,7 @@
 import { parseDuration } from "../../config/config.js";
 import { PENALTY_WINDOW } from "../../engine/sampler-config.js";
-import type { ChatMessage, GenerationRequest, SamplingOptions } from "../../engine/types.js";
-import { ApiError } from "../openai/errors.js";
+import type { ChatMessage, GenerationRequest, OutputConstraint, SamplingOptions, ToolSpec } from "../../engine/types.js";
+import { ApiError } from "../errors.js";
 
 /** Body fields as validated by schemas.ts. */
 export interface OllamaOptions {
@@ -31,18 +31,29 @@ interface CommonBody {
   top_logprobs?: number | null;
 }
 
+export interface OllamaToolCall {
+  id?: string | null;
+  function: { index?: number | null; name: string; arguments?: Record<string, unknown> | string | null };
+}
+
 export interface OllamaMessage {
   role: ChatMessage["role"];
   content?: string | null;
   images?: string[] | null;
   thinking?: string | null;
-  tool_calls?: unknown[] | null;
+  tool_calls?: OllamaToolCall[] | null;
   tool_name?: string | null;
+  tool_call_id?: string | null;
+}
+
+export interface OllamaTool {
+  type: string;
+  function: { name: string; description?: string | null; parameters?: object | null };
 }
 
 export interface ChatBody extends CommonBody {
   messages?: OllamaMessage[] | null;
-  tools?: unknown[] | null;
+  tools?: OllamaTool[] | null;
 }
 
 export interface GenerateBody extends CommonBody {
@@ -72,30 +83,21 @@ const DEFAULTS = { temperature: 0.8, top_k: 40, top_p: 0.9, repeat_penalty: 1.1 
 
 /** Options Shimmy has no equivalent for, and the value that means "off" (accepted); undefined: none is. */
 const UNSUPPORTED_OPTIONS: Record<string, unknown> = {
-  num_keep: 4,
   typical_p: 1,
   tfs_z: 1,
   mirostat: 0,
   mirostat_tau: undefined,
   mirostat_eta: undefined,
   penalize_newline: undefined,
-  logits_all: undefined,
   draft_num_predict: undefined,
-  vocab_only: undefined,
 };
 
-/** Runner options: how the server runs models, set when it starts, not per request. */
-const SERVER_SETTINGS: Record<string, string> = {
-  num_thread: "--threads / --threads-batch",
-  num_batch: "--batch-size",
-  num_gpu: "--gpu",
-  main_gpu: "--gpu",
-  low_vram: "--gpu",
-  f16_kv: "(the KV cache is always f16)",
-  use_mmap: "(always on)",
-  use_mlock: "(not offered)",
-  numa: "(not offered)",
-};
+/**
+ * Runner options: how a server runs models (set when `shimmy serve` starts: --threads,
+ * --batch-size, …). They do not change the answer, so they are accepted and ignored, as editors
+ * send them with every request.
+ */
+const RUNNER_OPTIONS = new Set(["num_thread", "num_batch", "num_gpu", "main_gpu", "low_vram", "f16_kv", "use_mmap", "use_mlock", "numa", "num_keep", "vocab_only", "logits_all"]);
 
 export interface RequestParts {
   sampling: SamplingOptions;
@@ -109,7 +111,7 @@ export function fromOptions(options: OllamaOptions | null | undefined): RequestP
   const o = options ?? {};
   for (const [key, value] of Object.entries(o)) {
     if (value === undefined || value === null) continue;
-    if (key in SERVER_SETTINGS) throw badRequest(`option '${key}' is a server setting in Shimmy, not a per-request one; start \`shimmy serve\` with ${SERVER_SETTINGS[key]} instead`);
+    if (RUNNER_OPTIONS.has(key)) continue;
     if (key in UNSUPPORTED_OPTIONS && value !== UNSUPPORTED_OPTIONS[key]) notYet(`option '${key}'`);
   }
   if (o.repeat_last_n !== undefined && o.repeat_last_n !== PENALTY_WINDOW) notYet(`option 'repeat_last_n' other than ${PENALTY_WINDOW}`);
@@ -144,16 +146,33 @@ export function keepAliveMs(value: number | string | null | undefined): number |
   }
 }
 
-/** Fields both generation routes refuse: structured output, thinking, log-probabilities. */
-export function refuseUnsupportedCommon(body: CommonBody, model: string): void {
-  if (body.format !== undefined && body.format !== null && body.format !== "") notYet("'format' (structured output)");
-  if (body.think !== undefined && body.think !== null && body.think !== false) throw badRequest(`"${model}" does not support thinking`);
-  if (body.logprobs) notYet("'logprobs'");
-  if (body.top_logprobs) notYet("'top_logprobs'");
+/** `format`: "json" (any JSON object) or a JSON Schema; "" or absent = free text. */
+export function constraintFrom(format: unknown): OutputConstraint | undefined {
+  if (format === undefined || format === null || format === "") return undefined;
+  if (format === "json") return { kind: "json_object" };
+  if (typeof format === "object" && !Array.isArray(format)) return { kind: "json_schema", schema: format };
+  throw badRequest(`invalid format: send "json" or a JSON Schema object`);
+}
+
+/** `think`: true or a level ("low", "medium", "high") asks for the reasoning (refused where the model has none); false turns it off where the template can. */
+export function thinkFrom(think: boolean | string | null | undefined): { reasoning: "separate" | "require"; returned: boolean; templateVariables?: Record<string, unknown> } {
+  if (think === false) return { reasoning: "separate", returned: false, templateVariables: { enable_thinking: false } };
+  if (think === undefined || think === null) return { reasoning: "separate", returned: true };
+  if (typeof think === "string" && !["low", "medium", "high"].includes(think)) throw badRequest(`invalid think value "${think}": send true, false, "low", "medium" or "high"`);
+  return { reasoning: "require", returned: true, templateVariables: typeof think === "string" ? { reasoning_effort: think } : undefined };
+}
+
+/** `logprobs` / `top_logprobs` → the engine's request, checked. */
+export function logprobsFrom(body: CommonBody): { top: number } | undefined {
+  if (body.top_logprobs != null && (body.top_logprobs < 0 || body.top_logprobs > 20)) throw badRequest("top_logprobs must be between 0 and 20");
+  if (!body.logprobs) {
+    if (body.top_logprobs) throw badRequest("top_logprobs requires logprobs: true");
+    return undefined;
+  }
+  return { top: body.top_logprobs ?? 0 };
 }
 
 export function refuseUnsupportedGenerate(body: GenerateBody, model: string): void {
-  refuseUnsupportedCommon(body, model);
   if (body.images?.length) throw badRequest(`"${model}" does not support images`);
   if (body.suffix) notYet("'suffix' (fill-in-the-middle)");
   if (body.template) notYet("'template' (a per-request prompt template)");
@@ -163,15 +182,38 @@ export function refuseUnsupportedGenerate(body: GenerateBody, model: string): vo
   if (body.raw && body.system) throw badRequest("'system' cannot be used with 'raw': a raw prompt is sent as is; put the system text in the prompt");
 }
 
-/** Ollama chat messages → engine messages; images, tool calls and thinking are refused, never dropped. */
+/** Ollama's tools → the engine's (function tools only). */
+export function toolsFrom(tools: OllamaTool[] | null | undefined): ToolSpec[] | undefined {
+  if (!tools?.length) return undefined;
+  return tools.map((t) => {
+    if (t.type !== "function") throw badRequest(`tool type "${t.type}" is not supported; only "function" tools are`);
+    return { name: t.function.name, description: t.function.description ?? undefined, parameters: t.function.parameters ?? undefined };
+  });
+}
+
+/** Ollama chat messages → engine messages; images are refused, never dropped. */
 export function messagesFrom(body: ChatBody, model: string): ChatMessage[] {
-  refuseUnsupportedCommon(body, model);
-  if (body.tools?.length) notYet("'tools'");
   return (body.messages ?? []).map((m, i) => {
     if (m.images?.length) throw badRequest(`"${model}" does not support images (messages[${i}].images)`);
-    if (m.tool_calls?.length) notYet(`tool calls (messages[${i}].tool_calls)`);
-    if (m.thinking) throw badRequest(`"${model}" does not support thinking (messages[${i}].thinking)`);
-    return { role: m.role, content: m.content ?? "", name: m.tool_name ?? undefined };
+    const toolCalls = m.tool_calls?.map((c, j) => {
+      let args = c.function.arguments ?? {};
+      if (typeof args === "string") {
+        try {
+          args = JSON.parse(args) as Record<string, unknown>;
+        } catch {
+          throw badRequest(`messages[${i}].tool_calls[${j}].function.arguments is not a JSON object`);
+        }
+      }
+      return { id: c.id ?? `call_${i}_${j}`, name: c.function.name, arguments: args };
+    });
+    return {
+      role: m.role,
+      content: m.content ?? "",
+      name: m.tool_name ?? undefined,
+      toolCallId: m.tool_call_id ?? undefined,
+      toolCalls: toolCalls?.length ? toolCalls : undefined,
+      reasoning: m.thinking ?? undefined,
+    };
   });
 }
 

@@ -1,20 +1,35 @@
-import type { FastifyReply } from "fastify";
-import type { DoneEvent, GenerationRequest } from "../../engine/types.js";
+import type { DoneEvent, OutputDelta, TokenLogprob, ToolCall } from "../../engine/types.js";
 import type { ServerContext } from "../context.js";
-import { abortOnDisconnect } from "../disconnect.js";
+import type { GenerationTranslator } from "../generation.js";
 import { toOllamaError } from "./errors.js";
-import { NdjsonWriter } from "./ndjson.js";
 
-/** How a route puts text in its objects: chat `{message: {role, content}}`, generate `{response}`. */
-export type TextField = (text: string) => object;
+/** How a route puts its output in its objects: chat `{message: {…}}`, generate `{response, thinking}`. */
+export type OutputFields = (out: { content: string; thinking?: string; toolCalls?: ToolCall[] }) => object;
 
-export const chatText: TextField = (text) => ({ message: { role: "assistant", content: text } });
-export const generateText: TextField = (text) => ({ response: text });
+function toolCallJson(c: ToolCall) {
+  let args: unknown = {};
+  try {
+    args = JSON.parse(c.arguments);
+  } catch {
+    // The parser only completes calls whose arguments are JSON; keep the text if one is not.
+    args = c.arguments;
+  }
+  return { function: { name: c.name, arguments: args } };
+}
+
+export const chatFields: OutputFields = ({ content, thinking, toolCalls }) => ({
+  message: { role: "assistant", content, ...(thinking ? { thinking } : {}), ...(toolCalls?.length ? { tool_calls: toolCalls.map(toolCallJson) } : {}) },
+});
+export const generateFields: OutputFields = ({ content, thinking }) => ({ response: content, ...(thinking ? { thinking } : {}) });
 
 /** Milliseconds (performance.now) → Ollama's nanoseconds. */
 const ns = (ms: number): number => Math.round(ms * 1e6);
 
 const head = (model: string) => ({ model, created_at: new Date().toISOString() });
+
+function logprobsJson(tokens: TokenLogprob[]) {
+  return tokens.map((t) => ({ token: t.text, logprob: t.logprob, bytes: t.bytes, top_logprobs: t.top.map((a) => ({ token: a.text, logprob: a.logprob, bytes: a.bytes })) }));
+}
 
 /**
  * The closing object's measurements. prompt_eval_count is the whole prompt, as Ollama documents
@@ -36,46 +51,28 @@ function closing(done: DoneEvent, startedMs: number, loadMs: number) {
 }
 
 /**
- * Runs one generation for an Ollama route: a single object, or NDJSON lines ending in one with
- * `done: true` and the measurements. Everything that can fail before the first token fails with
- * its status code; an error after it is one more line, `{"error": "…"}`, as Ollama sends it.
+ * Ollama's answer: a single object, or NDJSON lines ending in one with `done: true` and the
+ * measurements; an error after the first line is one more line, `{"error": "…"}`. Tool calls
+ * arrive whole, as Ollama sends them: one line once the model has finished them.
  */
-export async function respondOllama(
-  ctx: ServerContext,
-  reply: FastifyReply,
-  request: Omit<GenerationRequest, "signal">,
-  options: { stream: boolean; keepAliveMs: number | undefined; text: TextField },
-): Promise<void> {
-  const started = performance.now();
-  await ctx.pool.use(
-    request.model,
-    async (loaded) => {
-      const loadMs = performance.now() - started;
-      const controller = abortOnDisconnect(reply);
-      const prepared = loaded.prepare({ ...request, model: loaded.spec.name, signal: controller.signal });
-      const model = loaded.spec.name;
-      if (!options.stream) {
-        const { text, done } = await loaded.complete(prepared);
-        return void reply.send({ ...head(model), ...options.text(text), ...closing(done, started, loadMs) });
-      }
-      let out: NdjsonWriter | undefined;
-      let done: DoneEvent;
-      try {
-        done = await loaded.generate(prepared, (text) => (out ??= new NdjsonWriter(reply)).send({ ...head(model), ...options.text(text), done: false }));
-      } catch (e) {
-        if (!out) throw e;
-        const { body, internal } = toOllamaError(e, reply.request.id);
-        if (internal) reply.log.error({ err: e }, "generation failed mid-stream");
-        out.send(body);
-        return out.end();
-      }
-      out ??= new NdjsonWriter(reply);
-      // Nobody reads an aborted stream: end it without the closing object.
-      if (done.finishReason !== "abort") out.send({ ...head(model), ...options.text(""), ...closing(done, started, loadMs) });
-      out.end();
+export function ollamaTranslator(model: string, fields: OutputFields, startedMs: number, loadMs: number, options: { thinking: boolean; logprobs: boolean }): GenerationTranslator {
+  const thinking = (text: string | undefined) => (options.thinking ? text : undefined);
+  return {
+    delta: (_choice, d: OutputDelta) => {
+      if (d.content === undefined && d.reasoning === undefined && !d.logprobs) return [];
+      if (d.content === undefined && !thinking(d.reasoning) && !d.logprobs) return [];
+      return [{ ...head(model), ...fields({ content: d.content ?? "", thinking: thinking(d.reasoning) }), ...(options.logprobs && d.logprobs ? { logprobs: logprobsJson(d.logprobs) } : {}), done: false }];
     },
-    options.keepAliveMs,
-  );
+    finish: (_choice, done) => (done.output.toolCalls.length > 0 ? [{ ...head(model), ...fields({ content: "", toolCalls: done.output.toolCalls }), done: false }] : []),
+    closing: ([done]) => [{ ...head(model), ...fields({ content: "" }), ...closing(done!, startedMs, loadMs) }],
+    error: (e, requestId) => toOllamaError(e, requestId).body,
+    full: ([done]) => ({
+      ...head(model),
+      ...fields({ content: done!.output.content, thinking: thinking(done!.output.reasoning), toolCalls: done!.output.toolCalls }),
+      ...(options.logprobs ? { logprobs: logprobsJson(done!.output.logprobs ?? []) } : {}),
+      ...closing(done!, startedMs, loadMs),
+    }),
+  };
 }
 
 /**
@@ -83,11 +80,11 @@ export async function respondOllama(
  * keep_alive 0 it unloads it instead (`"unload"`) — at once if idle, else when its last request
  * ends. Ollama answers these with one object even when streaming.
  */
-export async function loadOrUnload(ctx: ServerContext, model: string, keepAliveMs: number | undefined, text: TextField): Promise<object> {
+export async function loadOrUnload(ctx: ServerContext, model: string, keepAliveMs: number | undefined, fields: OutputFields): Promise<object> {
   if (keepAliveMs === 0) {
     await ctx.pool.unloadWhenIdle(model);
-    return { ...head(model), ...text(""), done: true, done_reason: "unload" };
+    return { ...head(model), ...fields({ content: "" }), done: true, done_reason: "unload" };
   }
   await ctx.pool.use(model, async () => undefined, keepAliveMs);
-  return { ...head(model), ...text(""), done: true, done_reason: "load" };
+  return { ...head(model), ...fields({ content: "" }), done: true, done_reason: "load" };
 }

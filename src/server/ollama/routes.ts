@@ -1,13 +1,17 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ModelSpec } from "../../discovery/types.js";
+import type { GenerationInput, ToolSpec } from "../../engine/types.js";
 import { servableModels } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
 import { errorHandler } from "../error-handler.js";
-import { ApiError } from "../openai/errors.js";
+import { ApiError } from "../errors.js";
 import { toOllamaError } from "./errors.js";
 import { runningJson, showJson, tagJson } from "./models.js";
-import { type ChatBody, type GenerateBody, fromOptions, generateInput, keepAliveMs, messagesFrom, refuseUnsupportedGenerate } from "./request.js";
-import { chatText, generateText, loadOrUnload, respondOllama } from "./respond.js";
+import { abortOnDisconnect } from "../disconnect.js";
+import { runGeneration } from "../generation.js";
+import { NdjsonWriter } from "./ndjson.js";
+import { type ChatBody, type GenerateBody, constraintFrom, fromOptions, generateInput, keepAliveMs, logprobsFrom, messagesFrom, refuseUnsupportedGenerate, thinkFrom, toolsFrom } from "./request.js";
+import { chatFields, generateFields, loadOrUnload, type OutputFields, ollamaTranslator } from "./respond.js";
 import { chatBody, generateBody, showBody } from "./schemas.js";
 
 /**
@@ -53,14 +57,33 @@ export async function registerOllama(app: FastifyInstance, ctx: ServerContext): 
         }
       });
 
+      /** Runs one Ollama generation: the request's common fields, its output fields, NDJSON or one object. */
+      const generate = async (request: FastifyRequest, reply: FastifyReply, body: ChatBody | GenerateBody, model: string, input: GenerationInput, fields: OutputFields, keepAlive: number | undefined, tools?: ToolSpec[]): Promise<void> => {
+        const { sampling, maxTokens, stop, contextLimit } = fromOptions(body.options);
+        const think = thinkFrom(body.think);
+        const logprobs = logprobsFrom(body);
+        const started = performance.now();
+        await runGeneration(ctx, {
+          model,
+          request: { input, sampling, maxTokens, stop, contextLimit, tools, constraint: constraintFrom(body.format), reasoning: think.reasoning, templateVariables: think.templateVariables, logprobs },
+          keepAliveMs: keepAlive,
+          signal: abortOnDisconnect(reply).signal,
+          translator: (loaded, loadMs) => ollamaTranslator(loaded.spec.name, fields, started, loadMs, { thinking: think.returned, logprobs: logprobs !== undefined }),
+          openStream: body.stream !== false ? () => new NdjsonWriter(reply) : undefined,
+          sendFull: (json) => void reply.send(json),
+          requestId: request.id,
+          log: request.log,
+        });
+      };
+
       api.post<{ Body: ChatBody }>("/chat", { schema: { body: chatBody } }, async (request, reply) => {
         const body = request.body;
         const spec = resolveOllamaName(ctx, body.model);
         const keepAlive = keepAliveMs(body.keep_alive);
         const messages = messagesFrom(body, spec.name);
-        if (messages.length === 0) return loadOrUnload(ctx, spec.name, keepAlive, chatText);
-        const { sampling, maxTokens, stop, contextLimit } = fromOptions(body.options);
-        await respondOllama(ctx, reply, { model: spec.name, input: { kind: "chat", messages }, sampling, maxTokens, stop, contextLimit }, { stream: body.stream !== false, keepAliveMs: keepAlive, text: chatText });
+        const tools = toolsFrom(body.tools);
+        if (messages.length === 0) return loadOrUnload(ctx, spec.name, keepAlive, chatFields);
+        await generate(request, reply, body, spec.name, { kind: "chat", messages }, chatFields, keepAlive, tools);
       });
 
       api.post<{ Body: GenerateBody }>("/generate", { schema: { body: generateBody } }, async (request, reply) => {
@@ -68,10 +91,8 @@ export async function registerOllama(app: FastifyInstance, ctx: ServerContext): 
         const spec = resolveOllamaName(ctx, body.model);
         const keepAlive = keepAliveMs(body.keep_alive);
         refuseUnsupportedGenerate(body, spec.name);
-        if (!body.prompt) return loadOrUnload(ctx, spec.name, keepAlive, generateText);
-        const input = generateInput(body, body.prompt, spec.summary?.hasChatTemplate === true);
-        const { sampling, maxTokens, stop, contextLimit } = fromOptions(body.options);
-        await respondOllama(ctx, reply, { model: spec.name, input, sampling, maxTokens, stop, contextLimit }, { stream: body.stream !== false, keepAliveMs: keepAlive, text: generateText });
+        if (!body.prompt) return loadOrUnload(ctx, spec.name, keepAlive, generateFields);
+        await generate(request, reply, body, spec.name, generateInput(body, body.prompt, spec.summary?.hasChatTemplate === true), generateFields, keepAlive);
       });
 
       api.get("/tags", async () => ({ models: servableModels(ctx.registry.all()).map(tagJson) }));

@@ -61,8 +61,20 @@ const message = {
     content: { type: ["string", "null"] },
     images: { type: ["array", "null"], items: { type: "string" } },
     thinking: { type: ["string", "null"] },
-    tool_calls: { type: ["array", "null"] },
+    tool_calls: {
+      type: ["array", "null"],
+      items: {
+        type: "object",
+        required: ["function"],
+        properties: {
+          id: { type: ["string", "null"] },
+          type: { type: ["string", "null"] },
+          function: { type: "object", required: ["name"], properties: { index: { type: ["integer", "null"] }, name: { type: "string", minLength: 1 }, arguments: { type: ["object", "string", "null"] } } },
+        },
+      },
+    },
     tool_name: { type: ["string", "null"] },
+    tool_call_id: { type: ["string", "null"] },
   },
   additionalProperties: false,
 } as const;
@@ -74,7 +86,17 @@ export const chatBody = {
     ...common,
     // Empty or missing: load (or, with keep_alive 0, unload) the model.
     messages: { type: ["array", "null"], items: message },
-    tools: { type: ["array", "null"] },
+    tools: {
+      type: ["array", "null"],
+      items: {
+        type: "object",
+        required: ["type", "function"],
+        properties: {
+          type: { type: "string" },
+          function: { type: "object", required: ["name"], properties: { name: { type: "string", minLength: 1 }, description: { type: ["string", "null"] }, parameters: { type: ["object", "null"] } } },
+        },
+      },
+    },
   },
   additionalProperties: false,
 } as const;

@@ -1,12 +1,63 @@
 import type { FastifyInstance } from "fastify";
 import type { ServerContext } from "../context.js";
-import { type Meta, type ResponseShape, respond, wireFinish } from "./respond.js";
-import { type CompletionBody, maxTokensFrom, refuseUnsupportedCompletion, samplingFrom, stopFrom } from "./request.js";
+import { abortOnDisconnect } from "../disconnect.js";
+import { type GenerationTranslator, runGeneration } from "../generation.js";
+import { toOpenAIError } from "./errors.js";
+import { completionId, unixNow } from "./ids.js";
+import { completionLogprobs } from "./logprobs.js";
+import { type CompletionBody, constraintFrom, maxTokensFrom, refuseUnsupportedCompletion, samplingFrom, stopFrom } from "./request.js";
 import { completionBody } from "./schemas.js";
-import { timingsJson, usageJson } from "./usage.js";
+import { SseWriter } from "./sse.js";
+import { summedUsage, timingsJson, usageJson, wireFinish } from "./usage.js";
 
-function choice(m: Meta, text: string, finish: string | null) {
-  return { id: m.id, object: "text_completion", created: m.created, model: m.model, system_fingerprint: null, choices: [{ index: 0, text, logprobs: null, finish_reason: finish }] };
+interface Meta {
+  id: string;
+  created: number;
+  model: string;
+}
+
+/** `echo` puts the prompt before each choice's text; log-prob offsets count from the start of that text. */
+function completionTranslator(m: Meta, n: number, echo: string | undefined, includeUsage: boolean, logprobsTop: number | undefined): GenerationTranslator {
+  const offsets = Array.from({ length: n }, () => echo?.length ?? 0);
+  const choice = (index: number, text: string, finish: string | null, logprobs: object | null = null) => ({
+    id: m.id,
+    object: "text_completion",
+    created: m.created,
+    model: m.model,
+    system_fingerprint: null,
+    choices: [{ index, text, logprobs, finish_reason: finish }],
+    ...(includeUsage ? { usage: null } : {}),
+  });
+  return {
+    opening: () => (echo ? Array.from({ length: n }, (_, i) => choice(i, echo, null)) : []),
+    delta: (i, d) => {
+      const text = d.content ?? "";
+      let logprobs: object | null = null;
+      if (logprobsTop !== undefined && d.logprobs) {
+        logprobs = completionLogprobs(d.logprobs, offsets[i]!);
+        offsets[i]! += d.logprobs.reduce((sum, t) => sum + t.text.length, 0);
+      }
+      return [choice(i, text, null, logprobs)];
+    },
+    finish: (i, done) => [choice(i, "", wireFinish(done))],
+    closing: (dones) => (includeUsage ? [{ id: m.id, object: "text_completion", created: m.created, model: m.model, system_fingerprint: null, choices: [], usage: usageJson(summedUsage(dones)) }] : []),
+    error: (e, requestId) => toOpenAIError(e, requestId).body,
+    full: (dones) => ({
+      id: m.id,
+      object: "text_completion",
+      created: m.created,
+      model: m.model,
+      system_fingerprint: null,
+      choices: dones.map((done, index) => ({
+        index,
+        text: (echo ?? "") + done.output.content,
+        logprobs: logprobsTop !== undefined ? completionLogprobs(done.output.logprobs ?? [], echo?.length ?? 0) : null,
+        finish_reason: wireFinish(done),
+      })),
+      usage: usageJson(summedUsage(dones)),
+      timings: timingsJson(dones[0]!.usage, dones[0]!.timings),
+    }),
+  };
 }
 
 export function registerCompletions(app: FastifyInstance, ctx: ServerContext): void {
@@ -14,21 +65,26 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     const body = request.body;
     refuseUnsupportedCompletion(body);
     const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0]!;
-    const shape: ResponseShape = {
-      idPrefix: "cmpl",
-      prefix: body.echo ? prompt : undefined,
-      full: (m, text, done) => ({ ...choice(m, text, wireFinish(done)), usage: usageJson(done.usage), timings: timingsJson(done.usage, done.timings) }),
-      delta: (m, text) => choice(m, text, null),
-      finish: (m, done) => choice(m, "", wireFinish(done)),
-    };
-    await respond(
-      ctx,
-      reply,
-      { model: ctx.pool.resolve(body.model).name, sampling: samplingFrom(body), maxTokens: maxTokensFrom(body) ?? 16, stop: stopFrom(body.stop) },
-      { kind: "text", text: prompt },
-      body.stream === true,
-      body.stream_options?.include_usage === true,
-      shape,
-    );
+    // Legacy logprobs: an integer count of alternatives (true = 0); null, false and absent = none.
+    const logprobsTop = body.logprobs == null || body.logprobs === false ? undefined : body.logprobs === true ? 0 : body.logprobs;
+    const n = body.n ?? 1;
+    await runGeneration(ctx, {
+      model: ctx.pool.resolve(body.model).name,
+      request: {
+        input: { kind: "text", text: prompt },
+        sampling: samplingFrom(body),
+        maxTokens: maxTokensFrom(body) ?? 16,
+        stop: stopFrom(body.stop),
+        constraint: constraintFrom(body),
+        logprobs: logprobsTop !== undefined ? { top: logprobsTop } : undefined,
+      },
+      n,
+      signal: abortOnDisconnect(reply).signal,
+      translator: (loaded) => completionTranslator({ id: completionId("cmpl"), created: unixNow(), model: loaded.spec.name }, n, body.echo ? prompt : undefined, body.stream_options?.include_usage === true, logprobsTop),
+      openStream: body.stream === true ? () => new SseWriter(reply) : undefined,
+      sendFull: (json) => void reply.send(json),
+      requestId: request.id,
+      log: request.log,
+    });
   });
 }

@@ -1,99 +1,12 @@
-import type { FastifyError } from "fastify";
-import { ContextOverflowError, InvalidGenerationError, ModelLoadError, ModelUnusableError, QueueFullError, RequestTimeoutError } from "../../engine/errors.js";
-import { ModelNotFoundError } from "../../registry/registry.js";
+import { classifyError } from "../errors.js";
 
 /** OpenAI's error envelope. */
 export interface OpenAIErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
 }
 
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly type = "invalid_request_error",
-    readonly param: string | null = null,
-    readonly code: string | null = null,
-  ) {
-    super(message);
-  }
-}
-
-export function invalidParam(param: string, message: string, code: string | null = null): ApiError {
-  return new ApiError(400, message, "invalid_request_error", param, code);
-}
-
-export interface AjvError {
-  instancePath: string;
-  keyword: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
-
-/** "/messages/0/role" → "messages[0].role" (the way OpenAI names params). */
-function paramName(path: string): string {
-  return path
-    .split("/")
-    .filter(Boolean)
-    .map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`))
-    .join("");
-}
-
-/** Ajv errors → the OpenAI error for the first one (unknown, missing or invalid parameter). */
-export function fromValidation(errors: AjvError[]): ApiError {
-  const e = errors[0]!;
-  if (e.keyword === "additionalProperties") {
-    const extra = String(e.params.additionalProperty);
-    const where = paramName(e.instancePath);
-    const full = where ? `${where}.${extra}` : extra;
-    return invalidParam(full, `Unrecognized request argument supplied: ${full}`, "unknown_parameter");
-  }
-  if (e.keyword === "required") {
-    const missing = String(e.params.missingProperty);
-    const where = paramName(e.instancePath);
-    const full = where ? `${where}.${missing}` : missing;
-    return invalidParam(full, `Missing required parameter: '${full}'.`, "missing_required_parameter");
-  }
-  const param = paramName(e.instancePath) || null;
-  const detail = e.keyword === "enum" ? `must be one of ${JSON.stringify(e.params.allowedValues)}` : e.message ?? "is invalid";
-  return new ApiError(400, `Invalid value for '${param ?? "body"}': ${detail}.`, "invalid_request_error", param, "invalid_value");
-}
-
 /** Any error → status + OpenAI envelope. Unknown errors are 500 and say only the request id. */
 export function toOpenAIError(err: unknown, requestId: string): { status: number; body: OpenAIErrorBody; internal: boolean; headers?: Record<string, string> } {
-  const wrap = (e: ApiError) => ({ status: e.status, body: { error: { message: e.message, type: e.type, param: e.param, code: e.code } }, internal: false });
-  if (err instanceof ApiError) return wrap(err);
-  if (err instanceof QueueFullError) {
-    return { ...wrap(new ApiError(503, err.message, "server_error", null, "server_busy")), headers: { "retry-after": String(err.retryAfterSeconds) } };
-  }
-  if (err instanceof RequestTimeoutError) return wrap(new ApiError(504, err.message, "server_error", null, "timeout"));
-  if (err instanceof ModelNotFoundError) return wrap(new ApiError(404, err.message, "invalid_request_error", "model", "model_not_found"));
-  if (err instanceof ModelUnusableError) return wrap(new ApiError(400, err.message, "invalid_request_error", "model", "model_unusable"));
-  if (err instanceof ContextOverflowError) {
-    return wrap(new ApiError(400, `This model's maximum context length is ${err.contextSize} tokens. However, your messages resulted in ${err.promptTokens} tokens (at least 1 more is needed for the completion).`, "invalid_request_error", "messages", "context_length_exceeded"));
-  }
-  if (err instanceof InvalidGenerationError) return wrap(new ApiError(400, err.message, "invalid_request_error", err.param ?? null, "invalid_value"));
-  if (err instanceof ModelLoadError) return wrap(new ApiError(500, err.message, "server_error", "model", "model_load_failed"));
-  const fe = err as FastifyError & { validation?: AjvError[] };
-  if (fe && Array.isArray(fe.validation) && fe.validation.length > 0) return wrap(fromValidation(fe.validation));
-  switch (fe?.code) {
-    case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return wrap(new ApiError(413, "Request body is too large.", "invalid_request_error", null, "request_too_large"));
-    case "FST_ERR_CTP_INVALID_JSON_BODY":
-    case "FST_ERR_CTP_EMPTY_JSON_BODY":
-      return wrap(new ApiError(400, `We could not parse the JSON body of your request: ${fe.message}`, "invalid_request_error", null, "invalid_json"));
-    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return wrap(new ApiError(415, "Content-Type must be application/json.", "invalid_request_error", null, "unsupported_media_type"));
-  }
-  if (fe instanceof SyntaxError && (fe as { statusCode?: number }).statusCode === 400) {
-    return wrap(new ApiError(400, `We could not parse the JSON body of your request: ${fe.message}`, "invalid_request_error", null, "invalid_json"));
-  }
-  if (typeof fe?.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return wrap(new ApiError(fe.statusCode, fe.message, "invalid_request_error"));
-  }
-  return {
-    status: 500,
-    body: { error: { message: `Internal server error (request id ${requestId}); see the server log.`, type: "server_error", param: null, code: "internal_error" } },
-    internal: true,
-  };
+  const { error, internal, headers } = classifyError(err, requestId);
+  return { status: error.status, body: { error: { message: error.message, type: error.type, param: error.param, code: error.code } }, internal, headers };
 }

@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { ModelSpec } from "../../discovery/types.js";
 import { servableModels, unservableReason } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
-import { ApiError } from "./errors.js";
+import { ApiError } from "../errors.js";
 
 /** The context a request will get: the loaded value, else what loading will choose. */
 export function effectiveContext(ctx: ServerContext, m: ModelSpec): number | null {

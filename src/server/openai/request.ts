@@ -1,27 +1,34 @@
-import type { ChatMessage, GenerationRequest, SamplingOptions } from "../../engine/types.js";
-import { invalidParam } from "./errors.js";
+import type { ChatMessage, GenerationRequest, HistoryToolCall, OutputConstraint, SamplingOptions, ToolChoice, ToolSpec } from "../../engine/types.js";
+import { invalidParam } from "../errors.js";
 
-/** Body fields shared by chat and text completions, as validated by schemas.ts. */
+/** Body fields shared by chat and text completions, as validated by schemas.ts (`null` = unset). */
 export interface SamplingBody {
   model: string;
-  temperature?: number;
-  top_p?: number;
-  top_k?: number;
-  min_p?: number;
-  repeat_penalty?: number;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  min_p?: number | null;
+  repeat_penalty?: number | null;
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
+  n_predict?: number | null;
   seed?: number | null;
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
   logit_bias?: Record<string, number> | null;
   stop?: string | string[] | null;
   stream?: boolean | null;
-  stream_options?: { include_usage?: boolean } | null;
-  user?: string;
+  stream_options?: { include_usage?: boolean | null } | null;
   n?: number | null;
-  logprobs?: boolean | number | null;
-  top_logprobs?: number | null;
+  grammar?: string | null;
+  json_schema?: object | boolean | null;
+  samplers?: string[] | string | null;
+  ignore_eos?: boolean | null;
+  n_probs?: number | null;
+  typical_p?: number | null;
+  mirostat?: number | null;
+  dry_multiplier?: number | null;
+  xtc_probability?: number | null;
 }
 
 export interface ContentPart {
@@ -29,22 +36,43 @@ export interface ContentPart {
   text?: string;
 }
 
+export interface WireToolCall {
+  id?: string;
+  type?: "function";
+  function: { name: string; arguments?: string | object | null };
+}
+
+export interface WireMessage {
+  role: string;
+  content?: string | ContentPart[] | null;
+  name?: string | null;
+  tool_call_id?: string | null;
+  tool_calls?: WireToolCall[] | null;
+  function_call?: { name?: string; arguments?: string } | null;
+  reasoning_content?: string | null;
+}
+
+export interface WireTool {
+  type: string;
+  function?: { name: string; description?: string | null; parameters?: object | null; strict?: boolean | null };
+}
+
 export interface ChatBody extends SamplingBody {
-  messages: { role: string; content?: string | ContentPart[] | null; name?: string; tool_call_id?: string; tool_calls?: unknown[] }[];
-  tools?: unknown[] | null;
+  messages: WireMessage[];
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
+  tools?: WireTool[] | null;
   tool_choice?: unknown;
   parallel_tool_calls?: boolean | null;
   functions?: unknown[] | null;
   function_call?: unknown;
-  response_format?: { type?: string } | null;
+  response_format?: { type: string; json_schema?: { name?: string; schema?: unknown; strict?: boolean | null }; schema?: unknown } | null;
+  chat_template_kwargs?: Record<string, unknown> | null;
+  reasoning_format?: string | null;
   modalities?: string[] | null;
   audio?: unknown;
   prediction?: unknown;
-  reasoning_effort?: unknown;
   web_search_options?: unknown;
-  store?: boolean | null;
-  metadata?: Record<string, unknown> | null;
-  service_tier?: string | null;
 }
 
 export interface CompletionBody extends SamplingBody {
@@ -52,30 +80,40 @@ export interface CompletionBody extends SamplingBody {
   echo?: boolean | null;
   suffix?: string | null;
   best_of?: number | null;
+  logprobs?: number | boolean | null;
 }
 
 const notYet = (param: string, what = param): never => {
   throw invalidParam(param, `'${what}' is not supported by Shimmy yet; remove it from the request.`, "unsupported_parameter");
 };
 
-/** Refuses known parameters whose non-default values Shimmy cannot honour (never ignore silently). */
+/** Shimmy's sampler chain order (llama-server's names); a `samplers` list in another order would change the answer. */
+const SAMPLER_ORDER = ["penalties", "top_k", "top_p", "min_p", "temperature"];
+
+/** Refuses values Shimmy cannot honour and that would change the answer (never ignore those silently). */
 function refuseUnsupportedSampling(body: SamplingBody): void {
-  if (body.n != null && body.n !== 1) notYet("n", "n > 1");
-  if (body.logprobs != null && body.logprobs !== false && body.logprobs !== 0) notYet("logprobs");
-  if (body.top_logprobs != null) notYet("top_logprobs");
   if (body.stream_options && !body.stream) throw invalidParam("stream_options", "stream_options is only allowed when stream is true.");
+  if (body.ignore_eos) notYet("ignore_eos", "ignore_eos: true");
+  if (body.n_probs) throw invalidParam("n_probs", "'n_probs' is not supported; use 'logprobs' and 'top_logprobs'.", "unsupported_parameter");
+  if (body.typical_p != null && body.typical_p !== 1) notYet("typical_p");
+  if (body.mirostat) notYet("mirostat");
+  if (body.dry_multiplier) notYet("dry_multiplier");
+  if (body.xtc_probability) notYet("xtc_probability");
+  if (body.samplers != null) {
+    const names = (typeof body.samplers === "string" ? body.samplers.split(";") : body.samplers).map((s) => s.replace(/-/g, "_"));
+    const ours = names.filter((s) => SAMPLER_ORDER.includes(s)).map((s) => SAMPLER_ORDER.indexOf(s));
+    if (ours.some((v, i) => i > 0 && v < ours[i - 1]!)) throw invalidParam("samplers", `Shimmy samples in the order ${SAMPLER_ORDER.join(";")}; another order is not supported.`, "unsupported_parameter");
+  }
+  if (body.grammar != null && body.json_schema != null) throw invalidParam("grammar", "Send either 'grammar' or 'json_schema', not both.");
 }
 
 export function refuseUnsupportedChat(body: ChatBody): void {
   refuseUnsupportedSampling(body);
-  if (body.tools != null && body.tools.length > 0) notYet("tools");
-  if (body.functions != null && body.functions.length > 0) notYet("functions");
-  if (body.function_call != null && body.function_call !== "none") notYet("function_call");
-  if (body.tool_choice != null && body.tool_choice !== "none" && !(body.tool_choice === "auto" && !body.tools?.length)) notYet("tool_choice");
-  if (body.response_format != null && body.response_format.type !== "text") notYet("response_format", `response_format type "${body.response_format.type}"`);
+  if (body.functions != null && body.functions.length > 0) throw invalidParam("functions", "'functions' is deprecated; send 'tools' instead.", "unsupported_parameter");
+  if (body.function_call != null && body.function_call !== "none") throw invalidParam("function_call", "'function_call' is deprecated; send 'tool_choice' instead.", "unsupported_parameter");
   if (body.modalities != null && body.modalities.some((m) => m !== "text")) notYet("modalities", "modalities other than text");
-  for (const p of ["audio", "prediction", "reasoning_effort", "web_search_options"] as const) if (body[p] != null) notYet(p);
-  if (body.store === true) notYet("store", "store: true");
+  for (const p of ["audio", "prediction", "web_search_options"] as const) if (body[p] != null) notYet(p);
+  if (body.top_logprobs != null && body.top_logprobs > 0 && !body.logprobs) throw invalidParam("top_logprobs", "top_logprobs requires logprobs: true.");
 }
 
 export function refuseUnsupportedCompletion(body: CompletionBody): void {
@@ -90,13 +128,13 @@ export function samplingFrom(body: SamplingBody): SamplingOptions {
   return {
     // OpenAI's default temperature is 1.
     temperature: body.temperature ?? 1,
-    topP: body.top_p,
-    topK: body.top_k,
-    minP: body.min_p,
+    topP: body.top_p ?? undefined,
+    topK: body.top_k ?? undefined,
+    minP: body.min_p ?? undefined,
     seed: body.seed ?? undefined,
     presencePenalty: body.presence_penalty ?? undefined,
     frequencyPenalty: body.frequency_penalty ?? undefined,
-    repeatPenalty: body.repeat_penalty,
+    repeatPenalty: body.repeat_penalty ?? undefined,
     logitBias,
   };
 }
@@ -106,8 +144,28 @@ export function stopFrom(stop: string | string[] | null | undefined): string[] {
   return typeof stop === "string" ? [stop] : stop;
 }
 
+/** Tool-call arguments as the template wants them: an object (OpenAI sends a JSON string). */
+function argumentsObject(args: string | object | null | undefined, where: string): unknown {
+  if (args == null || args === "") return {};
+  if (typeof args !== "string") return args;
+  try {
+    return JSON.parse(args);
+  } catch {
+    throw invalidParam(where, "Tool call arguments must be a JSON object string.");
+  }
+}
+
+function historyCalls(m: WireMessage, i: number): HistoryToolCall[] | undefined {
+  if (!m.tool_calls?.length) return undefined;
+  return m.tool_calls.map((c, j) => ({
+    id: c.id ?? `call_${i}_${j}`,
+    name: c.function.name,
+    arguments: argumentsObject(c.function.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
+  }));
+}
+
 /** Chat messages → engine messages. Non-text content parts are refused, never dropped. */
-export function messagesFrom(body: ChatBody, modelName: string): ChatMessage[] {
+export function messagesFrom(body: { messages: WireMessage[] }, modelName: string): ChatMessage[] {
   return body.messages.map((m, i) => {
     let content = "";
     if (typeof m.content === "string") content = m.content;
@@ -123,13 +181,62 @@ export function messagesFrom(body: ChatBody, modelName: string): ChatMessage[] {
     } else if (m.role !== "assistant") {
       throw invalidParam(`messages[${i}].content`, `Messages with role '${m.role}' need content.`);
     }
+    if (m.role === "function") throw invalidParam(`messages[${i}].role`, "Role 'function' is deprecated; send 'tool' messages with a tool_call_id.", "unsupported_parameter");
     const role = m.role === "developer" ? "system" : (m.role as ChatMessage["role"]);
-    return { role, content, name: m.name, toolCallId: m.tool_call_id };
+    return {
+      role,
+      content,
+      name: m.name ?? undefined,
+      toolCallId: m.tool_call_id ?? undefined,
+      toolCalls: role === "assistant" ? historyCalls(m, i) : undefined,
+      reasoning: m.reasoning_content ?? undefined,
+    };
   });
 }
 
 export function maxTokensFrom(body: SamplingBody): number | undefined {
-  return body.max_completion_tokens ?? body.max_tokens ?? undefined;
+  const n = body.max_completion_tokens ?? body.max_tokens ?? body.n_predict ?? undefined;
+  return n === -1 ? undefined : n;
 }
 
-export type BaseRequest = Omit<GenerationRequest, "input">;
+/** OpenAI's tools → the engine's. Only function tools exist here. */
+export function toolsFrom(body: ChatBody): ToolSpec[] | undefined {
+  if (!body.tools?.length) return undefined;
+  return body.tools.map((t, i) => {
+    if (t.type !== "function" || !t.function) throw invalidParam(`tools[${i}].type`, `Only function tools are supported (got '${t.type}').`, "unsupported_parameter");
+    const f = t.function;
+    return { name: f.name, description: f.description ?? undefined, parameters: f.parameters ?? undefined, strict: f.strict ?? undefined };
+  });
+}
+
+/** `tool_choice` → the engine's, checked against the tools sent. */
+export function toolChoiceFrom(choice: unknown, tools: ToolSpec[] | undefined): ToolChoice | undefined {
+  if (choice == null) return undefined;
+  if (choice === "none" || choice === "auto" || choice === "required") {
+    if (choice === "required" && !tools) throw invalidParam("tool_choice", "tool_choice 'required' needs tools.");
+    return { mode: choice };
+  }
+  const named = choice as { type?: string; function?: { name?: string } };
+  if (typeof choice === "object" && named.type === "function" && typeof named.function?.name === "string") {
+    if (!tools?.some((t) => t.name === named.function!.name)) throw invalidParam("tool_choice", `tool_choice names '${named.function.name}', which is not among the tools.`);
+    return { mode: "function", name: named.function.name };
+  }
+  throw invalidParam("tool_choice", `Invalid value for 'tool_choice': expected "none", "auto", "required" or {"type": "function", "function": {"name": …}}.`, "invalid_value");
+}
+
+/** response_format, or llama-server's grammar / json_schema fields → an output constraint. */
+export function constraintFrom(body: ChatBody | CompletionBody): OutputConstraint | undefined {
+  if (body.grammar != null) return { kind: "gbnf", grammar: body.grammar };
+  if (body.json_schema != null) return { kind: "json_schema", schema: body.json_schema };
+  const format = "response_format" in body ? body.response_format : undefined;
+  if (format == null || format.type === "text") return undefined;
+  if (format.type === "json_object") return { kind: "json_object" };
+  if (format.type === "json_schema") {
+    const schema = format.json_schema?.schema ?? format.schema;
+    if (schema === undefined) throw invalidParam("response_format.json_schema.schema", "response_format json_schema needs a 'json_schema.schema'.", "missing_required_parameter");
+    return { kind: "json_schema", schema };
+  }
+  throw invalidParam("response_format.type", `Unsupported response_format type '${format.type}' (text, json_object, json_schema).`, "invalid_value");
+}
+
+export type BaseRequest = Omit<GenerationRequest, "input" | "model" | "signal">;

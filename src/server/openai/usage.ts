@@ -1,5 +1,5 @@
 import { tokenRates } from "../../engine/rates.js";
-import type { Timings, Usage } from "../../engine/types.js";
+import type { DoneEvent, Timings, Usage } from "../../engine/types.js";
 
 export function usageJson(u: Usage) {
   return {
@@ -26,3 +26,12 @@ export function timingsJson(u: Usage, t: Timings) {
 }
 
 const round = (n: number): number => Math.round(n * 100) / 100;
+
+/** Usage over n choices, as OpenAI reports it: the prompt once, completion tokens summed. */
+export function summedUsage(dones: DoneEvent[]): Usage {
+  const first = dones[0]!.usage;
+  return { promptTokens: first.promptTokens, cachedTokens: first.cachedTokens, completionTokens: dones.reduce((sum, d) => sum + d.usage.completionTokens, 0) };
+}
+
+/** Finish reasons on the wire: an aborted stream has nobody to read it, but say "stop". */
+export const wireFinish = (d: DoneEvent): "stop" | "length" | "tool_calls" => (d.finishReason === "abort" ? "stop" : d.finishReason);
