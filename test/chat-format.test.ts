@@ -239,3 +239,143 @@ describe("parsers on recorded outputs, complete and streamed every way", () => {
     }
   });
 });
+
+describe("tool grammars, checked by llama.cpp's grammar parser", () => {
+  const golden = JSON.parse(readFileSync(join(TINY_AGENT, "golden.json"), "utf8")) as {
+    cases: { name: string; text: string; tools?: { function: ToolSpec }[] | null }[];
+  };
+  const toolSpecs = (tools: { function: ToolSpec }[] | null | undefined): ToolSpec[] => (tools ?? []).map((t) => t.function);
+  const tinyTools = [...new Map(golden.cases.flatMap((c) => toolSpecs(c.tools)).map((t) => [t.name, t])).values()];
+  const nested: ToolSpec = {
+    name: "create_event",
+    description: "Create a calendar event",
+    parameters: {
+      type: "object",
+      properties: {
+        title: { type: "string" },
+        when: { type: "object", properties: { date: { type: "string" }, hour: { type: "integer" } }, required: ["date"] },
+        attendees: { type: "array", items: { type: "string" } },
+      },
+      required: ["title", "when"],
+    },
+  };
+  const allTools = [...tinyTools, nested];
+  const choices: ToolChoice[] = [{ mode: "auto" }, { mode: "required" }, { mode: "function", name: "create_event" }];
+  const thinking = { mode: "think-tags" as const, startsInReasoning: false };
+
+  async function compile(grammar: string) {
+    const llama = await getRuntime({ gpu: false, threads: 1 });
+    const compiled = await llama.createGrammar({ grammar });
+    // node-llama-cpp's native grammar object can test a whole text against the grammar (it is internal API).
+    return (text: string) => (compiled as unknown as { _testText(text: string): boolean })._testText(text);
+  }
+
+  test("every format × choice × parallel × reasoning builds a grammar llama.cpp accepts", async () => {
+    for (const format of Object.values(FORMATS)) {
+      assert.equal(format.toolGrammar(allTools, { mode: "none" }, true), undefined);
+      assert.equal(format.toolGrammar([], { mode: "auto" }, true), undefined);
+      assert.throws(() => format.toolGrammar(allTools, { mode: "function", name: "nope" }, false), UnknownToolChoiceError);
+      for (const choice of choices) {
+        for (const parallel of [false, true]) {
+          for (const reasoning of [undefined, thinking, { mode: "think-tags" as const, startsInReasoning: true }]) {
+            const grammar = format.toolGrammar(allTools, choice, parallel, reasoning);
+            assert.ok(grammar, `${format.id} ${choice.mode}`);
+            await compile(grammar);
+          }
+        }
+      }
+    }
+  });
+
+  test("hermes auto: the golden outputs fit, malformed calls do not, plain text does", async () => {
+    const format = detectChatFormat(tinyAgentTemplate);
+    for (const c of golden.cases.filter((c) => (c.tools ?? []).length > 0)) {
+      const fits = await compile(format.toolGrammar(toolSpecs(c.tools), { mode: "auto" }, c.name === "parallel-calls", thinking)!);
+      assert.equal(fits(c.text), true, c.name);
+    }
+    const fits = await compile(format.toolGrammar(tinyTools, { mode: "auto" }, false, thinking)!);
+    const call = (body: string) => `<tool_call>\n${body}\n</tool_call>`;
+    assert.equal(fits(golden.cases.find((c) => c.name === "thinking-no-tools")!.text), true);
+    for (const text of ["", "Hello!", "a < b", "x <tool y", "<tools> and <tool_cal", "ends with <tool_", "ünïcödé 😀\n\tline"]) assert.equal(fits(text), true, text);
+    assert.equal(fits(`<<tool_call>\n{"name": "get_time", "arguments": {"city": "Oslo"}}\n</tool_call>`), true);
+    for (const text of [
+      call('{"name": "get_wether", "arguments": {"city": "Paris"}}'),
+      call('{"name": "get_weather", "arguments": "Paris"}'),
+      call('{"name": "get_weather", "arguments": {"city": 5}}'),
+      call('{"name": "get_weather", "arguments": {}}'),
+      '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}',
+      "see <tool_call> here",
+      `${call('{"name": "get_time", "arguments": {"city": "Oslo"}}')} and more text`,
+      `${call('{"name": "get_time", "arguments": {"city": "Oslo"}}')}\n${call('{"name": "get_time", "arguments": {"city": "Rome"}}')}`,
+    ]) {
+      assert.equal(fits(text), false, text);
+    }
+  });
+
+  test("required and function modes allow only calls", async () => {
+    const weather = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
+    const required = await compile(FORMATS.hermes.toolGrammar(tinyTools, { mode: "required" }, false)!);
+    assert.equal(required(weather), true);
+    assert.equal(required("Hello!"), false);
+    const only = await compile(FORMATS.hermes.toolGrammar(tinyTools, { mode: "function", name: "get_time" }, false)!);
+    assert.equal(only(weather), false);
+    assert.equal(only('<tool_call>{"name": "get_time", "arguments": {"city": "Oslo"}}</tool_call>'), true);
+    const thinkingRequired = await compile(FORMATS.hermes.toolGrammar(tinyTools, { mode: "required" }, false, thinking)!);
+    assert.equal(thinkingRequired(`<think>\nweather, so a call\n</think>\n\n${weather}`), true);
+    const opened = await compile(FORMATS.hermes.toolGrammar(tinyTools, { mode: "required" }, false, { mode: "think-tags", startsInReasoning: true })!);
+    assert.equal(opened(`weather, so a call\n</think>\n${weather}`), true);
+    assert.equal(opened(weather), false);
+  });
+
+  // What each format's grammar lets through must parse to the call it spells.
+  const samples: Array<{ format: ChatFormatId; text: string; notCalls: string[] }> = [
+    { format: "hermes", text: '<tool_call>\n{"name": "create_event", "arguments": {"title": "Lunch", "when": {"date": "2025-01-02", "hour": 12}, "attendees": ["Ann"]}}\n</tool_call>', notCalls: ['<tool_call>\n{"name": "create_event", "arguments": {"title": "Lunch"}}\n</tool_call>'] },
+    { format: "llama3", text: '{"name": "create_event", "parameters": {"title": "Lunch", "when": {"date": "2025-01-02", "hour": 12}, "attendees": ["Ann"]}}', notCalls: ['{"title": "Lunch"}', ' {"name": "nope", "parameters": {}}'] },
+    { format: "mistral", text: '[TOOL_CALLS][{"name": "create_event", "arguments": {"title": "Lunch", "when": {"date": "2025-01-02", "hour": 12}, "attendees": ["Ann"]}, "id": "abc123XYZ"}]', notCalls: ['[TOOL_CALLS][{"name": "create_event", "arguments": {}}]'] },
+    { format: "mistral-args", text: '[TOOL_CALLS]create_event[ARGS]{"title": "Lunch", "when": {"date": "2025-01-02", "hour": 12}, "attendees": ["Ann"]}', notCalls: ["[TOOL_CALLS]create_event[ARGS]{}", "[TOOL_CALLS]nope[ARGS]{}"] },
+    { format: "generic", text: '{"tool_call": {"name": "create_event", "arguments": {"title": "Lunch", "when": {"date": "2025-01-02", "hour": 12}, "attendees": ["Ann"]}}}', notCalls: ["Plain text", '{"tool_call": {"name": "create_event", "arguments": {"title": 1}}}'] },
+  ];
+  const eventArgs = '{"title": "Lunch", "when": {"date": "2025-01-02", "hour": 12}, "attendees": ["Ann"]}';
+
+  for (const sample of samples) {
+    test(`${sample.format}: a call the grammar allows parses to that call; text fits only auto`, async () => {
+      const format = FORMATS[sample.format];
+      const auto = await compile(format.toolGrammar(allTools, { mode: "auto" }, false)!);
+      const required = await compile(format.toolGrammar(allTools, { mode: "required" }, false)!);
+      assert.equal(auto(sample.text), true);
+      assert.equal(required(sample.text), true);
+      const parsed = parseEverywhere(format, sample.text);
+      assert.equal(parsed.toolCalls.length, 1);
+      assert.equal(parsed.toolCalls[0]!.name, "create_event");
+      assert.deepEqual(JSON.parse(parsed.toolCalls[0]!.arguments), JSON.parse(eventArgs));
+      for (const text of sample.notCalls) assert.equal(required(text), false, text);
+      const answer = sample.format === "generic" ? '{"response": "It is sunny."}' : "It is sunny.";
+      assert.equal(auto(answer), true);
+      assert.equal(required(answer), false);
+      assert.deepEqual(parseEverywhere(format, answer).content, "It is sunny.");
+      const parallel = await compile(format.toolGrammar(allTools, { mode: "auto" }, true)!);
+      const twice = {
+        hermes: `${sample.text}\n${sample.text}`,
+        llama3: `${sample.text}; ${sample.text}`,
+        mistral: sample.text.replace(/\]$/, `, ${sample.text.slice("[TOOL_CALLS][".length)}`),
+        "mistral-args": `${sample.text}${sample.text}`,
+        generic: `{"tool_calls": [${sample.text.slice('{"tool_call": '.length, -1)}, ${sample.text.slice('{"tool_call": '.length, -1)}]}`,
+      }[sample.format];
+      assert.equal(parallel(twice), true, twice);
+      assert.equal(auto(twice), false);
+      assert.equal(parseEverywhere(format, twice).toolCalls.length, 2);
+    });
+  }
+
+  test("the generic system prompt names the tools and the answer shapes", () => {
+    const auto = genericToolsSystemPrompt(tinyTools, { mode: "auto" }, false);
+    for (const tool of tinyTools) assert.ok(auto.includes(`"name": "${tool.name}"`), tool.name);
+    assert.match(auto, /"tool_call"/);
+    assert.match(auto, /"response"/);
+    const required = genericToolsSystemPrompt(tinyTools, { mode: "function", name: "add" }, true);
+    assert.match(required, /"tool_calls"/);
+    assert.doesNotMatch(required, /"response"/);
+    assert.doesNotMatch(required, /get_weather/);
+    assert.equal(genericToolsSystemPrompt(tinyTools, { mode: "none" }, false), "");
+  });
+});
