@@ -7,7 +7,8 @@
 import type { RawCall } from "./call-json.js";
 import { JsonValueScanner } from "./json-scan.js";
 import { partialMarkerLength, skipWhitespace } from "./markers.js";
-import type { OutputParser, ParseEvent } from "./types.js";
+import { emitContent, SteppedParser } from "./stepped-parser.js";
+import type { ParseEvent } from "./types.js";
 
 export type BodyResult = { status: "incomplete" } | { status: "invalid" } | { status: "done"; calls: RawCall[]; end: number };
 
@@ -44,40 +45,23 @@ export function jsonCallReader(openers: string, toCalls: (json: string) => RawCa
 
 type State = "start" | "text" | "body" | "afterCall";
 
-export class CallStreamParser implements OutputParser {
+export class CallStreamParser extends SteppedParser {
   private state: State;
-  private buf = "";
   /** The marker text that opened the current body: content again if the body is not a call. */
   private opener = "";
   private readBody: BodyReader | undefined;
   private closed = false;
   private separated = false;
-  private callCount = 0;
 
   constructor(
     private readonly syntax: CallSyntax,
-    private readonly newId: () => string,
+    newId: () => string,
   ) {
+    super(newId);
     this.state = syntax.bareCallStart ? "start" : "text";
   }
 
-  push(text: string): ParseEvent[] {
-    this.buf += text;
-    return this.run(false);
-  }
-
-  end(): ParseEvent[] {
-    return this.run(true);
-  }
-
-  private run(final: boolean): ParseEvent[] {
-    const events: ParseEvent[] = [];
-    while (this.step(events, final));
-    return events;
-  }
-
-  /** One transition; false when it must wait for more text (or, when final, is done). */
-  private step(events: ParseEvent[], final: boolean): boolean {
+  protected step(events: ParseEvent[], final: boolean): boolean {
     switch (this.state) {
       case "start":
         return this.stepStart(final);
@@ -120,7 +104,7 @@ export class CallStreamParser implements OutputParser {
   private stepBody(events: ParseEvent[], final: boolean): boolean {
     const result = this.readBody!(this.buf);
     if (result.status === "done") {
-      for (const call of result.calls) this.emitCall(events, call);
+      for (const call of result.calls) this.emitCall(events, call, call.id !== undefined && this.syntax.keepsModelId?.(call.id));
       this.buf = this.buf.slice(result.end);
       this.state = "afterCall";
       this.closed = false;
@@ -172,15 +156,4 @@ export class CallStreamParser implements OutputParser {
     this.buf = body;
     this.readBody = this.syntax.newBodyReader();
   }
-
-  private emitCall(events: ParseEvent[], call: RawCall): void {
-    const index = this.callCount++;
-    const id = call.id !== undefined && this.syntax.keepsModelId?.(call.id) ? call.id : this.newId();
-    events.push({ type: "tool_call", index, id, name: call.name });
-    events.push({ type: "tool_args", index, text: call.arguments });
-  }
-}
-
-export function emitContent(events: ParseEvent[], text: string): void {
-  if (text !== "") events.push({ type: "content", text });
 }

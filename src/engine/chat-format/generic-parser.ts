@@ -5,11 +5,11 @@
  */
 
 import { asList, callFromObjectText, callsFromArrayText, type RawCall } from "./call-json.js";
-import { emitContent } from "./call-stream.js";
 import { isPlainObject, JsonValueScanner, objectMemberSpans, tryParseJson } from "./json-scan.js";
 import { readJsonStringChunk } from "./json-string-stream.js";
 import { skipWhitespace } from "./markers.js";
-import type { OutputParser, ParseEvent } from "./types.js";
+import { emitContent, SteppedParser } from "./stepped-parser.js";
+import type { ParseEvent } from "./types.js";
 
 const ARGS_KEYS = ["arguments"];
 
@@ -31,30 +31,11 @@ function responseOpening(text: string): number | "maybe" | "no" {
 
 type State = "start" | "object" | "response" | "responseEnd" | "afterObject" | "text";
 
-export class GenericOutputParser implements OutputParser {
+export class GenericOutputParser extends SteppedParser {
   private state: State = "start";
-  private buf = "";
   private readonly scanner = new JsonValueScanner("{");
-  private callCount = 0;
 
-  constructor(private readonly newId: () => string) {}
-
-  push(text: string): ParseEvent[] {
-    this.buf += text;
-    return this.run(false);
-  }
-
-  end(): ParseEvent[] {
-    return this.run(true);
-  }
-
-  private run(final: boolean): ParseEvent[] {
-    const events: ParseEvent[] = [];
-    while (this.step(events, final));
-    return events;
-  }
-
-  private step(events: ParseEvent[], final: boolean): boolean {
+  protected step(events: ParseEvent[], final: boolean): boolean {
     switch (this.state) {
       case "start": {
         const opening = responseOpening(this.buf);
@@ -133,11 +114,7 @@ export class GenericOutputParser implements OutputParser {
       return true;
     }
     if (!calls) return false;
-    for (const call of calls) {
-      const index = this.callCount++;
-      events.push({ type: "tool_call", index, id: this.newId(), name: call.name });
-      events.push({ type: "tool_args", index, text: call.arguments });
-    }
+    for (const call of calls) this.emitCall(events, call);
     return true;
   }
 }

@@ -4,7 +4,7 @@
  * trimmed; while streaming, whitespace that may turn out to be trimmed is held back.
  */
 
-import { emitContent } from "./call-stream.js";
+import { emitContent } from "./stepped-parser.js";
 import { safeTextEnd, skipWhitespace, THINK_CLOSE, THINK_OPEN, trailingWhitespaceStart } from "./markers.js";
 import type { OutputParser, ParseEvent } from "./types.js";
 
