@@ -7,7 +7,6 @@
 import { gbnfLiteral, integerRange } from "./gbnf-text.js";
 import { GbnfRules, MAX_GRAMMAR_CHARS, MAX_REPEAT_BOUND } from "./gbnf-rules.js";
 import { extraKeyRule } from "./extra-keys.js";
-import { patternRule } from "./regex-gbnf.js";
 import { InvalidSchemaError, UnsupportedSchemaError } from "./schema-errors.js";
 import { deepEqual, isSchemaObject, mergeSchemas, own, type SchemaObject } from "./schema-merge.js";
 import { constraintKeywords, JSON_TYPES, REFUSED_KEYWORDS, TYPE_KEYWORDS, type JsonType } from "./schema-keywords.js";
@@ -43,6 +42,11 @@ function pointerToken(key: string): string {
 
 function describe(value: unknown): string {
   return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
+}
+
+function assertSchemaObject(schema: unknown, path: string): asserts schema is SchemaObject {
+  if (schema === false) throw new InvalidSchemaError(path, "the schema `false` matches no value");
+  if (!isSchemaObject(schema)) throw new InvalidSchemaError(path, `a schema must be an object or a boolean, not ${describe(schema)}`);
 }
 
 function nonNegativeInteger(schema: SchemaObject, keyword: string, path: string): number | undefined {
@@ -125,8 +129,7 @@ export class GbnfBuilder {
   private visit(schema: unknown, hint: string, context: WalkContext): string {
     this.where = context;
     if (schema === true) return this.anyValue();
-    if (schema === false) throw new InvalidSchemaError(context.path, "the schema `false` matches no value");
-    if (!isSchemaObject(schema)) throw new InvalidSchemaError(context.path, `a schema must be an object or a boolean, not ${describe(schema)}`);
+    assertSchemaObject(schema, context.path);
     for (const keyword of Object.keys(schema)) {
       if (REFUSED_KEYWORDS.has(keyword)) {
         throw new UnsupportedSchemaError(keyword, context.path, "a grammar cannot enforce it");
@@ -155,10 +158,7 @@ export class GbnfBuilder {
     const members: SchemaObject[] = [];
     const collect = (member: unknown, memberContext: WalkContext): void => {
       if (member === true) return;
-      if (!isSchemaObject(member)) {
-        this.visit(member, "", memberContext); // throws the fitting error
-        return;
-      }
+      assertSchemaObject(member, memberContext.path);
       const { $ref: ref, allOf, ...rest } = member;
       if (ref !== undefined) {
         const { target, pointer } = this.resolve(ref, memberContext);
@@ -373,9 +373,7 @@ export class GbnfBuilder {
       return this.rules.rule(`${format}-string`, `"\\"" ${body} "\\""`);
     }
     if (pattern !== undefined) {
-      if (typeof pattern !== "string") throw new InvalidSchemaError(context.path, "'pattern' must be a string");
-      if (lengthKeyword !== undefined) throw new UnsupportedSchemaError(lengthKeyword, context.path, "cannot be combined with 'pattern'");
-      return patternRule(pattern, hint, this.rules, context.path);
+      throw new UnsupportedSchemaError("pattern", context.path, "regular expressions are not translated to grammars yet");
     }
     if (minLength === undefined && maxLength === undefined) return this.rules.primitive("string");
     if (minLength !== undefined && maxLength !== undefined && minLength > maxLength) {
@@ -462,7 +460,7 @@ export class GbnfBuilder {
       extraKv = this.rules.rule(`${hint}-additional-kv`, `${key} ${space} ":" ${space} ${value}`);
     }
     this.checkPropertyCounts(schema, kvs.filter((kv) => kv.required).length, extraKv === undefined ? kvs.length : undefined, context);
-    if (kvs.length === 0 && extraKv !== undefined) return this.map(schema, extraKv, hint);
+    if (kvs.length === 0 && extraKv !== undefined) return this.map(schema, extraKv, hint, context);
     if (kvs.length === 0) return this.rules.rule(hint, `"{" ${space} "}"`);
     // Properties come in schema order; a rule per position lists what may still follow once one pair is written.
     const next = (kv: string): string => this.rules.rule(`${kv}-next`, `${space} "," ${space} ${kv}`);
@@ -487,10 +485,10 @@ export class GbnfBuilder {
   }
 
   /** An object with only extra properties: key/value pairs counted by min/maxProperties. */
-  private map(schema: SchemaObject, kv: string, hint: string): string {
+  private map(schema: SchemaObject, kv: string, hint: string, context: WalkContext): string {
     const space = this.rules.space();
-    const min = nonNegativeInteger(schema, "minProperties", this.where.path) ?? 0;
-    const max = nonNegativeInteger(schema, "maxProperties", this.where.path);
+    const min = nonNegativeInteger(schema, "minProperties", context.path) ?? 0;
+    const max = nonNegativeInteger(schema, "maxProperties", context.path);
     if (max === 0) return this.rules.rule(hint, `"{" ${space} "}"`);
     const next = this.rules.rule(`${kv}-next`, `${space} "," ${space} ${kv}`);
     const more = this.rules.repeat(next, Math.max(0, min - 1), max === undefined ? undefined : max - 1, `${hint}-next`);
