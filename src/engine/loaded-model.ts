@@ -7,6 +7,7 @@ import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } fro
 import type { OutputParser } from "./chat-format/types.js";
 import { type NativeGrammar, type NativeHandles, type NativeSampler, nativeHandles } from "./native-context.js";
 import { OutputAssembler } from "./output-assembler.js";
+import { detectOutputFormat, type ModelOutputFormat, outputPlan, renderPlan } from "./output-plan.js";
 import { nativeSamplerConfig } from "./sampler-config.js";
 import { type SlotGrant, SlotPool } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
@@ -44,6 +45,10 @@ export class LoadedModel {
   readonly slots: SlotPool;
   private readonly loop: DecodeLoop;
   private readonly tokenBytes: TokenBytes;
+  /** Its tool-call syntax and reasoning, from the chat template and vocabulary. */
+  readonly outputFormat: ModelOutputFormat;
+  /** Parsed grammars by text: agents resend the same tools and schemas every turn. */
+  private readonly grammars = new Map<string, NativeGrammar>();
   /** Requests holding this model (queued or generating); the pool never unloads it while > 0. */
   pins = 0;
   /** When a request last took or let go of it (set by the pool; least recent unloads first). */
@@ -68,6 +73,7 @@ export class LoadedModel {
       isEndOfGeneration: (token) => model.isEogToken(token),
     });
     this.tokenBytes = new TokenBytes(model);
+    this.outputFormat = detectOutputFormat(model, template.kind === "model" ? template.source : undefined);
   }
 
   /** The thread count one-token steps use now, and the measured ms per step by count. */
@@ -126,9 +132,9 @@ export class LoadedModel {
   }
 
   renderChat(request: GenerationRequest): string {
-    if (request.input.kind !== "chat") throw new Error("not a chat request");
+    const { messages, templateTools } = renderPlan(request, this.outputFormat, this.template.usesTools);
     try {
-      return this.template.render(request.input.messages);
+      return this.template.render(messages, { tools: templateTools, variables: request.templateVariables });
     } catch (e) {
       // Templates reject conversations they do not support (roles out of order, a system
       // message the model has no place for): the request is at fault, not the server.
@@ -138,10 +144,9 @@ export class LoadedModel {
 
   /** Tokenizes and validates; throws typed errors before any response is started. */
   prepare(request: GenerationRequest): PreparedGeneration {
-    if (request.constraint) throw new InvalidGenerationError("structured output is not supported by Shimmy yet", "response_format");
-    if (request.tools?.length) throw new InvalidGenerationError("tools are not supported by Shimmy yet", "tools");
-    if (request.reasoning === "require") throw new InvalidGenerationError(`"${this.spec.name}" does not support thinking`, "think");
-    const text = request.input.kind === "chat" ? this.renderChat(request) : request.input.text;
+    const rendered = request.input.kind === "chat" ? this.renderChat(request) : undefined;
+    const text = rendered ?? (request.input as { text: string }).text;
+    const plan = outputPlan(request, this.outputFormat, rendered);
     const promptTokens = this.tokenizePrompt(text);
     if (promptTokens.length === 0) throw new InvalidGenerationError("the prompt is empty and the model has no BOS token to start from", "prompt");
     const limit = Math.min(request.contextLimit ?? this.contextSize, this.contextSize);
@@ -152,7 +157,32 @@ export class LoadedModel {
     }
     if (request.logprobs && (request.logprobs.top < 0 || request.logprobs.top > 20)) throw new InvalidGenerationError("top_logprobs must be between 0 and 20", "top_logprobs");
     const room = limit - promptTokens.length;
-    return { request, promptTokens, maxTokens: Math.min(request.maxTokens ?? room, room) };
+    return {
+      request,
+      promptTokens,
+      maxTokens: Math.min(request.maxTokens ?? room, room),
+      grammar: plan.grammar === undefined ? undefined : this.parsedGrammar(plan.grammar, plan.grammarParam ?? "grammar"),
+      parser: plan.parser,
+      renderSpecialTokens: plan.renderSpecialTokens,
+    };
+  }
+
+  private parsedGrammar(text: string, param: string): NativeGrammar {
+    let grammar = this.grammars.get(text);
+    if (!grammar) {
+      try {
+        grammar = this.native.parseGrammar(text);
+      } catch (e) {
+        throw new InvalidGenerationError(`llama.cpp could not parse the grammar: ${(e as Error).message}`, param);
+      }
+      if (this.grammars.size >= 32) this.grammars.delete(this.grammars.keys().next().value!);
+      this.grammars.set(text, grammar);
+    } else {
+      // Most recently used last: the oldest is dropped first.
+      this.grammars.delete(text);
+      this.grammars.set(text, grammar);
+    }
+    return grammar;
   }
 
   /** A sampled token's log-probability and the `top` most likely tokens, from the probe's distribution ([id, p, …], best first). */
