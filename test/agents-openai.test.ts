@@ -14,6 +14,7 @@ import {
   AGENT_MODEL,
   type AgentMessage,
   STORY_CHAT_MODEL,
+  STRUCTURED_SCHEMAS,
   agentCase,
   agentTool,
   assembleToolCallDeltas,
@@ -200,51 +201,6 @@ describe("OpenAI reasoning (tiny-agent thinks before arithmetic)", () => {
   });
 });
 
-/** Strict schemas of the shapes structured output must handle; free strings are bounded to keep runs short. */
-const schemas: Record<string, Record<string, unknown>> = {
-  nested: {
-    type: "object",
-    properties: {
-      title: { type: "string", maxLength: 24 },
-      author: { type: "object", properties: { name: { type: "string", maxLength: 16 }, age: { type: "integer" } }, required: ["name", "age"], additionalProperties: false },
-    },
-    required: ["title", "author"],
-    additionalProperties: false,
-  },
-  enum: {
-    type: "object",
-    properties: { mood: { type: "string", enum: ["happy", "sad", "angry"] }, weather: { enum: ["sun", "rain", 3] } },
-    required: ["mood", "weather"],
-    additionalProperties: false,
-  },
-  "array of objects": {
-    type: "object",
-    properties: {
-      toys: {
-        type: "array",
-        minItems: 1,
-        maxItems: 3,
-        items: { type: "object", properties: { name: { type: "string", maxLength: 12 }, broken: { type: "boolean" } }, required: ["name", "broken"], additionalProperties: false },
-      },
-    },
-    required: ["toys"],
-    additionalProperties: false,
-  },
-  nullable: {
-    type: "object",
-    properties: { nickname: { type: ["string", "null"], maxLength: 12 }, score: { anyOf: [{ type: "number" }, { type: "null" }] } },
-    required: ["nickname", "score"],
-    additionalProperties: false,
-  },
-  $ref: {
-    type: "object",
-    $defs: { point: { type: "object", properties: { x: { type: "integer" }, y: { type: "integer" } }, required: ["x", "y"], additionalProperties: false } },
-    properties: { from: { $ref: "#/$defs/point" }, to: { $ref: "#/$defs/point" } },
-    required: ["from", "to"],
-    additionalProperties: false,
-  },
-};
-
 describe("OpenAI structured output (stories260k-chat, grammar-enforced)", () => {
   const storyRequest = (extra: Partial<ChatCompletionCreateParamsNonStreaming>): ChatCompletionCreateParamsNonStreaming => ({
     model: STORY_CHAT_MODEL,
@@ -254,7 +210,7 @@ describe("OpenAI structured output (stories260k-chat, grammar-enforced)", () => 
     ...extra,
   });
 
-  for (const [name, schema] of Object.entries(schemas)) {
+  for (const [name, schema] of Object.entries(STRUCTURED_SCHEMAS)) {
     it(`json_schema strict (${name}): the content parses and validates, streamed and not`, async () => {
       const request = storyRequest({ response_format: { type: "json_schema", json_schema: { name: name.replace(/\W/g, "_"), strict: true, schema } } });
       const r = await client.chat.completions.create(request);

@@ -81,6 +81,51 @@ export async function startAgentServer(): Promise<RunningServer> {
   };
 }
 
+/** Strict schemas of the shapes structured output must handle; free strings are bounded to keep runs short. */
+export const STRUCTURED_SCHEMAS: Record<string, Record<string, unknown>> = {
+  nested: {
+    type: "object",
+    properties: {
+      title: { type: "string", maxLength: 24 },
+      author: { type: "object", properties: { name: { type: "string", maxLength: 16 }, age: { type: "integer" } }, required: ["name", "age"], additionalProperties: false },
+    },
+    required: ["title", "author"],
+    additionalProperties: false,
+  },
+  enum: {
+    type: "object",
+    properties: { mood: { type: "string", enum: ["happy", "sad", "angry"] }, weather: { enum: ["sun", "rain", 3] } },
+    required: ["mood", "weather"],
+    additionalProperties: false,
+  },
+  "array of objects": {
+    type: "object",
+    properties: {
+      toys: {
+        type: "array",
+        minItems: 1,
+        maxItems: 3,
+        items: { type: "object", properties: { name: { type: "string", maxLength: 12 }, broken: { type: "boolean" } }, required: ["name", "broken"], additionalProperties: false },
+      },
+    },
+    required: ["toys"],
+    additionalProperties: false,
+  },
+  nullable: {
+    type: "object",
+    properties: { nickname: { type: ["string", "null"], maxLength: 12 }, score: { anyOf: [{ type: "number" }, { type: "null" }] } },
+    required: ["nickname", "score"],
+    additionalProperties: false,
+  },
+  $ref: {
+    type: "object",
+    $defs: { point: { type: "object", properties: { x: { type: "integer" }, y: { type: "integer" } }, required: ["x", "y"], additionalProperties: false } },
+    properties: { from: { $ref: "#/$defs/point" }, to: { $ref: "#/$defs/point" } },
+    required: ["from", "to"],
+    additionalProperties: false,
+  },
+};
+
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 
 /** Asserts `value` satisfies the JSON Schema `schema` (ajv, draft 2020-12), naming every violation. */
