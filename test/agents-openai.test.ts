@@ -157,6 +157,22 @@ describe("OpenAI tool calling through the openai SDK (tiny-agent)", () => {
     assertValid(agentTool("get_stock_price").function.parameters, calls[0]!.arguments, "get_stock_price arguments");
   });
 
+  it("refuses, with a 400 naming the parameter, a tool_choice for a function not offered and an invalid schema", async () => {
+    const bad: [RegExp, Partial<ChatCompletionCreateParamsNonStreaming>][] = [
+      [/^tool_choice/, { tool_choice: { type: "function", function: { name: "no_such_tool" } } }],
+      [/^response_format/, { tools: undefined, response_format: { type: "json_schema", json_schema: { name: "broken", strict: true, schema: { type: "no-such-type" } } } }],
+    ];
+    for (const [param, extra] of bad) {
+      const error = await client.chat.completions.create(caseRequest("weather-call", extra)).then(
+        () => assert.fail(`accepted ${JSON.stringify(extra)}`),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+      assert.equal(error.type, "invalid_request_error");
+      assert.match(String(error.param), param);
+    }
+  });
+
   it("streamed: deltas keyed by index reassemble to the non-streamed calls", async () => {
     const requests: [string, ChatCompletionCreateParamsNonStreaming][] = [
       ["weather-call", caseRequest("weather-call")],
