@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
@@ -178,26 +178,5 @@ describe("shimmy serve", () => {
     const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     child.kill("SIGTERM");
     assert.equal(await exit, 0);
-  });
-
-  it("passes compatcanary's basic and streaming chat probes", async () => {
-    const report = join(tmp.path, "compatcanary.json");
-    // Async: the server under test runs in this process and must keep answering.
-    const child = spawn(
-      process.execPath,
-      [join(REPO_ROOT, "node_modules", "compatcanary", "src", "cli.js"), "scan", "--base-url", `${server.url}/v1`, "--model", "stories260k-chat", "--profile", "chat", "--format", "json", "--output", report, "--fail-on", "never"],
-      { env: { PATH: process.env.PATH, OPENAI_API_KEY: "unused" }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stderr = "";
-    child.stderr.on("data", (d) => (stderr += d));
-    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-    assert.equal(code, 0, stderr);
-    const results: { id: string; status: string }[] = JSON.parse(readFileSync(report, "utf8")).results;
-    const status = Object.fromEntries(results.map((p) => [p.id, p.status]));
-    assert.equal(status["chat.basic"], "pass");
-    assert.equal(status["chat.streaming"], "pass");
-    assert.equal(status["models.list"], "pass");
-    // Tools and structured output arrive in a later issue; today they are refused with a 400.
-    assert.notEqual(status["chat.tool_call"], "pass");
   });
 });

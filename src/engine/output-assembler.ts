@@ -9,6 +9,9 @@ import type { GenerationOutput, OutputDelta, OutputSink, TokenLogprob } from "./
 export class OutputAssembler {
   private readonly output: GenerationOutput = { content: "", reasoning: "", toolCalls: [] };
   private pendingLogprobs: TokenLogprob[] = [];
+  /** Whitespace at the start of the answer, held until text follows: beside tool calls it is dropped. */
+  private leadingSpace = "";
+  private contentStarted = false;
 
   constructor(
     private readonly sink: OutputSink,
@@ -29,7 +32,15 @@ export class OutputAssembler {
 
   /** Flushes what the parser held back; returns the whole output. */
   end(): GenerationOutput {
-    this.emit(this.parser?.end() ?? [], true);
+    const events = this.parser?.end() ?? [];
+    this.emit(events, false);
+    // An answer of whitespace alone is still the answer; beside tool calls it is dropped.
+    const rest: ParseEvent[] = [];
+    if (!this.contentStarted && this.leadingSpace && this.output.toolCalls.length === 0) {
+      this.contentStarted = true;
+      rest.push({ type: "content", text: this.leadingSpace });
+    }
+    this.emit(rest, true);
     return this.output;
   }
 
@@ -37,12 +48,22 @@ export class OutputAssembler {
     const delta: OutputDelta = {};
     for (const e of events) {
       if (e.type === "content" && e.text) {
-        delta.content = (delta.content ?? "") + e.text;
-        this.output.content += e.text;
+        let text = e.text;
+        if (!this.contentStarted) {
+          if (text.trim() === "") {
+            this.leadingSpace += text;
+            continue;
+          }
+          text = this.leadingSpace + text;
+          this.contentStarted = true;
+        }
+        delta.content = (delta.content ?? "") + text;
+        this.output.content += text;
       } else if (e.type === "reasoning" && e.text) {
         delta.reasoning = (delta.reasoning ?? "") + e.text;
         this.output.reasoning += e.text;
       } else if (e.type === "tool_call") {
+        if (!this.contentStarted) this.leadingSpace = "";
         (delta.toolCalls ??= []).push({ index: e.index, id: e.id, name: e.name });
         this.output.toolCalls[e.index] = { id: e.id, name: e.name, arguments: "" };
       } else if (e.type === "tool_args" && e.text) {

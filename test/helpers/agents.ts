@@ -69,7 +69,8 @@ export function agentTool(name: string): AgentTool {
  */
 export async function startAgentServer(): Promise<RunningServer> {
   const tmp = tempDir("shimmy-agents-");
-  const server = await startTestServer({ modelPaths: [TINY_AGENT_HF, STORIES_GGUF, STORIES_CHAT_GGUF] }, (c) => {
+  // Three slots: n = 3 takes one each.
+  const server = await startTestServer({ modelPaths: [TINY_AGENT_HF, STORIES_GGUF, STORIES_CHAT_GGUF], parallel: 3 }, (c) => {
     c.cacheDir = join(tmp.path, "cache");
   });
   return {
