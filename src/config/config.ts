@@ -185,7 +185,7 @@ export function splitList(value: string | undefined): string[] {
 }
 
 /** A key file: one key per line; blank lines and lines starting with # are skipped. */
-export function readApiKeyFile(path: string): string[] {
+function readApiKeyFile(path: string): string[] {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -241,9 +241,9 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const chosenThreads = threadsSetting === "auto" ? undefined : threadsSetting;
   const threads = chosenThreads ?? defaults.threads;
   // All cores or half of them, whichever the default is not.
+  const otherDefault = defaults.threads === defaults.batchThreads ? Math.max(1, Math.floor(defaults.batchThreads / 2)) : defaults.batchThreads;
   const readTimeoutMs = overrides.readTimeoutMs ?? (envInt(env, "SHIMMY_READ_TIMEOUT") ?? 120) * 1000;
   const headersTimeoutMs = overrides.headersTimeoutMs ?? (envInt(env, "SHIMMY_HEADERS_TIMEOUT") ?? 30) * 1000;
-  const otherDefault = defaults.threads === defaults.batchThreads ? Math.max(1, Math.floor(defaults.batchThreads / 2)) : defaults.batchThreads;
   return {
     modelDirs: [...(overrides.modelDirs ?? []), ...splitPathList(env.SHIMMY_MODEL_PATHS)].map((p) => resolve(p)),
     modelPaths: (overrides.modelPaths ?? []).map((p) => resolve(p)),

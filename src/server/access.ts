@@ -6,13 +6,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../config/config.js";
 
 /**
- * Who may use the server (docs/security.md), checked in one onRequest hook — before routing's
- * body parsing, so a refused request never starts a generation — in this order: the Host header
- * (DNS rebinding), the Origin (browser pages; CORS and preflights), the API key.
+ * Who may use the server (docs/security.md), checked in one onRequest hook, which runs before the
+ * body is read, so a refused request never starts a generation. In order: the Host header (DNS
+ * rebinding), the Origin (browser pages; CORS and preflights), the API key.
  */
 
 /** Whether a URL belongs to the Ollama API, whose errors are `{"error": "…"}`. */
-export function isOllamaPath(url: string): boolean {
+function isOllamaPath(url: string): boolean {
   return /^\/api(?:[/?#]|$)/.test(url);
 }
 
@@ -36,7 +36,7 @@ function isUnspecifiedAddress(host: string): boolean {
 }
 
 /** Case-insensitive globs where `*` matches any run of characters; "*" alone matches everything. */
-export function globMatcher(patterns: string[]): (value: string) => boolean {
+function globMatcher(patterns: string[]): (value: string) => boolean {
   const escaped = patterns.map((p) => p.toLowerCase().replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*"));
   const re = escaped.length === 0 ? null : new RegExp(`^(?:${escaped.join("|")})$`);
   return (value) => re !== null && re.test(value.toLowerCase());
@@ -77,7 +77,7 @@ const APP_SCHEMES = new Set(["app:", "file:", "tauri:", "vscode-webview:", "chro
  * desktop-app and extension schemes (as Ollama allows), and the --cors-origins globs. `null`
  * (sandboxed iframes, file pages) is not allowed: any page can make its requests carry it.
  */
-export function originPolicy(extra: string[]): (origin: string) => boolean {
+function originPolicy(extra: string[]): (origin: string) => boolean {
   const listed = globMatcher(extra);
   return (origin) => {
     if (listed(origin)) return true;

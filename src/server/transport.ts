@@ -16,13 +16,13 @@ function checkingIntervalMs(config: Pick<Config, "headersTimeoutMs" | "readTimeo
   return limits.length === 0 ? 30_000 : Math.min(30_000, Math.max(10, Math.min(...limits) / 4));
 }
 
-interface ClientErrorShape {
+interface ClientErrorAnswer {
   status: number;
   message: string;
   code: string;
 }
 
-function describe(err: ConnectionError & { reason?: string }, config: Pick<Config, "headersTimeoutMs" | "readTimeoutMs">): ClientErrorShape {
+function describeClientError(err: ConnectionError & { reason?: string }, config: Pick<Config, "headersTimeoutMs" | "readTimeoutMs">): ClientErrorAnswer {
   if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") {
     return { status: 408, message: `The request was not received in time: headers must arrive within ${config.headersTimeoutMs / 1000} s and the whole request within ${config.readTimeoutMs / 1000} s.`, code: "request_timeout" };
   }
@@ -55,7 +55,7 @@ export function transportOptions(config: Config): TransportOptions {
     // Fastify calls it bound to the instance.
     clientErrorHandler(this: FastifyInstance, err: ConnectionError, socket: Socket): void {
       if (err.code === "ECONNRESET" || socket.destroyed) return;
-      const { status, message, code } = describe(err, config);
+      const { status, message, code } = describeClientError(err, config);
       this.log.info({ status, err: err.code }, message);
       // A response already under way (a request refused before its body finished) cannot take a second one.
       if (!socket.writable || responseStarted(socket)) return void socket.destroy();
