@@ -3,7 +3,8 @@ import { createRequire } from "node:module";
 import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
 import { servableModels } from "../engine/servability.js";
 import { startServer } from "../server/server.js";
-import { parseDuration } from "../config/config.js";
+import { type Config, parseDuration, splitList } from "../config/config.js";
+import { isLoopbackHost } from "../server/access.js";
 import { configFrom, type ModelSourceFlags, parseNonNegativeInt, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { bold, describeThreads, dim, green } from "./output.js";
 
@@ -21,7 +22,16 @@ interface ServeFlags extends ModelSourceFlags {
   keepAlive?: string;
   json?: boolean;
   log?: string;
+  apiKey?: string[];
+  apiKeyFile?: string;
+  healthRequiresKey?: boolean;
+  corsOrigins?: string[];
+  allowedHosts?: string[];
+  readTimeout?: number;
+  headersTimeout?: number;
 }
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 function parseKeepAlive(value: string): string {
   try {
@@ -55,22 +65,47 @@ export function registerServe(program: Command): void {
     .option("--max-loaded-models <n>", "models kept loaded at once (default 3; SHIMMY_MAX_LOADED_MODELS)", parsePositiveInt)
     .option("--memory-budget <MiB>", "memory for loaded models (default 75% of RAM; SHIMMY_MEMORY_BUDGET_MB)", parsePositiveInt)
     .option("--keep-alive <duration>", "idle time before unloading: 5m, 30s, 0 = right away, -1 = never (default 5m; SHIMMY_KEEP_ALIVE)", parseKeepAlive)
+    .option("--api-key <key>", "require this key (Authorization: Bearer KEY or x-api-key: KEY); repeatable (SHIMMY_API_KEY, comma-separated)", collect)
+    .option("--api-key-file <path>", "require one of the keys in this file, one per line (SHIMMY_API_KEY_FILE)")
+    .option("--health-requires-key", "make /health need the key too (SHIMMY_HEALTH_REQUIRES_KEY=1)")
+    .option("--cors-origins <origins>", "browser origins allowed besides local pages and apps, comma-separated, * globs; * = any (SHIMMY_ORIGINS)", splitList)
+    .option("--allowed-hosts <hosts>", "Host header names allowed besides loopback, the bound address and this machine's name, comma-separated, * globs; * = any (SHIMMY_ALLOWED_HOSTS)", splitList)
+    .option("--read-timeout <seconds>", "time a client has to send a whole request, 0 = none (default 120; SHIMMY_READ_TIMEOUT)", parseNonNegativeInt)
+    .option("--headers-timeout <seconds>", "time a client has to send a request's headers, 0 = none (default 30; SHIMMY_HEADERS_TIMEOUT)", parseNonNegativeInt)
     .option("--log <level>", "log level: fatal, error, warn, info, debug", "warn")
     .option("--json", "print the startup line as JSON")
     .action(async (flags: ServeFlags) => {
       const bind = parseBind(flags.bind ?? "127.0.0.1:11435");
-      const config = configFrom(flags, {
-        host: bind.host ?? "127.0.0.1",
-        port: flags.port ?? bind.port ?? 11435,
-        bindAuto: bind.auto && flags.port === undefined,
-        parallel: flags.parallel,
-        batchSize: flags.batchSize,
-        maxQueue: flags.maxQueue,
-        requestTimeoutMs: flags.requestTimeout === undefined ? undefined : flags.requestTimeout * 1000,
-        maxLoadedModels: flags.maxLoadedModels,
-        memoryBudgetBytes: flags.memoryBudget === undefined ? undefined : flags.memoryBudget * 2 ** 20,
-        keepAliveMs: flags.keepAlive === undefined ? undefined : parseDuration(flags.keepAlive),
-      });
+      let config: Config;
+      try {
+        config = configFrom(flags, {
+          host: bind.host ?? "127.0.0.1",
+          port: flags.port ?? bind.port ?? 11435,
+          bindAuto: bind.auto && flags.port === undefined,
+          parallel: flags.parallel,
+          batchSize: flags.batchSize,
+          maxQueue: flags.maxQueue,
+          requestTimeoutMs: flags.requestTimeout === undefined ? undefined : flags.requestTimeout * 1000,
+          maxLoadedModels: flags.maxLoadedModels,
+          memoryBudgetBytes: flags.memoryBudget === undefined ? undefined : flags.memoryBudget * 2 ** 20,
+          keepAliveMs: flags.keepAlive === undefined ? undefined : parseDuration(flags.keepAlive),
+          apiKeys: flags.apiKey,
+          apiKeyFile: flags.apiKeyFile,
+          healthRequiresKey: flags.healthRequiresKey,
+          corsOrigins: flags.corsOrigins,
+          allowedHosts: flags.allowedHosts,
+          readTimeoutMs: flags.readTimeout === undefined ? undefined : flags.readTimeout * 1000,
+          headersTimeoutMs: flags.headersTimeout === undefined ? undefined : flags.headersTimeout * 1000,
+        });
+      } catch (e) {
+        // A bad setting (an unreadable key file, say) is the user's to fix: its message, no stack.
+        console.error(`shimmy serve: ${(e as Error).message}`);
+        process.exitCode = 2;
+        return;
+      }
+      if (config.apiKeys.length === 0 && !isLoopbackHost(config.host)) {
+        console.warn(`warning: listening on ${config.host} without an API key: anyone who can reach this address can use the server (--api-key; docs/security.md)`);
+      }
       const server = await startServer(config, version, { level: flags.log ?? "warn" });
       const models = servableModels(server.ctx.registry.all());
       if (flags.json) {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { homedir, totalmem } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 
@@ -61,6 +62,17 @@ export interface Config {
   nativeBuild: boolean;
   /** llama.cpp flash attention where the model supports it (measured +25% decode on CPU). */
   flashAttention: boolean;
+  /** Keys a request must present (`Authorization: Bearer` or `x-api-key`); empty = none needed. docs/security.md. */
+  apiKeys: string[];
+  /** Whether /health and /v1/health need a key too (when keys are set). */
+  healthRequiresKey: boolean;
+  /** Browser origins allowed beyond the local defaults: exact origins or `*` globs; "*" = any. */
+  corsOrigins: string[];
+  /** Host header names allowed beyond loopback, the bound address and this machine's name; "*" = any. */
+  allowedHosts: string[];
+  /** Time a client has to send a request's headers, then the whole request; slower clients get 408. 0 = no limit. */
+  headersTimeoutMs: number;
+  readTimeoutMs: number;
 }
 
 export const DEFAULT_PORT = 11435;
@@ -114,6 +126,14 @@ export interface ConfigOverrides {
   keepAliveMs?: number;
   nativeBuild?: boolean;
   flashAttention?: boolean;
+  /** Keys given as flags; with `apiKeyFile` they replace SHIMMY_API_KEY / SHIMMY_API_KEY_FILE. */
+  apiKeys?: string[];
+  apiKeyFile?: string;
+  healthRequiresKey?: boolean;
+  corsOrigins?: string[];
+  allowedHosts?: string[];
+  headersTimeoutMs?: number;
+  readTimeoutMs?: number;
 }
 
 /**
@@ -156,6 +176,41 @@ function envInt(env: NodeJS.ProcessEnv, key: string): number | undefined {
   return n;
 }
 
+/** "a, b,,c" → ["a", "b", "c"]. */
+export function splitList(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+}
+
+/** A key file: one key per line; blank lines and lines starting with # are skipped. */
+function readApiKeyFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new Error(`cannot read the API key file ${path}: ${(e as Error).message}`);
+  }
+  const keys = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !l.startsWith("#"));
+  // An empty file must not quietly leave the server open.
+  if (keys.length === 0) throw new Error(`the API key file ${path} holds no keys`);
+  return keys;
+}
+
+/** Flags replace the environment; within each, inline keys and a key file add up. */
+function apiKeysFrom(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): string[] {
+  const fromFlags = overrides.apiKeys !== undefined || overrides.apiKeyFile !== undefined;
+  const inline = fromFlags ? overrides.apiKeys ?? [] : splitList(env.SHIMMY_API_KEY);
+  const file = fromFlags ? overrides.apiKeyFile : env.SHIMMY_API_KEY_FILE || undefined;
+  const keys = [...inline, ...(file === undefined ? [] : readApiKeyFile(file))];
+  if (keys.some((k) => k.trim() !== k || k.length === 0)) throw new Error("an API key is empty or has surrounding spaces");
+  return [...new Set(keys)];
+}
+
 /** What loadConfig may ask the machine (the CLI passes engine/native-build.ts; tests a fake). */
 export interface MachineProbe {
   /** Whether a GPU the prebuilt binaries could use may be present. */
@@ -187,6 +242,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const threads = chosenThreads ?? defaults.threads;
   // All cores or half of them, whichever the default is not.
   const otherDefault = defaults.threads === defaults.batchThreads ? Math.max(1, Math.floor(defaults.batchThreads / 2)) : defaults.batchThreads;
+  const readTimeoutMs = overrides.readTimeoutMs ?? (envInt(env, "SHIMMY_READ_TIMEOUT") ?? 120) * 1000;
+  const headersTimeoutMs = overrides.headersTimeoutMs ?? (envInt(env, "SHIMMY_HEADERS_TIMEOUT") ?? 30) * 1000;
   return {
     modelDirs: [...(overrides.modelDirs ?? []), ...splitPathList(env.SHIMMY_MODEL_PATHS)].map((p) => resolve(p)),
     modelPaths: (overrides.modelPaths ?? []).map((p) => resolve(p)),
@@ -219,5 +276,12 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     keepAliveMs: overrides.keepAliveMs ?? (env.SHIMMY_KEEP_ALIVE ? parseDuration(env.SHIMMY_KEEP_ALIVE) : 5 * 60_000),
     nativeBuild,
     flashAttention: overrides.flashAttention ?? env.SHIMMY_FLASH_ATTENTION !== "0",
+    apiKeys: apiKeysFrom(overrides, env),
+    healthRequiresKey: overrides.healthRequiresKey ?? env.SHIMMY_HEALTH_REQUIRES_KEY === "1",
+    corsOrigins: overrides.corsOrigins ?? splitList(env.SHIMMY_ORIGINS),
+    allowedHosts: overrides.allowedHosts ?? splitList(env.SHIMMY_ALLOWED_HOSTS),
+    // Node requires headersTimeout <= requestTimeout unless the latter is off (0).
+    headersTimeoutMs: readTimeoutMs > 0 ? Math.min(headersTimeoutMs, readTimeoutMs) : headersTimeoutMs,
+    readTimeoutMs,
   };
 }

@@ -1,5 +1,6 @@
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { registerAccess } from "./access.js";
 import type { ServerContext } from "./context.js";
 import { errorHandler } from "./error-handler.js";
 import { registerWsGenerate } from "./native/ws-generate.js";
@@ -11,6 +12,7 @@ import { registerModels } from "./openai/models.js";
 import { registerOllama } from "./ollama/routes.js";
 import { registerHealth } from "./ops/health.js";
 import { registerSlots } from "./ops/slots.js";
+import { transportOptions } from "./transport.js";
 import { lazyValidator } from "./validation.js";
 
 export interface AppOptions {
@@ -24,7 +26,9 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
     logger: options.logger ?? false,
     bodyLimit: ctx.config.bodyLimit,
     genReqId: () => `req-${(++requestCounter).toString(36)}`,
+    ...transportOptions(ctx.config),
   });
+  registerAccess(app, ctx.config);
 
   app.setValidatorCompiler(lazyValidator);
 
