@@ -29,6 +29,9 @@ interface ServeFlags extends ModelSourceFlags {
   allowedHosts?: string[];
   readTimeout?: number;
   headersTimeout?: number;
+  maxBodyBytes?: number;
+  maxMessages?: number;
+  drainTimeout?: number;
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -72,6 +75,9 @@ export function registerServe(program: Command): void {
     .option("--allowed-hosts <hosts>", "Host header names allowed besides loopback, the bound address and this machine's name, comma-separated, * globs; * = any (SHIMMY_ALLOWED_HOSTS)", splitList)
     .option("--read-timeout <seconds>", "time a client has to send a whole request, 0 = none (default 120; SHIMMY_READ_TIMEOUT)", parseNonNegativeInt)
     .option("--headers-timeout <seconds>", "time a client has to send a request's headers, 0 = none (default 30; SHIMMY_HEADERS_TIMEOUT)", parseNonNegativeInt)
+    .option("--max-body-bytes <n>", "largest request body accepted, in bytes; larger gets 413 (default 16777216 = 16 MiB; SHIMMY_MAX_BODY_BYTES)", parsePositiveInt)
+    .option("--max-messages <n>", "most chat messages one request may carry; more gets 400 (default 10000; SHIMMY_MAX_MESSAGES)", parsePositiveInt)
+    .option("--drain-timeout <seconds>", "on SIGTERM/SIGINT, time in-flight requests get to finish before they are cut (default 10; SHIMMY_DRAIN_TIMEOUT)", parseNonNegativeInt)
     .option("--log <level>", "log level: fatal, error, warn, info, debug", "warn")
     .option("--json", "print the startup line as JSON")
     .action(async (flags: ServeFlags) => {
@@ -96,6 +102,9 @@ export function registerServe(program: Command): void {
           allowedHosts: flags.allowedHosts,
           readTimeoutMs: flags.readTimeout === undefined ? undefined : flags.readTimeout * 1000,
           headersTimeoutMs: flags.headersTimeout === undefined ? undefined : flags.headersTimeout * 1000,
+          bodyLimit: flags.maxBodyBytes,
+          maxMessages: flags.maxMessages,
+          drainTimeoutMs: flags.drainTimeout === undefined ? undefined : flags.drainTimeout * 1000,
         });
       } catch (e) {
         // A bad setting (an unreadable key file, say) is the user's to fix: its message, no stack.

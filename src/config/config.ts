@@ -40,9 +40,11 @@ export interface Config {
   /** Sequences (slots) per loaded model. */
   parallel: number;
   gpu: "auto" | false;
-  /** Largest request body accepted, in bytes. */
+  /** Largest request body accepted, in bytes (also a WebSocket message). */
   bodyLimit: number;
-  /** How long shutdown waits for in-flight requests before aborting them. */
+  /** Most chat messages one request may carry: bounds the time rendering the chat template takes. */
+  maxMessages: number;
+  /** How long shutdown waits for in-flight requests before cutting them. */
   drainTimeoutMs: number;
   /** Where converted SafeTensors models are cached ($SHIMMY_CACHE_DIR, ~/.cache/shimmy). */
   cacheDir: string;
@@ -134,6 +136,9 @@ export interface ConfigOverrides {
   allowedHosts?: string[];
   headersTimeoutMs?: number;
   readTimeoutMs?: number;
+  bodyLimit?: number;
+  maxMessages?: number;
+  drainTimeoutMs?: number;
 }
 
 /**
@@ -265,8 +270,9 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     batchSize: overrides.batchSize ?? envInt(env, "SHIMMY_BATCH_SIZE"),
     parallel: overrides.parallel ?? envInt(env, "SHIMMY_PARALLEL") ?? 4,
     gpu,
-    bodyLimit: 16 * 1024 * 1024,
-    drainTimeoutMs: 10_000,
+    bodyLimit: overrides.bodyLimit ?? envInt(env, "SHIMMY_MAX_BODY_BYTES") ?? 16 * 1024 * 1024,
+    maxMessages: overrides.maxMessages ?? envInt(env, "SHIMMY_MAX_MESSAGES") ?? 10_000,
+    drainTimeoutMs: overrides.drainTimeoutMs ?? (envInt(env, "SHIMMY_DRAIN_TIMEOUT") ?? 10) * 1000,
     cacheDir: env.SHIMMY_CACHE_DIR ? resolve(env.SHIMMY_CACHE_DIR) : join(home, ".cache", "shimmy"),
     convertType: overrides.convertType ?? envConvertType(env) ?? "auto",
     maxQueue: overrides.maxQueue ?? envInt(env, "SHIMMY_MAX_QUEUE") ?? 256,

@@ -2,8 +2,9 @@
 
 export class ContextOverflowError extends Error {
   override readonly name = "ContextOverflowError";
-  constructor(readonly promptTokens: number, readonly contextSize: number) {
-    super(`the prompt is ${promptTokens} tokens, but the model's context holds ${contextSize} (including at least 1 generated token); shorten the prompt or raise --ctx-size`);
+  /** `atLeast`: the prompt was not tokenized; its length alone proves at least `promptTokens`. */
+  constructor(readonly promptTokens: number, readonly contextSize: number, readonly atLeast = false) {
+    super(`the prompt is ${atLeast ? "at least " : ""}${promptTokens} tokens, but the model's context holds ${contextSize} (including at least 1 generated token); shorten the prompt or raise --ctx-size`);
   }
 }
 

@@ -12,6 +12,7 @@ import { nativeSamplerConfig } from "./sampler-config.js";
 import { type SlotGrant, SlotPool } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
 import type { OneTokenThreads } from "./thread-chooser.js";
+import { PromptBound } from "./prompt-bound.js";
 import { TokenBytes } from "./token-bytes.js";
 import type { DoneEvent, FinishReason, GenerationOutput, GenerationRequest, OutputSink, TokenLogprob } from "./types.js";
 
@@ -45,6 +46,7 @@ export class LoadedModel {
   readonly slots: SlotPool;
   private readonly loop: DecodeLoop;
   private readonly tokenBytes: TokenBytes;
+  private readonly promptBound: PromptBound;
   /** Its tool-call syntax and reasoning, from the chat template and vocabulary. */
   readonly outputFormat: ModelOutputFormat;
   /** Parsed grammars by text: agents resend the same tools and schemas every turn. */
@@ -53,6 +55,10 @@ export class LoadedModel {
   pins = 0;
   /** When a request last took or let go of it (set by the pool; least recent unloads first). */
   lastUsed = Date.now();
+  /** Aborts every generation at once (shutdown, unload): the model is disposed only after they settle. */
+  private readonly stopping = new AbortController();
+  /** generate() calls not yet returned: their decode steps may still be using the context. */
+  private readonly running = new Set<Promise<unknown>>();
 
   private constructor(
     readonly spec: ModelSpec,
@@ -73,6 +79,7 @@ export class LoadedModel {
       isEndOfGeneration: (token) => model.isEogToken(token),
     });
     this.tokenBytes = new TokenBytes(model);
+    this.promptBound = new PromptBound(model);
     this.outputFormat = detectOutputFormat(model, template.kind === "model" ? template.source : undefined);
   }
 
@@ -147,9 +154,12 @@ export class LoadedModel {
     const rendered = request.input.kind === "chat" ? this.renderChat(request) : undefined;
     const text = rendered ?? (request.input as { text: string }).text;
     const plan = outputPlan(request, this.outputFormat, rendered);
+    const limit = Math.min(request.contextLimit ?? this.contextSize, this.contextSize);
+    // A prompt that cannot fit is refused before the (synchronous, native) tokenizer runs.
+    const atLeast = this.promptBound.minTokens(text);
+    if (atLeast >= limit) throw new ContextOverflowError(atLeast, limit, true);
     const promptTokens = this.tokenizePrompt(text);
     if (promptTokens.length === 0) throw new InvalidGenerationError("the prompt is empty and the model has no BOS token to start from", "prompt");
-    const limit = Math.min(request.contextLimit ?? this.contextSize, this.contextSize);
     if (promptTokens.length >= limit) throw new ContextOverflowError(promptTokens.length, limit);
     const vocab = this.spec.summary?.vocabSize ?? Number.POSITIVE_INFINITY;
     for (const id of request.sampling.logitBias?.keys() ?? []) {
@@ -211,11 +221,19 @@ export class LoadedModel {
    * promise hop from the decode loop instead of two async-generator hand-offs, and on a machine
    * whose cores all decode, main-thread time per token is taken from the decode threads.
    */
-  async generate(prepared: PreparedGeneration, onOutput: OutputSink = () => undefined): Promise<DoneEvent> {
+  generate(prepared: PreparedGeneration, onOutput: OutputSink = () => undefined): Promise<DoneEvent> {
+    const run = this.run(prepared, onOutput);
+    this.running.add(run);
+    const forget = () => void this.running.delete(run);
+    run.then(forget, forget);
+    return run;
+  }
+
+  private async run(prepared: PreparedGeneration, onOutput: OutputSink): Promise<DoneEvent> {
     const { request, promptTokens, maxTokens } = prepared;
-    // One signal for both ways a request ends early: the client leaving, or the time limit.
+    // One signal for every way a request ends early: the client leaving, the time limit, shutdown.
     const deadline = AbortSignal.timeout(this.options.requestTimeoutMs);
-    const signal = request.signal ? AbortSignal.any([request.signal, deadline]) : deadline;
+    const signal = AbortSignal.any([...(request.signal ? [request.signal] : []), deadline, this.stopping.signal]);
     const queued = performance.now();
     let grant: SlotGrant | undefined;
     try {
@@ -325,8 +343,19 @@ export class LoadedModel {
     return { text: done.output.content, done };
   }
 
+  /**
+   * Cuts every generation (queued or decoding; each ends as an abort) and resolves once none
+   * uses the context any more: their decode steps in flight have finished.
+   */
+  async stopGenerations(reason = "the server is shutting down"): Promise<void> {
+    this.stopping.abort(new Error(reason));
+    await Promise.allSettled([...this.running]);
+  }
+
+  /** Unloads; a generation still running is cut first (freeing the context under a decode crashes). */
   async dispose(): Promise<void> {
     this.slots.rejectWaiters(new Error(`model "${this.spec.name}" was unloaded`));
+    await this.stopGenerations(`model "${this.spec.name}" was unloaded`);
     await this.context.dispose();
     await this.model.dispose();
   }

@@ -264,6 +264,11 @@ export class ModelPool {
     return n;
   }
 
+  /** Cuts every generation on every loaded model; resolves once their decode loops no longer use the models. */
+  async stopGenerations(): Promise<void> {
+    await Promise.all([...this.loaded.values()].map((e) => e.model.stopGenerations()));
+  }
+
   /** Unloads everything; later acquires fail. */
   async close(): Promise<void> {
     this.closed = true;

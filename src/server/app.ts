@@ -10,6 +10,7 @@ import { ApiError } from "./errors.js";
 import { toOpenAIError } from "./openai/errors.js";
 import { registerModels } from "./openai/models.js";
 import { registerOllama } from "./ollama/routes.js";
+import { registerLimits } from "./limits.js";
 import { registerHealth } from "./ops/health.js";
 import { registerSlots } from "./ops/slots.js";
 import { transportOptions } from "./transport.js";
@@ -29,6 +30,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
     ...transportOptions(ctx.config),
   });
   registerAccess(app, ctx.config);
+  registerLimits(app, ctx.config);
 
   app.setValidatorCompiler(lazyValidator);
 

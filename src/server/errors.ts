@@ -74,7 +74,7 @@ export function classifyError(err: unknown, requestId: string): ClassifiedError 
   if (err instanceof ModelNotFoundError) return ok(new ApiError(404, err.message, "invalid_request_error", "model", "model_not_found"));
   if (err instanceof ModelUnusableError) return ok(new ApiError(400, err.message, "invalid_request_error", "model", "model_unusable"));
   if (err instanceof ContextOverflowError) {
-    return ok(new ApiError(400, `This model's maximum context length is ${err.contextSize} tokens. However, your messages resulted in ${err.promptTokens} tokens (at least 1 more is needed for the completion).`, "invalid_request_error", "messages", "context_length_exceeded"));
+    return ok(new ApiError(400, `This model's maximum context length is ${err.contextSize} tokens. However, your messages resulted in ${err.atLeast ? "at least " : ""}${err.promptTokens} tokens (at least 1 more is needed for the completion).`, "invalid_request_error", "messages", "context_length_exceeded"));
   }
   if (err instanceof InvalidGenerationError) return ok(new ApiError(400, err.message, "invalid_request_error", err.param ?? null, "invalid_value"));
   if (err instanceof ModelLoadError) return ok(new ApiError(500, err.message, "server_error", "model", "model_load_failed"));

@@ -3,6 +3,7 @@ import { forChoice, type LoadedModel } from "../engine/loaded-model.js";
 import type { DoneEvent, GenerationRequest, OutputDelta } from "../engine/types.js";
 import type { ServerContext } from "./context.js";
 import { classifyError, invalidParam } from "./errors.js";
+import { checkMessageCount } from "./limits.js";
 
 /** How a protocol's frames reach the client: SSE events, NDJSON lines, WebSocket messages. */
 export interface StreamFraming {
@@ -51,6 +52,7 @@ export interface GenerationRun {
  * that went away gets no closing frames.
  */
 export async function runGeneration(ctx: ServerContext, run: GenerationRun): Promise<void> {
+  if (run.request.input.kind === "chat") checkMessageCount(run.request.input.messages.length, ctx.config);
   const started = performance.now();
   await ctx.pool.use(
     run.model,

@@ -10,7 +10,11 @@ export interface RunningServer {
   ctx: ServerContext;
   url: string;
   port: number;
-  /** Stops accepting, lets in-flight requests finish (bounded), unloads models. */
+  /**
+   * Stops accepting and lets in-flight requests finish for `drainTimeoutMs`; then cuts the
+   * generations still running, waits for their decode steps to end, closes the connections left,
+   * and unloads the models.
+   */
   close(): Promise<void>;
 }
 
@@ -48,9 +52,14 @@ export async function startServer(config: Config, version: string, logger: Fasti
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       const drained = app.close();
-      const timer = setTimeout(() => app.server.closeAllConnections(), config.drainTimeoutMs);
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, config.drainTimeoutMs)));
       try {
-        await drained;
+        if ((await Promise.race([drained.then(() => "drained"), deadline.then(() => "deadline")])) === "deadline") {
+          await pool.stopGenerations();
+          app.server.closeAllConnections();
+          await drained;
+        }
       } finally {
         clearTimeout(timer);
         await pool.close();
