@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { FormatError } from "./errors.js";
+import { parseJsonText, readJsonObject } from "./json.js";
 import { PositionedReader } from "./positioned-reader.js";
 
 export const SAFETENSORS_DTYPE_SIZES: Readonly<Record<string, number>> = {
@@ -37,12 +38,7 @@ export function readSafetensors(path: string): SafetensorsFile {
     if (r.size < 8) r.fail(`truncated: ${r.size} bytes is too small to be a safetensors file`, 0);
     const headerSize = r.count("header length", Math.min(MAX_HEADER_BYTES, r.size - 8));
     const text = r.utf8(headerSize, "JSON header");
-    let header: unknown;
-    try {
-      header = JSON.parse(text);
-    } catch (e) {
-      return r.fail(`header is not valid JSON (${(e as Error).message})`, 8);
-    }
+    const header = parseJsonText(text, path, "header", 8);
     if (typeof header !== "object" || header === null || Array.isArray(header)) r.fail("header is not a JSON object", 8);
     const dataStart = 8 + headerSize;
     const dataSize = r.size - dataStart;
@@ -56,18 +52,20 @@ export function readSafetensors(path: string): SafetensorsFile {
         metadata = raw as Record<string, string>;
         continue;
       }
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) r.fail(`tensor "${name}" is ${preview(raw)}, not an object`, 8);
       const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      const size = typeof t.dtype === "string" ? SAFETENSORS_DTYPE_SIZES[t.dtype] : undefined;
-      if (size === undefined) r.fail(`tensor "${name}" has unknown dtype ${JSON.stringify(t.dtype)}`, 8);
+      const size = typeof t.dtype === "string" && Object.hasOwn(SAFETENSORS_DTYPE_SIZES, t.dtype) ? SAFETENSORS_DTYPE_SIZES[t.dtype] : undefined;
+      if (size === undefined) r.fail(`tensor "${name}" has unknown dtype ${preview(t.dtype)}`, 8);
       if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-        r.fail(`tensor "${name}" has an invalid shape ${JSON.stringify(t.shape)}`, 8);
+        r.fail(`tensor "${name}" has an invalid shape ${preview(t.shape)}`, 8);
       }
       const offs = t.data_offsets;
       if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && d >= 0) || offs[0] > offs[1]) {
-        r.fail(`tensor "${name}" has invalid data_offsets ${JSON.stringify(offs)}`, 8);
+        r.fail(`tensor "${name}" has invalid data_offsets ${preview(offs)}`, 8);
       }
       const [begin, end] = offs as [number, number];
       const elements = (t.shape as number[]).reduce((a, b) => a * b, 1);
+      if (!Number.isSafeInteger(elements * size)) r.fail(`tensor "${name}" shape ${preview(t.shape)} has too many elements`, 8);
       if (end - begin !== elements * size) {
         r.fail(`tensor "${name}" occupies ${end - begin} bytes but ${t.dtype}${JSON.stringify(t.shape)} needs ${elements * size}`, dataStart + begin);
       }
@@ -86,6 +84,33 @@ export function readSafetensors(path: string): SafetensorsFile {
   } finally {
     r.close();
   }
+}
+
+/** A bounded rendering of a JSON value for error messages. */
+function preview(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
+/**
+ * A shard name from model.safetensors.index.json, checked to be a plain file name in the folder:
+ * the index must not make a reader open files elsewhere (`../../etc/passwd`).
+ */
+export function checkShardName(indexPath: string, shard: unknown): string {
+  if (typeof shard !== "string" || shard === "" || shard === "." || shard === ".." || shard.includes("/") || shard.includes("\\") || shard.includes("\0")) {
+    throw new FormatError(indexPath, undefined, `shard name ${preview(shard)} is not a plain file name`);
+  }
+  return shard;
+}
+
+/** model.safetensors.index.json's weight_map (tensor name → shard file name), with every shard name checked. */
+export function readWeightMap(indexPath: string): Record<string, string> {
+  const weightMap = readJsonObject(indexPath, "the shard index").weight_map;
+  if (typeof weightMap !== "object" || weightMap === null || Array.isArray(weightMap)) {
+    throw new FormatError(indexPath, undefined, "shard index has no weight_map object");
+  }
+  for (const shard of Object.values(weightMap)) checkShardName(indexPath, shard);
+  return weightMap as Record<string, string>;
 }
 
 /** Reads one tensor's bytes on demand with a positioned read. */
@@ -117,22 +142,12 @@ export function readSafetensorsModel(folderOrFile: string): SafetensorsModel {
 }
 
 function readSharded(indexPath: string): SafetensorsModel {
-  let index: { weight_map?: Record<string, string>; metadata?: Record<string, unknown> };
-  try {
-    index = JSON.parse(readFileSync(indexPath, "utf8"));
-  } catch (e) {
-    throw new FormatError(indexPath, undefined, `cannot read shard index: ${(e as Error).message}`);
-  }
-  const weightMap = index.weight_map;
-  if (typeof weightMap !== "object" || weightMap === null) throw new FormatError(indexPath, undefined, "shard index has no weight_map");
+  const weightMap = readWeightMap(indexPath);
   const dir = dirname(indexPath);
   const shardNames = [...new Set(Object.values(weightMap))];
   const files: SafetensorsFile[] = [];
   const tensors = new Map<string, SafetensorsTensor>();
   for (const shard of shardNames) {
-    if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\")) {
-      throw new FormatError(indexPath, undefined, `shard name ${JSON.stringify(shard)} is not a plain file name`);
-    }
     const shardPath = join(dir, shard);
     if (!existsSync(shardPath)) throw new FormatError(indexPath, undefined, `shard ${shard} listed in the index is missing`);
     const file = readSafetensors(shardPath);
