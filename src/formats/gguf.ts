@@ -69,6 +69,11 @@ const FIXED_SIZES: Partial<Record<GgufValueType, number>> = {
   [GgufValueType.STRING]: 8,
 };
 
+/** A key or tensor name for an error message: quoted, escaped and cut short (a corrupt file's "names" can be any bytes). */
+function q(name: string): string {
+  return JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);
+}
+
 function toNumberIfSafe(v: bigint): number | bigint {
   return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
 }
@@ -93,11 +98,11 @@ function readScalar(r: PositionedReader, type: GgufValueType, key: string): Gguf
     case GgufValueType.BOOL: {
       const at = r.pos;
       const b = r.u8();
-      if (b > 1) r.fail(`bool value ${b} for key "${key}" is neither 0 nor 1`, at);
+      if (b > 1) r.fail(`bool value ${b} for key ${q(key)} is neither 0 nor 1`, at);
       return b === 1;
     }
-    case GgufValueType.STRING: return readString(r, `string value of "${key}"`);
-    default: return r.fail(`unknown metadata value type ${type as number} for key "${key}"`, r.pos - 4);
+    case GgufValueType.STRING: return readString(r, `string value of ${q(key)}`);
+    default: return r.fail(`unknown metadata value type ${type as number} for key ${q(key)}`, r.pos - 4);
   }
 }
 
@@ -135,7 +140,7 @@ function parse(r: PositionedReader, maxArrayLength: number, previewLength: numbe
     const keyAt = r.pos;
     const key = readString(r, `key of metadata entry ${i}`);
     if (key.length === 0) r.fail(`key of metadata entry ${i} is empty`, keyAt);
-    if (metadata.has(key)) r.fail(`duplicate metadata key "${key}"`, keyAt);
+    if (metadata.has(key)) r.fail(`duplicate metadata key ${q(key)}`, keyAt);
     const typeAt = r.pos;
     const type = r.u32() as GgufValueType;
     if (type === GgufValueType.ARRAY) {
@@ -143,17 +148,18 @@ function parse(r: PositionedReader, maxArrayLength: number, previewLength: numbe
       const elemType = r.u32() as GgufValueType;
       const minElem = FIXED_SIZES[elemType];
       if (minElem === undefined) {
-        r.fail(`unsupported array element type ${elemType} for key "${key}"`, elemAt);
+        r.fail(`unsupported array element type ${elemType} for key ${q(key)}`, elemAt);
       }
-      const n = r.count(`array length of "${key}"`, Math.floor(r.remaining / minElem));
+      const n = r.count(`array length of ${q(key)}`, Math.floor(r.remaining / minElem));
       if (n > maxArrayLength) {
         const kept = Math.min(n, previewLength);
         const first: GgufValue[] = new Array(kept);
         for (let j = 0; j < kept; j++) first[j] = readScalar(r, elemType, key);
         if (elemType === GgufValueType.STRING) {
-          for (let j = kept; j < n; j++) r.skip(r.count(`string ${j} of "${key}"`, r.remaining), `string ${j} of "${key}"`);
+          const label = q(key);
+          for (let j = kept; j < n; j++) r.skip(r.count(`string ${j} of ${label}`, r.remaining), `string ${j} of ${label}`);
         } else {
-          r.skip((n - kept) * minElem, `array "${key}"`);
+          r.skip((n - kept) * minElem, `array ${q(key)}`);
         }
         metadata.set(key, new GgufSkippedArray(elemType, n, first));
       } else {
@@ -163,7 +169,7 @@ function parse(r: PositionedReader, maxArrayLength: number, previewLength: numbe
       }
       metadataTypes.set(key, { type, arrayType: elemType });
     } else {
-      if (FIXED_SIZES[type] === undefined) r.fail(`unknown metadata value type ${type} for key "${key}"`, typeAt);
+      if (FIXED_SIZES[type] === undefined) r.fail(`unknown metadata value type ${type} for key ${q(key)}`, typeAt);
       metadata.set(key, readScalar(r, type, key));
       metadataTypes.set(key, { type });
     }
@@ -175,30 +181,30 @@ function parse(r: PositionedReader, maxArrayLength: number, previewLength: numbe
   for (let i = 0; i < tensorCount; i++) {
     const nameAt = r.pos;
     const name = readString(r, `name of tensor ${i}`);
-    if (Buffer.byteLength(name) > MAX_TENSOR_NAME_BYTES) r.fail(`tensor name "${name.slice(0, 80)}" is longer than ${MAX_TENSOR_NAME_BYTES} bytes`, nameAt);
-    if (tensorNames.has(name)) r.fail(`duplicate tensor name "${name}"`, nameAt);
+    if (Buffer.byteLength(name) > MAX_TENSOR_NAME_BYTES) r.fail(`tensor name ${q(name)} is longer than ${MAX_TENSOR_NAME_BYTES} bytes`, nameAt);
+    if (tensorNames.has(name)) r.fail(`duplicate tensor name ${q(name)}`, nameAt);
     tensorNames.add(name);
     const dimsAt = r.pos;
     const nDims = r.u32();
-    if (nDims === 0 || nDims > MAX_DIMS) r.fail(`tensor "${name}" has ${nDims} dimensions (1..${MAX_DIMS} allowed)`, dimsAt);
+    if (nDims === 0 || nDims > MAX_DIMS) r.fail(`tensor ${q(name)} has ${nDims} dimensions (1..${MAX_DIMS} allowed)`, dimsAt);
     const dims: number[] = [];
     let elements = 1n;
     for (let d = 0; d < nDims; d++) {
-      const dim = r.count(`dimension ${d} of tensor "${name}"`, Number.MAX_SAFE_INTEGER);
+      const dim = r.count(`dimension ${d} of tensor ${q(name)}`, Number.MAX_SAFE_INTEGER);
       dims.push(dim);
       elements *= BigInt(dim);
     }
-    if (elements >= INT64_MAX) r.fail(`tensor "${name}" has ${elements} elements, more than llama.cpp can address`, dimsAt);
+    if (elements >= INT64_MAX) r.fail(`tensor ${q(name)} has ${elements} elements, more than llama.cpp can address`, dimsAt);
     const typeAt = r.pos;
     const type = r.u32();
     const info = GGML_TYPES.get(type);
-    if (!info) r.fail(`tensor "${name}" has unknown ggml type ${type}`, typeAt);
+    if (!info) r.fail(`tensor ${q(name)} has unknown ggml type ${type}`, typeAt);
     if (dims[0]! % info.blockSize !== 0) {
-      r.fail(`tensor "${name}" row of ${dims[0]} elements is not a multiple of ${info.name}'s block size ${info.blockSize}`, dimsAt);
+      r.fail(`tensor ${q(name)} row of ${dims[0]} elements is not a multiple of ${info.name}'s block size ${info.blockSize}`, dimsAt);
     }
     const bytes = (elements / BigInt(info.blockSize)) * BigInt(info.typeSize);
-    if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) r.fail(`tensor "${name}" would take ${bytes} bytes, more than any file holds`, dimsAt);
-    const offset = r.count(`data offset of tensor "${name}"`, r.size);
+    if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) r.fail(`tensor ${q(name)} would take ${bytes} bytes, more than any file holds`, dimsAt);
+    const offset = r.count(`data offset of tensor ${q(name)}`, r.size);
     tensors.push({ name, dims, type, typeName: info.name, offset, elements: Number(elements), bytes: Number(bytes) });
   }
 
@@ -208,11 +214,11 @@ function parse(r: PositionedReader, maxArrayLength: number, previewLength: numbe
   let expected = 0;
   for (const t of tensors) {
     if (t.offset !== expected) {
-      throw new FormatError(r.path, dataOffset + t.offset, `tensor "${t.name}" data starts at offset ${t.offset}, expected ${expected} (tensors must follow each other, each aligned to ${alignment} bytes)`);
+      throw new FormatError(r.path, dataOffset + t.offset, `tensor ${q(t.name)} data starts at offset ${t.offset}, expected ${expected} (tensors must follow each other, each aligned to ${alignment} bytes)`);
     }
     const end = dataOffset + t.offset + t.bytes;
     if (end > r.size) {
-      throw new FormatError(r.path, dataOffset + t.offset, `truncated: tensor "${t.name}" data ends at byte ${end}, file has ${r.size}`);
+      throw new FormatError(r.path, dataOffset + t.offset, `truncated: tensor ${q(t.name)} data ends at byte ${end}, file has ${r.size}`);
     }
     expected += Math.ceil(t.bytes / alignment) * alignment;
   }

@@ -52,31 +52,31 @@ export function readSafetensors(path: string): SafetensorsFile {
         metadata = raw as Record<string, string>;
         continue;
       }
-      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) r.fail(`tensor "${name}" is ${preview(raw)}, not an object`, 8);
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) r.fail(`tensor ${preview(name)} is ${preview(raw)}, not an object`, 8);
       const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
       const size = typeof t.dtype === "string" && Object.hasOwn(SAFETENSORS_DTYPE_SIZES, t.dtype) ? SAFETENSORS_DTYPE_SIZES[t.dtype] : undefined;
-      if (size === undefined) r.fail(`tensor "${name}" has unknown dtype ${preview(t.dtype)}`, 8);
+      if (size === undefined) r.fail(`tensor ${preview(name)} has unknown dtype ${preview(t.dtype)}`, 8);
       if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-        r.fail(`tensor "${name}" has an invalid shape ${preview(t.shape)}`, 8);
+        r.fail(`tensor ${preview(name)} has an invalid shape ${preview(t.shape)}`, 8);
       }
       const offs = t.data_offsets;
       if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && d >= 0) || offs[0] > offs[1]) {
-        r.fail(`tensor "${name}" has invalid data_offsets ${preview(offs)}`, 8);
+        r.fail(`tensor ${preview(name)} has invalid data_offsets ${preview(offs)}`, 8);
       }
       const [begin, end] = offs as [number, number];
       const elements = (t.shape as number[]).reduce((a, b) => a * b, 1);
-      if (!Number.isSafeInteger(elements * size)) r.fail(`tensor "${name}" shape ${preview(t.shape)} has too many elements`, 8);
+      if (!Number.isSafeInteger(elements * size)) r.fail(`tensor ${preview(name)} shape ${preview(t.shape)} has too many elements`, 8);
       if (end - begin !== elements * size) {
-        r.fail(`tensor "${name}" occupies ${end - begin} bytes but ${t.dtype}${JSON.stringify(t.shape)} needs ${elements * size}`, dataStart + begin);
+        r.fail(`tensor ${preview(name)} occupies ${end - begin} bytes but ${t.dtype}${JSON.stringify(t.shape)} needs ${elements * size}`, dataStart + begin);
       }
-      if (end > dataSize) r.fail(`truncated: tensor "${name}" ends at data byte ${end}, only ${dataSize} present`, dataStart + begin);
+      if (end > dataSize) r.fail(`truncated: tensor ${preview(name)} ends at data byte ${end}, only ${dataSize} present`, dataStart + begin);
       tensors.push({ name, dtype: t.dtype as string, shape: t.shape as number[], start: dataStart + begin, end: dataStart + end, file: path });
     }
     // The format requires tensors to tile the data section exactly: no gaps, no overlaps.
     const sorted = [...tensors].sort((a, b) => a.start - b.start);
     let expected = dataStart;
     for (const t of sorted) {
-      if (t.start !== expected) r.fail(`tensor "${t.name}" data is not contiguous (starts at ${t.start}, expected ${expected})`, t.start);
+      if (t.start !== expected) r.fail(`tensor ${preview(t.name)} data is not contiguous (starts at ${t.start}, expected ${expected})`, t.start);
       expected = t.end;
     }
     if (expected !== r.size) r.fail(`data section has ${r.size - expected} trailing bytes not covered by any tensor`, expected);
@@ -153,14 +153,14 @@ function readSharded(indexPath: string): SafetensorsModel {
     const file = readSafetensors(shardPath);
     files.push(file);
     for (const t of file.tensors) {
-      if (tensors.has(t.name)) throw new FormatError(shardPath, undefined, `tensor "${t.name}" appears in more than one shard`);
+      if (tensors.has(t.name)) throw new FormatError(shardPath, undefined, `tensor ${preview(t.name)} appears in more than one shard`);
       tensors.set(t.name, t);
     }
   }
   for (const [name, shard] of Object.entries(weightMap)) {
     const t = tensors.get(name);
-    if (!t) throw new FormatError(join(dir, shard), undefined, `tensor "${name}" listed in the index is not in this shard`);
-    if (t.file !== join(dir, shard)) throw new FormatError(t.file, undefined, `tensor "${name}" is in ${t.file}, but the index says ${shard}`);
+    if (!t) throw new FormatError(join(dir, shard), undefined, `tensor ${preview(name)} listed in the index is not in this shard`);
+    if (t.file !== join(dir, shard)) throw new FormatError(t.file, undefined, `tensor ${preview(name)} is in ${t.file}, but the index says ${shard}`);
   }
   return { files, tensors, metadata: files[0]?.metadata ?? {} };
 }
