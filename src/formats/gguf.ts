@@ -1,5 +1,5 @@
 import { FormatError } from "./errors.js";
-import { GGML_TYPES, ggmlTensorBytes } from "./ggml-types.js";
+import { GGML_TYPES } from "./ggml-types.js";
 import { PositionedReader } from "./positioned-reader.js";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read little-endian

@@ -96,7 +96,7 @@ function preview(v: unknown): string {
  * A shard name from model.safetensors.index.json, checked to be a plain file name in the folder:
  * the index must not make a reader open files elsewhere (`../../etc/passwd`).
  */
-export function checkShardName(indexPath: string, shard: unknown): string {
+function checkShardName(indexPath: string, shard: unknown): string {
   if (typeof shard !== "string" || shard === "" || shard === "." || shard === ".." || shard.includes("/") || shard.includes("\\") || shard.includes("\0")) {
     throw new FormatError(indexPath, undefined, `shard name ${preview(shard)} is not a plain file name`);
   }
