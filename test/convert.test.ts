@@ -328,6 +328,23 @@ describe("bad input: clear errors naming the file or tensor, nothing left in the
     await expectFailure(dir, /tensor "model\.norm\.weight" has dtype I32/);
   });
 
+  it("a tokenizer with an empty vocabulary", async () => {
+    const dir = copyHfFolder(STORIES_HF, join(tmp.path, "emptyvocab"));
+    const tokenizer = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8"));
+    tokenizer.model.vocab = {};
+    tokenizer.model.merges = [];
+    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(tokenizer));
+    await expectFailure(dir, /emptyvocab\/tokenizer\.json: the tokenizer's vocabulary is empty/);
+  });
+
+  it("head counts that do not split hidden_size, even where the tensor shapes still match", async () => {
+    // 12 heads of 64/12 dims: q/o projections stay [64,64], so only the config check can catch it.
+    const fractional = copyHfFolder(STORIES_HF, join(tmp.path, "fractionalheads"), { config: { num_attention_heads: 12, num_key_value_heads: 12, head_dim: undefined } });
+    await expectFailure(fractional, /hidden_size 64 is not divisible by num_attention_heads 12/);
+    const kv = copyHfFolder(STORIES_HF, join(tmp.path, "kvheads"), { config: { num_key_value_heads: 3 } });
+    await expectFailure(kv, /num_attention_heads 8 is not a multiple of num_key_value_heads 3/);
+  });
+
   it("ConvertError carries the file", async () => {
     const dir = copyHfFolder(STORIES_HF, join(tmp.path, "arch2"), { config: { architectures: ["GPTNeoXForCausalLM"] } });
     await assert.rejects(convertHfFolder(dir, out("x")), (e: unknown) => e instanceof ConvertError && e.file === join(dir, "config.json"));

@@ -1,8 +1,9 @@
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { FormatError } from "../formats/errors.js";
 import { GgufValueType } from "../formats/gguf.js";
 import type { GgufWriteValue } from "../formats/gguf-writer.js";
 import type { HfFolder } from "../formats/hf-folder.js";
+import { readJsonObject } from "../formats/json.js";
 import { str, u32 } from "./architectures/decoder.js";
 import { ConvertError } from "./errors.js";
 
@@ -55,9 +56,10 @@ export function detectPreTokenizer(pre: unknown, file: string): string {
 function readTokenizerJson(dir: string): TokenizerJson {
   const path = join(dir, "tokenizer.json");
   try {
-    return JSON.parse(readFileSync(path, "utf8")) as TokenizerJson;
+    return readJsonObject(path, "the tokenizer") as TokenizerJson;
   } catch (e) {
-    throw new ConvertError(path, `cannot read tokenizer: ${(e as Error).message}`);
+    if (e instanceof FormatError) throw new ConvertError(path, `cannot read tokenizer: ${e.reason}`);
+    throw e;
   }
 }
 
@@ -76,15 +78,22 @@ export function convertTokenizer(folder: HfFolder, vocabSize: number): Map<strin
   const file = join(folder.dir, "tokenizer.json");
   const tj = readTokenizerJson(folder.dir);
   const model = tj.model;
-  if (!model || model.type !== "BPE" || typeof model.vocab !== "object") {
+  if (!model || typeof model !== "object" || model.type !== "BPE" || typeof model.vocab !== "object" || model.vocab === null || Array.isArray(model.vocab)) {
     throw new ConvertError(file, `tokenizer model "${model?.type ?? "missing"}" is not supported (BPE with byte fallback or byte-level BPE are)`);
   }
-  const added = tj.added_tokens ?? [];
+  const added = Array.isArray(tj.added_tokens) ? tj.added_tokens : [];
   const byId = new Map<number, string>();
-  for (const [tok, id] of Object.entries(model.vocab)) byId.set(id, tok);
-  for (const a of added) byId.set(a.id, a.content);
-  const maxId = Math.max(...byId.keys());
-  if (maxId >= vocabSize) throw new ConvertError(file, `token id ${maxId} is outside config.json's vocab_size ${vocabSize}`);
+  const addToken = (id: unknown, text: unknown): void => {
+    if (!Number.isSafeInteger(id) || (id as number) < 0 || typeof text !== "string") {
+      throw new ConvertError(file, `token ${JSON.stringify(text)?.slice(0, 80)} has an invalid id ${JSON.stringify(id)?.slice(0, 80)}`);
+    }
+    if ((id as number) >= vocabSize) throw new ConvertError(file, `token id ${id as number} is outside config.json's vocab_size ${vocabSize}`);
+    byId.set(id as number, text);
+  };
+  for (const [tok, id] of Object.entries(model.vocab)) addToken(id, tok);
+  for (const a of added) addToken(a?.id, a?.content);
+  // A model with no vocabulary converts to a GGUF llama.cpp cannot tokenize with.
+  if (Object.keys(model.vocab).length === 0) throw new ConvertError(file, "the tokenizer's vocabulary is empty");
   const idOf = (text: string | undefined): number | undefined => {
     if (text === undefined) return undefined;
     const a = added.find((t) => t.content === text);

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
 import type { ModelSpec } from "../../discovery/types.js";
 import type { LoadedModelInfo } from "../../engine/model-pool.js";
-import { inspectModel } from "../../registry/inspect.js";
+import { cachedInspection, inspectModel } from "../../registry/inspect.js";
 
 /** Ollama's `details` object from what discovery read. */
 function details(m: ModelSpec) {
@@ -58,10 +58,11 @@ export function runningJson(m: ModelSpec, info: LoadedModelInfo) {
 /**
  * /api/show: the model's own metadata (GGUF key/values, or the HF config for a SafeTensors
  * folder; long arrays such as the vocabulary summarised, with or without `verbose`), its chat
- * template (Jinja, as the file holds it; Ollama's are Go templates) and capabilities.
+ * template (Jinja, as the file holds it; Ollama's are Go templates) and capabilities. Answered
+ * from the bounded report cached per file identity; `verbose` re-reads the file.
  */
-export function showJson(m: ModelSpec) {
-  const report = inspectModel(m);
+export function showJson(m: ModelSpec, verbose = false) {
+  const report = verbose ? inspectModel(m) : cachedInspection(m);
   return {
     license: "",
     modelfile: `# Shimmy serves this model from disk as it is\nFROM ${m.files[0] ?? ""}\n`,

@@ -102,7 +102,9 @@ export async function registerOllama(app: FastifyInstance, ctx: ServerContext): 
           return spec ? [runningJson(spec, info)] : [];
         }),
       }));
-      api.post<{ Body: { model?: string; name?: string } }>("/show", { schema: { body: showBody } }, async (request) => showJson(resolveOllamaName(ctx, (request.body.model ?? request.body.name)!)));
+      api.post<{ Body: { model?: string; name?: string; verbose?: boolean | null } }>("/show", { schema: { body: showBody } }, async (request) =>
+        showJson(resolveOllamaName(ctx, (request.body.model ?? request.body.name)!), request.body.verbose === true),
+      );
       api.get("/version", async () => ({ version: ctx.version }));
 
       api.post("/embed", notYet("Embeddings (/api/embed)"));
