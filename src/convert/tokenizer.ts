@@ -20,6 +20,32 @@ interface TokenizerJson {
   added_tokens?: { id: number; content: string; special?: boolean }[];
   normalizer?: unknown;
   pre_tokenizer?: unknown;
+  post_processor?: unknown;
+}
+
+type TemplatePiece = { SpecialToken?: { id?: unknown } } | { Sequence?: unknown };
+type PostProcessor = { type?: string; processors?: PostProcessor[]; single?: TemplatePiece[]; cls?: unknown; sep?: unknown };
+
+/**
+ * What tokenizer.json's post-processor adds around a single text: Llama-3-style tokenizers
+ * declare BOS only there (a TemplateProcessing, often inside a Sequence with ByteLevel), with no
+ * add_bos_token key in tokenizer_config.json. BERT/RoBERTa processors add CLS and SEP.
+ */
+function postProcessorSpecials(node: unknown): { bos?: string; eos?: string } {
+  if (!node || typeof node !== "object") return {};
+  const p = node as PostProcessor;
+  if (p.type === "Sequence" && Array.isArray(p.processors)) {
+    return p.processors.reduce<{ bos?: string; eos?: string }>((found, child) => ({ ...found, ...postProcessorSpecials(child) }), {});
+  }
+  if ((p.type === "BertProcessing" || p.type === "RobertaProcessing") && Array.isArray(p.cls) && Array.isArray(p.sep)) {
+    return { bos: String(p.cls[0]), eos: String(p.sep[0]) };
+  }
+  if (p.type !== "TemplateProcessing" || !Array.isArray(p.single) || p.single.length === 0) return {};
+  const special = (piece: TemplatePiece | undefined): string | undefined => {
+    const id = piece && "SpecialToken" in piece ? piece.SpecialToken?.id : undefined;
+    return typeof id === "string" ? id : undefined;
+  };
+  return { bos: special(p.single[0]), eos: p.single.length > 1 ? special(p.single[p.single.length - 1]) : undefined };
 }
 
 /** Pre-tokenizer regexes llama.cpp knows by name (llama-vocab.cpp), matched exactly. */
@@ -148,7 +174,8 @@ export function convertTokenizer(folder: HfFolder, vocabSize: number): Map<strin
   const tc = folder.tokenizerConfig;
   const cfg = folder.config.raw;
   const firstId = (v: unknown): number | undefined => (typeof v === "number" ? v : Array.isArray(v) && typeof v[0] === "number" ? v[0] : undefined);
-  const bos = idOf(tc?.bosToken) ?? (tc?.raw.bos_token === null ? undefined : firstId(cfg.bos_token_id));
+  const processed = postProcessorSpecials(tj.post_processor);
+  const bos = idOf(tc?.bosToken) ?? (tc?.raw.bos_token === null ? undefined : firstId(cfg.bos_token_id)) ?? idOf(processed.bos);
   const eos = idOf(tc?.eosToken) ?? firstId(cfg.eos_token_id);
   const pad = idOf(tc?.padToken) ?? firstId(cfg.pad_token_id);
   if (bos !== undefined) meta.set("tokenizer.ggml.bos_token_id", u32(bos));
@@ -156,8 +183,10 @@ export function convertTokenizer(folder: HfFolder, vocabSize: number): Map<strin
   if (unk !== undefined) meta.set("tokenizer.ggml.unknown_token_id", u32(unk));
   if (pad !== undefined) meta.set("tokenizer.ggml.padding_token_id", u32(pad));
   // Written explicitly: llama.cpp's defaults differ per pre-tokenizer (llama-bpe adds BOS).
-  meta.set("tokenizer.ggml.add_bos_token", { type: GgufValueType.BOOL, value: tc?.addBosToken ?? (spm && bos !== undefined) });
-  meta.set("tokenizer.ggml.add_eos_token", { type: GgufValueType.BOOL, value: tc?.addEosToken ?? false });
+  // Precedence: tokenizer_config.json's explicit keys, then the post-processor, then the type's default.
+  const processorAdds = (text: string | undefined): boolean | undefined => (text === undefined ? undefined : idOf(text) !== undefined);
+  meta.set("tokenizer.ggml.add_bos_token", { type: GgufValueType.BOOL, value: tc?.addBosToken ?? processorAdds(processed.bos) ?? (spm && bos !== undefined) });
+  meta.set("tokenizer.ggml.add_eos_token", { type: GgufValueType.BOOL, value: tc?.addEosToken ?? processorAdds(processed.eos) ?? false });
   if (spm) {
     const norms = flatten(tj.normalizer, "normalizers");
     const pres = flatten(tj.pre_tokenizer, "pretokenizers");
