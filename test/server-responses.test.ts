@@ -267,6 +267,15 @@ describe("AI SDK @ai-sdk/openai default model (the Responses API)", () => {
     );
     assert.equal(r.finishReason, "tool-calls");
   });
+
+  it("a second turn: refused while the SDK sends item references (its store default), answered with store: false", async () => {
+    const first = await generateText({ model: model(AGENT_MODEL), prompt: "Who are you?", temperature: 0, maxOutputTokens: 32, maxRetries: 0 });
+    assert.equal(first.text, agentCase("no-tools-plain").text);
+    const messages = [{ role: "user" as const, content: "Who are you?" }, ...first.response.messages, { role: "user" as const, content: "Hello!" }];
+    await assert.rejects(generateText({ model: model(AGENT_MODEL), messages, temperature: 0, maxOutputTokens: 32, maxRetries: 0 }), /item_reference.*stateless/);
+    const second = await generateText({ model: model(AGENT_MODEL), messages, temperature: 0, maxOutputTokens: 32, maxRetries: 0, providerOptions: { openai: { store: false } } });
+    assert.ok(second.text.length > 0);
+  });
 });
 
 describe("Responses API errors (OpenAI's envelope)", () => {
