@@ -11,6 +11,7 @@ import { toOpenAIError } from "./openai/errors.js";
 import { registerModels } from "./openai/models.js";
 import { registerOllama } from "./ollama/routes.js";
 import { registerHealth } from "./ops/health.js";
+import { registerResponses } from "./responses/route.js";
 import { registerSlots } from "./ops/slots.js";
 import { transportOptions } from "./transport.js";
 import { lazyValidator } from "./validation.js";
@@ -49,6 +50,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   registerModels(app, ctx);
   registerChat(app, ctx);
   registerCompletions(app, ctx);
+  registerResponses(app, ctx);
   registerWsGenerate(app, ctx);
   await registerOllama(app, ctx);
   return app;
