@@ -20,8 +20,10 @@ after(() => server.close());
 const create = (params: Params): Promise<Message> => client.messages.create(params);
 
 /** Streams `params` through `messages.stream()`: every raw event, and the message the SDK assembled. */
-async function streamed(params: Params): Promise<{ events: RawMessageStreamEvent[]; message: Message }> {
-  const stream = client.messages.stream(params);
+const streamed = (params: Params) => streamedWith(client, params);
+
+async function streamedWith(sdk: Anthropic, params: Params): Promise<{ events: RawMessageStreamEvent[]; message: Message }> {
+  const stream = sdk.messages.stream(params);
   const events: RawMessageStreamEvent[] = [];
   for await (const event of stream) events.push(event);
   return { events, message: await stream.finalMessage() };
@@ -244,6 +246,34 @@ describe("Anthropic API keys (x-api-key, as the SDK sends it)", () => {
       assert.deepEqual(raw.json, { type: "error", error: { type: "authentication_error", message: raw.json.error.message } });
     } finally {
       await keyed.close();
+    }
+  });
+});
+
+describe("Anthropic errors after the stream has started", () => {
+  it("the time limit reached mid-stream is an `event: error` in Anthropic's envelope, which the SDK throws", async () => {
+    const limited = await startTestServer({ parallel: 1, requestTimeoutMs: 300 });
+    try {
+      const params = { model: "stories260k", max_tokens: 2000, temperature: 0, messages: [{ role: "user" as const, content: "Once upon a time" }] };
+      // Loaded first: the stream opens with the first token, well within the limit.
+      await postJson(`${limited.url}/v1/messages`, { ...params, max_tokens: 1 });
+      const res = await fetch(`${limited.url}/v1/messages`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...params, stream: true }) });
+      assert.equal(res.status, 200);
+      const frames = (await res.text()).trim().split("\n\n");
+      assert.match(frames.at(-1)!, /^event: error\ndata: /);
+      const body = JSON.parse(frames.at(-1)!.split("\ndata: ")[1]!);
+      assert.equal(body.type, "error");
+      assert.equal(body.error.type, "timeout_error");
+      assert.ok(!frames.some((f) => f.startsWith("event: message_stop")), "no message_stop after an error");
+      const sdk = new Anthropic({ baseURL: limited.url, apiKey: "unused", maxRetries: 0 });
+      const error = await streamedWith(sdk, params).then(
+        () => assert.fail("the stream ended without an error"),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof Anthropic.APIError, String(error));
+      assert.equal(error.type, "timeout_error");
+    } finally {
+      await limited.close();
     }
   });
 });
