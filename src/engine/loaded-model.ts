@@ -313,6 +313,7 @@ export class LoadedModel {
         usage: { promptTokens: promptTokens.length, completionTokens: generated.length, cachedTokens },
         timings: { queueMs, promptMs: (firstTokenAt ?? end) - started, generationMs: firstTokenAt === undefined ? 0 : end - firstTokenAt },
         tokenIds: generated,
+        ...(finishReason === "stop" && stops.matched !== undefined ? { stopSequence: stops.matched } : {}),
       };
     } finally {
       if (grant) this.slots.release(grant.slot);

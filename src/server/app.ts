@@ -1,6 +1,7 @@
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { registerAccess } from "./access.js";
+import { registerAnthropic } from "./anthropic/routes.js";
 import type { ServerContext } from "./context.js";
 import { errorHandler } from "./error-handler.js";
 import { registerWsGenerate } from "./native/ws-generate.js";
@@ -53,5 +54,6 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   registerResponses(app, ctx);
   registerWsGenerate(app, ctx);
   await registerOllama(app, ctx);
+  await registerAnthropic(app, ctx);
   return app;
 }

@@ -33,8 +33,8 @@ export interface GenerationRun {
   n?: number;
   keepAliveMs?: number;
   signal: AbortSignal;
-  /** The protocol's translator, made once the model is loaded (it may need the model's name or load time). */
-  translator(loaded: LoadedModel, loadMs: number): GenerationTranslator;
+  /** The protocol's translator, made once the prompt is prepared (it may need the model's name, load time or prompt size). */
+  translator(loaded: LoadedModel, loadMs: number, promptTokens: number): GenerationTranslator;
   /** Opens the stream (sends headers); called lazily, with the first frame. Absent: one answer. */
   openStream?: () => StreamFraming;
   /** Sends the single answer. */
@@ -57,7 +57,7 @@ export async function runGeneration(ctx: ServerContext, run: GenerationRun): Pro
     async (loaded) => {
       const loadMs = performance.now() - started;
       const prepared = loaded.prepare({ ...run.request, model: loaded.spec.name, signal: run.signal });
-      const translator = run.translator(loaded, loadMs);
+      const translator = run.translator(loaded, loadMs, prepared.promptTokens.length);
       const n = run.n ?? 1;
       // Each choice holds a slot for its whole generation; more than the model has would queue behind itself.
       if (n > loaded.slots.slots.length) throw invalidParam("n", `n is at most ${loaded.slots.slots.length} for "${loaded.spec.name}" (its parallel slots; start \`shimmy serve --parallel N\` for more).`, "invalid_value");
