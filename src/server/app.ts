@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastif
 import { registerAccess } from "./access.js";
 import type { ServerContext } from "./context.js";
 import { errorHandler } from "./error-handler.js";
+import { registerTokenize } from "./native/tokenize.js";
 import { registerWsGenerate } from "./native/ws-generate.js";
 import { registerChat } from "./openai/chat.js";
 import { registerCompletions } from "./openai/completions.js";
@@ -11,6 +12,7 @@ import { toOpenAIError } from "./openai/errors.js";
 import { registerModels } from "./openai/models.js";
 import { registerOllama } from "./ollama/routes.js";
 import { registerHealth } from "./ops/health.js";
+import { registerMetrics } from "./ops/metrics.js";
 import { registerSlots } from "./ops/slots.js";
 import { transportOptions } from "./transport.js";
 import { lazyValidator } from "./validation.js";
@@ -29,6 +31,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
     ...transportOptions(ctx.config),
   });
   registerAccess(app, ctx.config);
+  if (ctx.metrics) registerMetrics(app, ctx.metrics);
 
   app.setValidatorCompiler(lazyValidator);
 
@@ -50,6 +53,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   registerChat(app, ctx);
   registerCompletions(app, ctx);
   registerWsGenerate(app, ctx);
+  registerTokenize(app, ctx);
   await registerOllama(app, ctx);
   return app;
 }
