@@ -149,9 +149,13 @@ export class LoadedModel {
     return tokens;
   }
 
-  /** Tokens → text, special tokens written out; an id outside the vocabulary is an InvalidTokenError. */
+  /**
+   * Tokens → text as llama-server's /detokenize writes it: each token's piece (special tokens
+   * written out, the first piece's leading space kept), bytes joined before decoding so a
+   * character split over tokens is whole. An id outside the vocabulary is an InvalidTokenError.
+   */
   detokenize(ids: readonly number[]): string {
-    return this.model.detokenize(ids.map((id) => this.checkedToken(id)), true);
+    return Buffer.concat(ids.map((id) => Buffer.from(this.tokenPiece(id).bytes))).toString("utf8");
   }
 
   /** One token's text as it reads inside a text (leading space kept), and its exact UTF-8 bytes. */

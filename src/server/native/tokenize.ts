@@ -20,7 +20,6 @@ const tokenizeBody = {
 
 const detokenizeBody = {
   type: "object",
-  required: ["tokens"],
   properties: { model, tokens: { type: "array", items: { type: "integer" } } },
   additionalProperties: false,
 } as const;
@@ -37,7 +36,7 @@ interface TokenizeBody {
 
 interface DetokenizeBody {
   model?: string;
-  tokens: number[];
+  tokens?: number[];
 }
 
 /** The model a request names; with one servable model it may be left out. */
@@ -63,7 +62,7 @@ export function registerTokenize(app: FastifyInstance, ctx: ServerContext): void
 
   app.post<{ Body: DetokenizeBody }>("/detokenize", { schema: { body: detokenizeBody } }, async (request) => {
     const body = request.body;
-    return ctx.pool.use(modelName(ctx, body.model), async (loaded) => ({ content: loaded.detokenize(body.tokens) }));
+    return ctx.pool.use(modelName(ctx, body.model), async (loaded) => ({ content: loaded.detokenize(body.tokens ?? []) }));
   });
 
   app.get<{ Querystring: { model?: string } }>("/props", { schema: { querystring: propsQuery } }, async (request) => {
