@@ -30,11 +30,11 @@ describe("GET /metrics", () => {
 
   it("moves counters and histograms by exactly the traffic sent", async () => {
     const before = await scrape(server.url);
-    const responses = [];
+    const responses: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details: { cached_tokens: number } }[] = [];
     for (const content of ["Tell me a story", "Once upon a time", "Tell me a story"]) {
       const r = await postJson(`${server.url}/v1/chat/completions`, { model: CHAT_MODEL, messages: [{ role: "user", content }], max_tokens: 5, temperature: 0 });
       assert.equal(r.status, 200, JSON.stringify(r.json));
-      responses.push(r.json.usage as { prompt_tokens: number; completion_tokens: number; prompt_tokens_details: { cached_tokens: number } });
+      responses.push(r.json.usage);
     }
     const unknownModel = await postJson(`${server.url}/v1/chat/completions`, { model: "no-such-model", messages: [{ role: "user", content: "hi" }] });
     assert.equal(unknownModel.status, 404);
@@ -175,7 +175,7 @@ describe("LoRA models in vllm:lora_requests_info", () => {
   });
 
   it("lists a loaded adapter model as running", async () => {
-    const models = (await (await fetch(`${server.url}/v1/models`)).json()).data as { id: string; meta: { lora: string | null } }[];
+    const models = ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string; meta: { lora: string | null } }[] }).data;
     const adapterModel = models.find((m) => m.meta.lora !== null);
     assert.ok(adapterModel, JSON.stringify(models));
     const r = await postJson(`${server.url}/v1/completions`, { model: adapterModel.id, prompt: golden.greedy[0]!.prompt, max_tokens: 3, temperature: 0 });

@@ -11,6 +11,11 @@ type Piece = { id: number; piece: string | number[] };
 
 const pieceBytes = (p: Piece): Buffer => (typeof p.piece === "string" ? Buffer.from(p.piece, "utf8") : Buffer.from(p.piece));
 
+async function getJson(url: string): Promise<{ status: number; json: any }> {
+  const res = await fetch(url);
+  return { status: res.status, json: await res.json() };
+}
+
 function assertError(r: { status: number; json: any }, status: number, code: string, param: string | null): void {
   assert.equal(r.status, status, JSON.stringify(r.json));
   assert.equal(r.json.error.code, code, JSON.stringify(r.json));
@@ -88,10 +93,9 @@ describe("llama-server's /tokenize, /detokenize and /props", () => {
   });
 
   it("/props describes the model as loaded", async () => {
-    const models = (await (await fetch(`${server.url}/v1/models`)).json()).data as { id: string; context_length: number }[];
-    const res = await fetch(`${server.url}/props?model=${CHAT_MODEL}`);
-    assert.equal(res.status, 200);
-    const props = await res.json();
+    const models = (await getJson(`${server.url}/v1/models`)).json.data as { id: string; context_length: number }[];
+    const { status, json: props } = await getJson(`${server.url}/props?model=${CHAT_MODEL}`);
+    assert.equal(status, 200);
     assert.equal(props.model, CHAT_MODEL);
     assert.equal(props.total_slots, server.ctx.config.parallel);
     assert.equal(props.default_generation_settings.n_ctx, models.find((m) => m.id === CHAT_MODEL)!.context_length);
@@ -99,10 +103,9 @@ describe("llama-server's /tokenize, /detokenize and /props", () => {
     assert.equal(props.bos_token, "<s>");
     assert.equal(props.vocab_size, 512);
     assert.match(props.model_path, /stories260K-chat\.gguf$/);
-    assert.equal((await (await fetch(`${server.url}/props?model=${TEXT_MODEL}`)).json()).chat_template, null, "no template in the file");
-    assertError({ status: (await fetch(`${server.url}/props`)).status, json: await (await fetch(`${server.url}/props`)).json() }, 400, "missing_required_parameter", "model");
-    const unknown = await fetch(`${server.url}/props?model=${TEXT_MODEL}&autoload=false`);
-    assertError({ status: unknown.status, json: await unknown.json() }, 400, "unknown_parameter", "autoload");
+    assert.equal((await getJson(`${server.url}/props?model=${TEXT_MODEL}`)).json.chat_template, null, "no template in the file");
+    assertError(await getJson(`${server.url}/props`), 400, "missing_required_parameter", "model");
+    assertError(await getJson(`${server.url}/props?model=${TEXT_MODEL}&autoload=false`), 400, "unknown_parameter", "autoload");
   });
 });
 
@@ -116,6 +119,6 @@ describe("/tokenize with one model served", () => {
   it("lets the model be left out", async () => {
     const r = await postJson(`${server.url}/tokenize`, { content: "x" });
     assert.deepEqual(r.json, { tokens: golden.tokenization.find((t) => t.text === "x")!.ids });
-    assert.equal((await (await fetch(`${server.url}/props`)).json()).model, TEXT_MODEL);
+    assert.equal((await getJson(`${server.url}/props`)).json.model, TEXT_MODEL);
   });
 });
