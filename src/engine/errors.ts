@@ -9,9 +9,17 @@ export class ContextOverflowError extends Error {
 
 /** A request the engine cannot run as asked (e.g. a logit_bias token id outside the vocabulary). */
 export class InvalidGenerationError extends Error {
-  override readonly name = "InvalidGenerationError";
+  override readonly name: string = "InvalidGenerationError";
   constructor(message: string, readonly param?: string) {
     super(message);
+  }
+}
+
+/** A token id the model's vocabulary does not have (detokenizing it would crash llama.cpp). */
+export class InvalidTokenError extends InvalidGenerationError {
+  override readonly name = "InvalidTokenError";
+  constructor(readonly token: number, readonly vocabSize: number, param = "tokens") {
+    super(`token id ${token} is outside the model's vocabulary (0..${vocabSize - 1})`, param);
   }
 }
 

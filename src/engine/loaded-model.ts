@@ -3,7 +3,7 @@ import type { Config } from "../config/config.js";
 import type { ModelSpec } from "../discovery/types.js";
 import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
 import { DecodeJob, DecodeLoop } from "./decode-loop.js";
-import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } from "./errors.js";
+import { ContextOverflowError, InvalidGenerationError, InvalidTokenError, RequestTimeoutError } from "./errors.js";
 import type { OutputParser } from "./chat-format/types.js";
 import { type NativeGrammar, type NativeHandles, type NativeSampler, nativeHandles } from "./native-context.js";
 import { OutputAssembler } from "./output-assembler.js";
@@ -47,6 +47,8 @@ export class LoadedModel {
   private readonly tokenBytes: TokenBytes;
   /** Its tool-call syntax and reasoning, from the chat template and vocabulary. */
   readonly outputFormat: ModelOutputFormat;
+  /** Token ids run 0..vocabSize-1; llama.cpp aborts the process on any other. */
+  readonly vocabSize: number;
   /** Parsed grammars by text: agents resend the same tools and schemas every turn. */
   private readonly grammars = new Map<string, NativeGrammar>();
   /** Requests holding this model (queued or generating); the pool never unloads it while > 0. */
@@ -73,6 +75,8 @@ export class LoadedModel {
       isEndOfGeneration: (token) => model.isEogToken(token),
     });
     this.tokenBytes = new TokenBytes(model);
+    const vocabulary = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens;
+    this.vocabSize = Array.isArray(vocabulary) ? vocabulary.length : (spec.summary?.vocabSize ?? 0);
     this.outputFormat = detectOutputFormat(model, template.kind === "model" ? template.source : undefined);
   }
 
@@ -129,6 +133,39 @@ export class LoadedModel {
     const bos = this.model.tokens.bos;
     if (bos !== null && this.model.tokens.shouldPrependBosToken && tokens[0] !== bos) tokens.unshift(bos);
     return tokens;
+  }
+
+  /**
+   * Text → tokens as llama.cpp's `llama_tokenize` does: `parseSpecial` reads special-token text
+   * (`<s>`, `<|im_start|>`) as those tokens; `addSpecial` adds BOS (and EOS) where the model's
+   * metadata asks for them.
+   */
+  tokenize(text: string, options: { addSpecial: boolean; parseSpecial: boolean }): Token[] {
+    const tokens = this.model.tokenize(text, options.parseSpecial);
+    if (!options.addSpecial) return tokens;
+    const { bos, eos, shouldPrependBosToken, shouldAppendEosToken } = this.model.tokens;
+    if (bos !== null && shouldPrependBosToken) tokens.unshift(bos);
+    if (eos !== null && shouldAppendEosToken) tokens.push(eos);
+    return tokens;
+  }
+
+  /**
+   * Tokens → text as llama-server's /detokenize writes it: each token's piece (special tokens
+   * written out, the first piece's leading space kept), bytes joined before decoding so a
+   * character split over tokens is whole. An id outside the vocabulary is an InvalidTokenError.
+   */
+  detokenize(ids: readonly number[]): string {
+    return Buffer.concat(ids.map((id) => Buffer.from(this.tokenPiece(id).bytes))).toString("utf8");
+  }
+
+  /** One token's text as it reads inside a text (leading space kept), and its exact UTF-8 bytes. */
+  tokenPiece(id: number): { text: string; bytes: number[] } {
+    return this.tokenBytes.of(this.checkedToken(id));
+  }
+
+  private checkedToken(id: number): Token {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new InvalidTokenError(id, this.vocabSize);
+    return id as Token;
   }
 
   renderChat(request: GenerationRequest): string {

@@ -34,6 +34,8 @@ export interface LoadedModelInfo {
   queued: number;
   pins: number;
   memoryBytes: number;
+  /** How long its load took (ms; not counting a SafeTensors conversion). */
+  loadMs: number;
   /** Threads one-token steps use now, and the measured ms per one-token step by thread count. */
   oneTokenThreads: OneTokenThreads;
   /** When the idle timer will unload it (ms since epoch), null = not scheduled. */
@@ -70,6 +72,8 @@ interface Entry {
 export class ModelPool {
   private readonly loaded = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<LoadedModel>>();
+  /** Requests waiting for their model's load, by model name. */
+  private readonly awaitingLoad = new Map<string, number>();
   private readonly idleWaiters: (() => void)[] = [];
   /** Loads run one at a time, so two loads cannot both see room for one model. */
   private loadChain: Promise<unknown> = Promise.resolve();
@@ -95,7 +99,7 @@ export class ModelPool {
   async acquire(name: string, keepAliveMs?: number): Promise<ModelLease> {
     if (this.closed) throw new Error("server is shutting down");
     const spec = this.resolve(name);
-    const model = this.loaded.get(spec.name)?.model ?? (await this.loadShared(spec));
+    const model = this.loaded.get(spec.name)?.model ?? (await this.awaitLoad(spec));
     const entry = this.loaded.get(spec.name);
     if (!entry || entry.model !== model) return this.acquire(name, keepAliveMs); // unloaded between load and pin
     this.pin(entry, keepAliveMs ?? this.options.keepAliveMs);
@@ -153,6 +157,17 @@ export class ModelPool {
       ? setTimeout(() => this.armIdleTimer(entry, expiresAt), MAX_TIMER_MS)
       : setTimeout(() => void this.unload(entry.model.spec.name, "idle keep-alive expired"), Math.max(0, left));
     entry.timer.unref();
+  }
+
+  private async awaitLoad(spec: ModelSpec): Promise<LoadedModel> {
+    this.awaitingLoad.set(spec.name, (this.awaitingLoad.get(spec.name) ?? 0) + 1);
+    try {
+      return await this.loadShared(spec);
+    } finally {
+      const n = this.awaitingLoad.get(spec.name)! - 1;
+      if (n === 0) this.awaitingLoad.delete(spec.name);
+      else this.awaitingLoad.set(spec.name, n);
+    }
   }
 
   private loadShared(spec: ModelSpec): Promise<LoadedModel> {
@@ -255,6 +270,7 @@ export class ModelPool {
       queued: m.slots.queueLength,
       pins: m.pins,
       memoryBytes: m.memoryBytes,
+      loadMs: m.loadMs,
       oneTokenThreads: m.oneTokenThreads,
       expiresAt,
       keepAliveMs,
@@ -269,6 +285,11 @@ export class ModelPool {
       queued: m.slots.queueLength,
       slots: m.slots.slots.map((s) => ({ id: s.id, busy: s.busy, cachedTokens: s.tokens.length })),
     }));
+  }
+
+  /** Requests waiting for a model that is loading (not yet in a slot queue), by model name. */
+  waitingForLoad(): ReadonlyMap<string, number> {
+    return this.awaitingLoad;
   }
 
   /** Requests holding a model right now (queued or generating). */

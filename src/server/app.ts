@@ -4,6 +4,7 @@ import { registerAccess } from "./access.js";
 import { registerAnthropic } from "./anthropic/routes.js";
 import type { ServerContext } from "./context.js";
 import { errorHandler } from "./error-handler.js";
+import { registerTokenize } from "./native/tokenize.js";
 import { registerWsGenerate } from "./native/ws-generate.js";
 import { registerChat } from "./openai/chat.js";
 import { registerCompletions } from "./openai/completions.js";
@@ -12,6 +13,7 @@ import { toOpenAIError } from "./openai/errors.js";
 import { registerModels } from "./openai/models.js";
 import { registerOllama } from "./ollama/routes.js";
 import { registerHealth } from "./ops/health.js";
+import { registerMetrics } from "./ops/metrics.js";
 import { registerResponses } from "./responses/route.js";
 import { registerSlots } from "./ops/slots.js";
 import { transportOptions } from "./transport.js";
@@ -31,6 +33,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
     ...transportOptions(ctx.config),
   });
   registerAccess(app, ctx.config);
+  if (ctx.metrics) registerMetrics(app, ctx.metrics);
 
   app.setValidatorCompiler(lazyValidator);
 
@@ -53,6 +56,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   registerCompletions(app, ctx);
   registerResponses(app, ctx);
   registerWsGenerate(app, ctx);
+  registerTokenize(app, ctx);
   await registerOllama(app, ctx);
   await registerAnthropic(app, ctx);
   return app;

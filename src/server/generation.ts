@@ -65,8 +65,8 @@ export async function runGeneration(ctx: ServerContext, run: GenerationRun): Pro
       const stopAll = new AbortController();
       const signal = AbortSignal.any([run.signal, stopAll.signal]);
       const choices = Array.from({ length: n }, (_, i) => forChoice({ ...prepared, request: { ...prepared.request, signal } }, i));
-      const generateAll = (onDelta: (choice: number, delta: OutputDelta) => void): Promise<DoneEvent[]> =>
-        Promise.all(
+      const generateAll = async (onDelta: (choice: number, delta: OutputDelta) => void): Promise<DoneEvent[]> => {
+        const dones = await Promise.all(
           choices.map((p, i) =>
             loaded.generate(p, (delta) => onDelta(i, delta)).catch((e: unknown) => {
               stopAll.abort(e);
@@ -74,6 +74,9 @@ export async function runGeneration(ctx: ServerContext, run: GenerationRun): Pro
             }),
           ),
         );
+        ctx.metrics?.onGeneration(loaded.spec.name, dones);
+        return dones;
+      };
 
       if (!run.openStream) return run.sendFull(translator.full(await generateAll(() => undefined)));
 

@@ -4,6 +4,7 @@ import { createModelPool } from "../engine/create-pool.js";
 import { Registry } from "../registry/registry.js";
 import { buildApp } from "./app.js";
 import type { ServerContext } from "./context.js";
+import { ServerMetrics } from "./metrics.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -40,6 +41,7 @@ export async function startServer(config: Config, version: string, logger: Fasti
     onEvent: (e) => logs.log?.info(e, e.type === "load" ? "model loaded" : "model unloaded"),
   });
   const ctx: ServerContext = { registry, pool, config, version, startedAt: Date.now() };
+  ctx.metrics = new ServerMetrics(ctx);
   const app = await buildApp(ctx, { logger });
   logs.log = app.log;
   const port = await listen(app, config.host, config.port, config.bindAuto);
