@@ -6,6 +6,7 @@ import { DecodeJob, DecodeLoop } from "./decode-loop.js";
 import { ContextOverflowError, InvalidGenerationError, InvalidTokenError, RequestTimeoutError } from "./errors.js";
 import type { OutputParser } from "./chat-format/types.js";
 import { type NativeGrammar, type NativeHandles, type NativeSampler, nativeHandles } from "./native-context.js";
+import { checkGrammarBounds } from "./grammar/gbnf-limits.js";
 import { OutputAssembler } from "./output-assembler.js";
 import { detectOutputFormat, type ModelOutputFormat, outputPlan, renderPlan } from "./output-plan.js";
 import { nativeSamplerConfig } from "./sampler-config.js";
@@ -38,6 +39,8 @@ export function forChoice(prepared: PreparedGeneration, index: number): Prepared
   return { ...prepared, request: { ...prepared.request, sampling: { ...prepared.request.sampling, seed: seed + index } } };
 }
 
+const MAX_STOP_LENGTH = 512;
+
 const emptyOutput = (): GenerationOutput => ({ content: "", reasoning: "", toolCalls: [] });
 
 /** A model with its context and slots, ready to generate. */
@@ -49,7 +52,7 @@ export class LoadedModel {
   readonly outputFormat: ModelOutputFormat;
   /** Token ids run 0..vocabSize-1; llama.cpp aborts the process on any other. */
   readonly vocabSize: number;
-  /** Parsed grammars by text: agents resend the same tools and schemas every turn. */
+  /** Parsed grammars by text (16, least recently used dropped): agents resend the same tools and schemas every turn. */
   private readonly grammars = new Map<string, NativeGrammar>();
   /** Requests holding this model (queued or generating); the pool never unloads it while > 0. */
   pins = 0;
@@ -181,6 +184,9 @@ export class LoadedModel {
 
   /** Tokenizes and validates; throws typed errors before any response is started. */
   prepare(request: GenerationRequest): PreparedGeneration {
+    const longStop = request.stop.find((s) => s.length > MAX_STOP_LENGTH);
+    // Text that might begin a stop string is held back and compared again with every token.
+    if (longStop !== undefined) throw new InvalidGenerationError(`stop strings are at most ${MAX_STOP_LENGTH} characters (one has ${longStop.length})`, "stop");
     const rendered = request.input.kind === "chat" ? this.renderChat(request) : undefined;
     const text = rendered ?? (request.input as { text: string }).text;
     const plan = outputPlan(request, this.outputFormat, rendered);
@@ -207,12 +213,13 @@ export class LoadedModel {
   private parsedGrammar(text: string, param: string): NativeGrammar {
     let grammar = this.grammars.get(text);
     if (!grammar) {
+      checkGrammarBounds(text, param);
       try {
         grammar = this.native.parseGrammar(text);
       } catch (e) {
         throw new InvalidGenerationError(`llama.cpp could not parse the grammar: ${(e as Error).message}`, param);
       }
-      if (this.grammars.size >= 32) this.grammars.delete(this.grammars.keys().next().value!);
+      if (this.grammars.size >= 16) this.grammars.delete(this.grammars.keys().next().value!);
       this.grammars.set(text, grammar);
     } else {
       // Most recently used last: the oldest is dropped first.

@@ -66,7 +66,8 @@ export async function runGeneration(ctx: ServerContext, run: GenerationRun): Pro
       const signal = AbortSignal.any([run.signal, stopAll.signal]);
       const choices = Array.from({ length: n }, (_, i) => forChoice({ ...prepared, request: { ...prepared.request, signal } }, i));
       const generateAll = async (onDelta: (choice: number, delta: OutputDelta) => void): Promise<DoneEvent[]> => {
-        const dones = await Promise.all(
+        // Settled, not all: every choice must have stopped decoding before the model is let go.
+        const results = await Promise.allSettled(
           choices.map((p, i) =>
             loaded.generate(p, (delta) => onDelta(i, delta)).catch((e: unknown) => {
               stopAll.abort(e);
@@ -74,6 +75,9 @@ export async function runGeneration(ctx: ServerContext, run: GenerationRun): Pro
             }),
           ),
         );
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (failed) throw failed.reason;
+        const dones = results.map((r) => (r as PromiseFulfilledResult<DoneEvent>).value);
         ctx.metrics?.onGeneration(loaded.spec.name, dones);
         return dones;
       };
@@ -94,6 +98,7 @@ export async function runGeneration(ctx: ServerContext, run: GenerationRun): Pro
       let dones: DoneEvent[];
       try {
         dones = await generateAll((choice, delta) => {
+          if (stopAll.signal.aborted) return;
           open();
           sendAll(translator.delta(choice, delta));
         });

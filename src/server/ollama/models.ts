@@ -57,14 +57,13 @@ export function runningJson(m: ModelSpec, info: LoadedModelInfo) {
 }
 
 /**
- * Ollama's capability names. Every model with a chat template takes tools (its own syntax, or the
+ * Ollama's capability names. Every generative model takes tools (its template's own syntax, or the
  * generic JSON fallback); thinking is what the template shows (a vocabulary with think tokens is
  * only known once loaded).
  */
 function capabilitiesOf(m: ModelSpec, template: string | undefined): string[] {
   if (m.capabilities.includes("embedding")) return ["embedding"];
-  const caps = ["completion"];
-  if (template) caps.push("tools");
+  const caps = ["completion", "tools"];
   if (detectReasoning(template, false) !== "none") caps.push("thinking");
   return caps;
 }

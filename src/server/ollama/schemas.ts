@@ -93,7 +93,8 @@ export const chatBody = {
         required: ["type", "function"],
         properties: {
           type: { type: "string" },
-          function: { type: "object", required: ["name"], properties: { name: { type: "string", minLength: 1 }, description: { type: ["string", "null"] }, parameters: { type: ["object", "null"] } } },
+          // The names every call syntax can carry (OpenAI's rule).
+          function: { type: "object", required: ["name"], properties: { name: { type: "string", minLength: 1, maxLength: 64, pattern: "^[a-zA-Z0-9_.:-]+$" }, description: { type: ["string", "null"] }, parameters: { type: ["object", "null"] } } },
         },
       },
     },

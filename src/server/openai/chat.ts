@@ -96,7 +96,8 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
         parallelToolCalls: body.parallel_tool_calls ?? undefined,
         constraint: constraintFrom(body),
         reasoning: body.reasoning_format === "none" ? "inline" : "separate",
-        templateVariables: body.chat_template_kwargs ?? undefined,
+        // reasoning_effort reaches templates that read it (gpt-oss), as Ollama's think levels do.
+        templateVariables: body.reasoning_effort || body.chat_template_kwargs ? { ...(body.reasoning_effort ? { reasoning_effort: body.reasoning_effort } : {}), ...body.chat_template_kwargs } : undefined,
         logprobs: withLogprobs ? { top: body.top_logprobs ?? 0 } : undefined,
       },
       n,
