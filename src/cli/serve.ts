@@ -1,7 +1,6 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { createRequire } from "node:module";
 import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
-import { servableModels } from "../engine/servability.js";
 import { startServer } from "../server/server.js";
 import { type Config, parseDuration, splitList } from "../config/config.js";
 import { isLoopbackHost } from "../server/access.js";
@@ -107,7 +106,7 @@ export function registerServe(program: Command): void {
         console.warn(`warning: listening on ${config.host} without an API key: anyone who can reach this address can use the server (--api-key; docs/security.md)`);
       }
       const server = await startServer(config, version, { level: flags.log ?? "warn" });
-      const models = servableModels(server.ctx.registry.all());
+      const models = server.ctx.pool.servable();
       if (flags.json) {
         console.log(JSON.stringify({ event: "listening", url: server.url, port: server.port, version, models: models.map((m) => m.name) }));
       } else {
