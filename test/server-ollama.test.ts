@@ -167,7 +167,8 @@ describe("Ollama API with the ollama client", () => {
     const s = await ollama.show({ model: "stories260k-chat" });
     assert.match(s.template, /message\['role'\]/);
     assert.equal(s.details.family, "llama");
-    assert.deepEqual(s.capabilities, ["completion"]);
+    assert.deepEqual(s.capabilities, ["completion", "tools"], "a chat template takes tools (the generic fallback here)");
+    assert.deepEqual((await ollama.show({ model: "stories260k" })).capabilities, ["completion"], "no chat template");
     assert.equal((s.model_info as unknown as Record<string, unknown>)["general.architecture"], "llama");
   });
 

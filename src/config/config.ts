@@ -150,6 +150,18 @@ export interface ConfigOverrides {
  * negative number (forever). Returns milliseconds.
  */
 export function parseDuration(value: string | number): number {
+  return inDurationRange(value, parseDurationMs(value));
+}
+
+/** Go's time.Duration limit (~292 years), which Ollama's keep_alive shares; beyond it, dates overflow too. */
+const MAX_DURATION_MS = Number(2n ** 63n / 1_000_000n);
+
+function inDurationRange(value: string | number, ms: number): number {
+  if (!(Math.abs(ms) <= MAX_DURATION_MS)) throw new Error(`"${value}" is out of range (a duration is at most 2562047h)`);
+  return ms;
+}
+
+function parseDurationMs(value: string | number): number {
   if (typeof value === "number") {
     if (!Number.isFinite(value)) throw new Error(`${value} is not a duration`);
     return value * 1000;

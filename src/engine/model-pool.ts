@@ -52,6 +52,9 @@ export interface ModelLease {
   release(): void;
 }
 
+/** The longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 interface Entry {
   model: LoadedModel;
   keepAliveMs: number;
@@ -162,10 +165,21 @@ export class ModelPool {
       void this.unload(model.spec.name, "keep_alive 0");
     } else if (entry.keepAliveMs > 0) {
       entry.expiresAt = Date.now() + entry.keepAliveMs;
-      entry.timer = setTimeout(() => void this.unload(model.spec.name, "idle keep-alive expired"), entry.keepAliveMs);
-      entry.timer.unref();
+      this.armIdleTimer(entry, entry.expiresAt);
     }
     for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /**
+   * Unloads the idle model at `expiresAt`. Node fires a timer longer than 2^31-1 ms (~24.8 days)
+   * at once, so a longer keep-alive waits in steps of at most that.
+   */
+  private armIdleTimer(entry: Entry, expiresAt: number): void {
+    const left = expiresAt - Date.now();
+    entry.timer = left > MAX_TIMER_MS
+      ? setTimeout(() => this.armIdleTimer(entry, expiresAt), MAX_TIMER_MS)
+      : setTimeout(() => void this.unload(entry.model.spec.name, "idle keep-alive expired"), Math.max(0, left));
+    entry.timer.unref();
   }
 
   private loadShared(spec: ModelSpec): Promise<LoadedModel> {

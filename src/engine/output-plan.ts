@@ -95,7 +95,8 @@ export function outputPlan(request: GenerationRequest, out: ModelOutputFormat, r
   if (request.constraint && tools) throw new InvalidGenerationError("a response format cannot be combined with tools; send tool_choice \"none\" or drop one of them", "response_format");
   const reasoning: ReasoningMode = !chat || request.constraint || request.reasoning === "inline" ? "none" : out.reasoning;
   const startsInReasoning = renderedPrompt !== undefined && promptOpensReasoning(renderedPrompt, reasoning);
-  const plan: OutputPlan = { renderSpecialTokens: tools !== undefined && out.specialMarkers };
+  // Markers the parser must see (tool syntax, <think>) may be special tokens, detokenized as "" by default.
+  const plan: OutputPlan = { renderSpecialTokens: (tools !== undefined || reasoning !== "none") && out.specialMarkers };
 
   const c = request.constraint;
   try {

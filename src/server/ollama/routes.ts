@@ -9,7 +9,8 @@ import { runningJson, showJson, tagJson } from "./models.js";
 import { abortOnDisconnect } from "../disconnect.js";
 import { runGeneration } from "../generation.js";
 import { NdjsonWriter } from "./ndjson.js";
-import { type ChatBody, type GenerateBody, constraintFrom, fromOptions, generateInput, keepAliveMs, logprobsFrom, messagesFrom, refuseUnsupportedGenerate, thinkFrom, toolsFrom } from "./request.js";
+import { logIgnoredOnce } from "../ignored-fields.js";
+import { type ChatBody, type GenerateBody, RUNNER_OPTIONS, constraintFrom, fromOptions, generateInput, keepAliveMs, logprobsFrom, messagesFrom, refuseUnsupportedGenerate, thinkFrom, toolsFrom } from "./request.js";
 import { chatFields, generateFields, loadOrUnload, type OutputFields, ollamaTranslator } from "./respond.js";
 import { chatBody, generateBody, showBody } from "./schemas.js";
 
@@ -59,6 +60,7 @@ export async function registerOllama(app: FastifyInstance, ctx: ServerContext): 
       /** Runs one Ollama generation: the request's common fields, its output fields, NDJSON or one object. */
       const generate = async (request: FastifyRequest, reply: FastifyReply, body: ChatBody | GenerateBody, model: string, input: GenerationInput, fields: OutputFields, keepAlive: number | undefined, tools?: ToolSpec[]): Promise<void> => {
         const { sampling, maxTokens, stop, contextLimit } = fromOptions(body.options);
+        logIgnoredOnce(request.log, "ollama", body.options ?? {}, RUNNER_OPTIONS);
         const think = thinkFrom(body.think);
         const logprobs = logprobsFrom(body);
         const started = performance.now();
@@ -101,7 +103,9 @@ export async function registerOllama(app: FastifyInstance, ctx: ServerContext): 
           return spec ? [runningJson(spec, info)] : [];
         }),
       }));
-      api.post<{ Body: { model?: string; name?: string } }>("/show", { schema: { body: showBody } }, async (request) => showJson(resolveOllamaName(ctx, (request.body.model ?? request.body.name)!)));
+      api.post<{ Body: { model?: string; name?: string; verbose?: boolean | null } }>("/show", { schema: { body: showBody } }, async (request) =>
+        showJson(resolveOllamaName(ctx, (request.body.model ?? request.body.name)!), request.body.verbose === true),
+      );
       api.get("/version", async () => ({ version: ctx.version }));
 
       api.post("/embed", notYet("Embeddings (/api/embed)"));

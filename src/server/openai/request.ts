@@ -83,6 +83,9 @@ export interface CompletionBody extends SamplingBody {
   logprobs?: number | boolean | null;
 }
 
+/** Fields clients send that do not change the answer here (docs/api.md): accepted and ignored. */
+export const IGNORED_FIELDS = ["user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "verbosity", "reasoning_effort", "cache_prompt", "id_slot", "timings_per_token", "return_progress"] as const;
+
 const notYet = (param: string, what = param): never => {
   throw invalidParam(param, `'${what}' is not supported by Shimmy yet; remove it from the request.`, "unsupported_parameter");
 };
