@@ -1,7 +1,6 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { createRequire } from "node:module";
 import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
-import { servableModels } from "../engine/servability.js";
 import { startServer } from "../server/server.js";
 import { type Config, DEFAULT_PORT, parseDuration, splitList } from "../config/config.js";
 import { isLoopbackHost } from "../server/access.js";
@@ -130,7 +129,7 @@ export function registerServe(program: Command): void {
         console.error(`shimmy: ${reason}`);
         process.exit(1);
       }
-      const models = servableModels(server.ctx.registry.all());
+      const models = server.ctx.pool.servable();
       if (flags.json) {
         console.log(JSON.stringify({ event: "listening", url: server.url, port: server.port, version, models: models.map((m) => m.name) }));
       } else {

@@ -73,6 +73,13 @@ export interface Config {
   /** Time a client has to send a request's headers, then the whole request; slower clients get 408. 0 = no limit. */
   headersTimeoutMs: number;
   readTimeoutMs: number;
+  /**
+   * Try every new or changed model file in a short-lived child process before loading it here, so
+   * a file that makes llama.cpp abort cannot take the server down (docs/security.md, "Crash isolation").
+   */
+  isolation: boolean;
+  /** How long that trial may take before the file is refused as hanging. */
+  probeTimeoutMs: number;
 }
 
 export const DEFAULT_PORT = 11435;
@@ -134,6 +141,8 @@ export interface ConfigOverrides {
   allowedHosts?: string[];
   headersTimeoutMs?: number;
   readTimeoutMs?: number;
+  isolation?: boolean;
+  probeTimeoutMs?: number;
 }
 
 /**
@@ -295,5 +304,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     // Node requires headersTimeout <= requestTimeout unless the latter is off (0).
     headersTimeoutMs: readTimeoutMs > 0 ? Math.min(headersTimeoutMs, readTimeoutMs) : headersTimeoutMs,
     readTimeoutMs,
+    isolation: overrides.isolation ?? env.SHIMMY_ISOLATION !== "0",
+    probeTimeoutMs: overrides.probeTimeoutMs ?? (envInt(env, "SHIMMY_PROBE_TIMEOUT") ?? 300) * 1000,
   };
 }

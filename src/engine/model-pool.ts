@@ -5,6 +5,7 @@ import type { ModelSpec } from "../discovery/types.js";
 import { ModelNotFoundError, type Registry } from "../registry/registry.js";
 import { ModelLoadError, ModelUnusableError } from "./errors.js";
 import { LoadedModel, type LoadOptions } from "./loaded-model.js";
+import type { ProbeGate, UnusableModel } from "./isolation/probe-gate.js";
 import type { PoolThreadReserve } from "./pool-reserve.js";
 import { servableModels, unservableReason } from "./servability.js";
 import type { OneTokenThreads } from "./thread-chooser.js";
@@ -22,6 +23,8 @@ export interface PoolOptions extends LoadOptions {
   keepAliveMs: number;
   /** Parks libuv's spare pool threads while models are loaded and lends one to each load. */
   libuvReserve?: PoolThreadReserve;
+  /** Tries each model file in a child process before it is loaded here (crash isolation); absent = off. */
+  gate?: ProbeGate;
   /** Told about loads and unloads (for logs). */
   onEvent?: (event: { type: "load" | "unload"; model: string; reason?: string; ms?: number }) => void;
 }
@@ -85,10 +88,34 @@ export class ModelPool {
   resolve(name: string): ModelSpec {
     const spec = this.registry.find(name);
     // Offer what /v1/models lists.
-    if (!spec) throw new ModelNotFoundError(name, servableModels(this.registry.all()).map((m) => m.name));
+    if (!spec) throw new ModelNotFoundError(name, this.servable().map((m) => m.name));
     const reason = unservableReason(spec);
     if (reason) throw new ModelUnusableError(spec.name, reason);
+    const crashed = this.options.gate?.knownUnusable(spec);
+    if (crashed) throw new ModelUnusableError(spec.name, `${crashed.file} ${crashed.reason}`);
     return spec;
+  }
+
+  /** The models that can answer requests: servable, and not known to crash llama.cpp. */
+  servable(): ModelSpec[] {
+    const gate = this.options.gate;
+    const specs = servableModels(this.registry.all());
+    return gate ? specs.filter((s) => !gate.knownUnusable(s)) : specs;
+  }
+
+  /** Models whose file crashed a probe (this run or a cached verdict for the file as it is now). */
+  unusable(): UnusableModel[] {
+    const gate = this.options.gate;
+    if (!gate) return [];
+    return servableModels(this.registry.all()).flatMap((s) => {
+      const known = gate.knownUnusable(s);
+      return known ? [{ model: known.model, file: known.file, reason: known.reason }] : [];
+    });
+  }
+
+  /** Probe children this pool has started (0 when isolation is off). */
+  get probesRun(): number {
+    return this.options.gate?.probesRun ?? 0;
   }
 
   /**
@@ -207,6 +234,8 @@ export class ModelPool {
           : spec.files[0]!;
       const model = await this.serialized(async () => {
         await this.makeRoom(spec);
+        // After making room: the probe child holds the model in memory too, while it runs.
+        await this.options.gate?.check(spec, ggufPath);
         return LoadedModel.load(await this.options.runtime(), spec, ggufPath, this.options);
       });
       if (this.closed) {
@@ -218,7 +247,7 @@ export class ModelPool {
       this.options.onEvent?.({ type: "load", model: spec.name, ms: Math.round(model.loadMs) });
       return model;
     } catch (e) {
-      if (e instanceof ModelLoadError) throw e;
+      if (e instanceof ModelLoadError || e instanceof ModelUnusableError) throw e;
       throw new ModelLoadError(spec.name, e);
     } finally {
       giveBack?.();
@@ -302,6 +331,7 @@ export class ModelPool {
   /** Unloads everything; later acquires fail. */
   async close(): Promise<void> {
     this.closed = true;
+    this.options.gate?.close();
     for (const wake of this.idleWaiters.splice(0)) wake();
     await Promise.allSettled([...this.loading.values()]);
     const entries = [...this.loaded.values()];

@@ -39,6 +39,7 @@ export async function startServer(config: Config, version: string, logger: Fasti
       if (p.index === p.total) logs.log?.info({ model, tensors: p.total, bytes: p.bytesRead }, "conversion finished");
     },
     onEvent: (e) => logs.log?.info(e, e.type === "load" ? "model loaded" : "model unloaded"),
+    onProbe: (e) => (e.ok ? logs.log?.info(e, "model file passed its probe") : logs.log?.warn(e, "model file refused: its probe failed")),
   });
   const ctx: ServerContext = { registry, pool, config, version, startedAt: Date.now() };
   ctx.metrics = new ServerMetrics(ctx);

@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ModelSpec } from "../../discovery/types.js";
 import type { GenerationInput, ToolSpec } from "../../engine/types.js";
-import { servableModels } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
 import { errorHandler } from "../error-handler.js";
 import { ApiError } from "../errors.js";
@@ -97,7 +96,7 @@ export async function registerOllama(app: FastifyInstance, ctx: ServerContext): 
         await generate(request, reply, body, spec.name, generateInput(body, body.prompt, spec.summary?.hasChatTemplate === true), generateFields, keepAlive);
       });
 
-      api.get("/tags", async () => ({ models: servableModels(ctx.registry.all()).map(tagJson) }));
+      api.get("/tags", async () => ({ models: ctx.pool.servable().map(tagJson) }));
       api.get("/ps", async () => ({
         models: ctx.pool.info().flatMap((info) => {
           const spec = ctx.registry.find(info.name);
