@@ -6,6 +6,7 @@ import { errorHandler } from "./error-handler.js";
 import { registerWsGenerate } from "./native/ws-generate.js";
 import { registerChat } from "./openai/chat.js";
 import { registerCompletions } from "./openai/completions.js";
+import { registerEmbeddings } from "./openai/embeddings.js";
 import { ApiError } from "./errors.js";
 import { toOpenAIError } from "./openai/errors.js";
 import { registerModels } from "./openai/models.js";
@@ -49,6 +50,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   registerModels(app, ctx);
   registerChat(app, ctx);
   registerCompletions(app, ctx);
+  registerEmbeddings(app, ctx);
   registerWsGenerate(app, ctx);
   await registerOllama(app, ctx);
   return app;

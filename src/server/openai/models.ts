@@ -41,7 +41,7 @@ export function registerModels(app: FastifyInstance, ctx: ServerContext): void {
   app.get<{ Params: { "*": string } }>("/v1/models/*", async (request) => {
     const id = request.params["*"];
     const spec = ctx.registry.find(id);
-    if (!spec || unservableReason(spec)) throw new ApiError(404, `The model '${id}' does not exist`, "invalid_request_error", "model", "model_not_found");
+    if (!spec || unservableReason(spec, "embed")) throw new ApiError(404, `The model '${id}' does not exist`, "invalid_request_error", "model", "model_not_found");
     return modelJson(ctx, spec);
   });
 }
