@@ -51,8 +51,6 @@ export class EmbeddingContext {
   constructor(
     private readonly model: LlamaModel,
     readonly pooling: Pooling,
-    /** Chosen by Shimmy (mean) because the file declares none. */
-    readonly poolingDefaulted: boolean,
     private readonly options: EmbeddingContextOptions,
   ) {}
 

@@ -8,8 +8,6 @@ const MEAN = 1;
 /** How a model's embeddings are pooled: what its file declares, else (a generative model) mean. */
 export interface PoolingPlan {
   pooling: Pooling;
-  /** True when the file declares nothing and Shimmy chose mean pooling. */
-  defaulted: boolean;
   /** node-llama-cpp `metadataOverrides` that make llama.cpp pool that way; absent = the file's own. */
   overrides?: Record<string, Record<string, number>>;
 }
@@ -24,9 +22,9 @@ export function poolingPlan(ggufPath: string): PoolingPlan {
   const arch = metaString(file, "general.architecture");
   const declared = arch === undefined ? undefined : metaNumber(file, `${arch}.pooling_type`);
   if (declared === undefined) {
-    return { pooling: "mean", defaulted: true, overrides: arch === undefined ? undefined : { [arch]: { pooling_type: MEAN } } };
+    return { pooling: "mean", overrides: arch === undefined ? undefined : { [arch]: { pooling_type: MEAN } } };
   }
-  return { pooling: POOLING_NAMES[declared] ?? "none", defaulted: false };
+  return { pooling: POOLING_NAMES[declared] ?? "none" };
 }
 
 /** Why a model's pooling gives no one vector per input (llama-server refuses the same), or undefined. */

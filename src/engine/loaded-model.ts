@@ -79,7 +79,7 @@ export class LoadedModel {
     });
     this.tokenBytes = new TokenBytes(model);
     this.outputFormat = detectOutputFormat(model, template.kind === "model" ? template.source : undefined);
-    this.embeddings = new EmbeddingContext(model, pooling.pooling, pooling.defaulted, {
+    this.embeddings = new EmbeddingContext(model, pooling.pooling, {
       contextSize,
       threads: options.batchThreads,
       flashAttention: options.flashAttention && model.flashAttentionSupported,

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ServerContext } from "../context.js";
 import { abortOnDisconnect } from "../disconnect.js";
 import { type EmbeddingResult, type EmbeddingRun, runEmbeddings } from "../embeddings.js";
@@ -35,13 +35,13 @@ function embeddingOptions(request: FastifyRequest, options: OllamaOptions | null
  * L2-normalised vectors, as Ollama does; the legacy `/api/embeddings` the raw pooled vector.
  */
 export function registerOllamaEmbed(api: FastifyInstance, ctx: ServerContext, resolveName: (name: string) => string): void {
-  const run = (request: FastifyRequest, reply: Parameters<typeof abortOnDisconnect>[0], fields: Omit<EmbeddingRun, "signal">): Promise<EmbeddingResult> =>
+  const run = (reply: FastifyReply, fields: Omit<EmbeddingRun, "signal">): Promise<EmbeddingResult> =>
     runEmbeddings(ctx, { ...fields, model: resolveName(fields.model), signal: abortOnDisconnect(reply).signal });
 
   api.post<{ Body: EmbedBody }>("/embed", { schema: { body: embedBody } }, async (request, reply) => {
     const body = request.body;
     const inputs = typeof body.input === "string" ? [body.input] : body.input;
-    const result = await run(request, reply, {
+    const result = await run(reply, {
       model: body.model,
       inputs: inputs.map((text) => ({ kind: "text", text })),
       param: "input",
@@ -56,7 +56,7 @@ export function registerOllamaEmbed(api: FastifyInstance, ctx: ServerContext, re
 
   api.post<{ Body: EmbeddingsBody }>("/embeddings", { schema: { body: embeddingsBody } }, async (request, reply) => {
     const body = request.body;
-    const result = await run(request, reply, {
+    const result = await run(reply, {
       model: body.model,
       inputs: [{ kind: "text", text: body.prompt }],
       param: "prompt",
