@@ -53,3 +53,11 @@ export class RequestTimeoutError extends Error {
     super(`the request did not finish within the server's ${Math.round(timeoutMs / 1000)} s limit`);
   }
 }
+
+/** An embedding input longer than the model's context, where cutting it was not asked for. */
+export class InputTooLongError extends Error {
+  override readonly name = "InputTooLongError";
+  constructor(readonly index: number, readonly tokens: number, readonly contextSize: number) {
+    super(`input ${index} is ${tokens} tokens, but the model's context holds ${contextSize}; shorten it, let it be cut (Ollama's truncate), or raise --ctx-size`);
+  }
+}

@@ -3,6 +3,8 @@ import type { Config } from "../config/config.js";
 import type { ModelSpec } from "../discovery/types.js";
 import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
 import { DecodeJob, DecodeLoop } from "./decode-loop.js";
+import { EmbeddingContext } from "./embedding-context.js";
+import { type PoolingPlan, poolingPlan } from "./embedding-pooling.js";
 import { ContextOverflowError, InvalidGenerationError, InvalidTokenError, RequestTimeoutError } from "./errors.js";
 import type { OutputParser } from "./chat-format/types.js";
 import { type NativeGrammar, type NativeHandles, type NativeSampler, nativeHandles } from "./native-context.js";
@@ -54,6 +56,8 @@ export class LoadedModel {
   readonly vocabSize: number;
   /** Parsed grammars by text (16, least recently used dropped): agents resend the same tools and schemas every turn. */
   private readonly grammars = new Map<string, NativeGrammar>();
+  /** Its embedding context (llama.cpp's is created on the first embedding request). */
+  readonly embeddings: EmbeddingContext;
   /** Requests holding this model (queued or generating); the pool never unloads it while > 0. */
   pins = 0;
   /** When a request last took or let go of it (set by the pool; least recent unloads first). */
@@ -68,6 +72,7 @@ export class LoadedModel {
     readonly loadMs: number,
     private readonly options: LoadOptions,
     private readonly native: NativeHandles,
+    pooling: PoolingPlan,
   ) {
     this.slots = new SlotPool(context.totalSequences, spec.name, options.maxQueue);
     this.loop = new DecodeLoop(native.context, {
@@ -81,6 +86,13 @@ export class LoadedModel {
     const vocabulary = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens;
     this.vocabSize = Array.isArray(vocabulary) ? vocabulary.length : (spec.summary?.vocabSize ?? 0);
     this.outputFormat = detectOutputFormat(model, template.kind === "model" ? template.source : undefined);
+    this.embeddings = new EmbeddingContext(model, pooling.pooling, {
+      contextSize,
+      threads: options.batchThreads,
+      flashAttention: options.flashAttention && model.flashAttentionSupported,
+      lora: spec.lora,
+      requestTimeoutMs: options.requestTimeoutMs,
+    });
   }
 
   /** The thread count one-token steps use now, and the measured ms per step by count. */
@@ -90,13 +102,14 @@ export class LoadedModel {
 
   /** Bytes this model holds: weights plus its context (KV cache and compute buffers). */
   get memoryBytes(): number {
-    return this.model.size + this.context.stateSize;
+    return this.model.size + this.context.stateSize + this.embeddings.stateBytes;
   }
 
   /** Loads `ggufPath` (the spec's file, or its converted GGUF) with one context of `parallel` slots. */
   static async load(llama: Llama, spec: ModelSpec, ggufPath: string, options: LoadOptions): Promise<LoadedModel> {
     const started = performance.now();
-    const model = await llama.loadModel({ modelPath: ggufPath });
+    const pooling = poolingPlan(ggufPath);
+    const model = await llama.loadModel({ modelPath: ggufPath, metadataOverrides: pooling.overrides });
     try {
       const contextSize = options.ctxSize ?? Math.min(model.trainContextSize, options.ctxCap);
       const context = await model.createContext({
@@ -123,7 +136,7 @@ export class LoadedModel {
         typeof source === "string"
           ? await JinjaChatTemplate.create(source, { bosToken: tokenText(model.tokens.bos), eosToken: tokenText(model.tokens.eos) })
           : new TranscriptChatTemplate();
-      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options, native);
+      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options, native, pooling);
     } catch (e) {
       await model.dispose();
       throw e;
@@ -372,6 +385,7 @@ export class LoadedModel {
 
   async dispose(): Promise<void> {
     this.slots.rejectWaiters(new Error(`model "${this.spec.name}" was unloaded`));
+    await this.embeddings.dispose();
     await this.context.dispose();
     await this.model.dispose();
   }

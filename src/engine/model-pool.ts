@@ -7,7 +7,7 @@ import { ModelLoadError, ModelUnusableError } from "./errors.js";
 import { LoadedModel, type LoadOptions } from "./loaded-model.js";
 import type { ProbeGate, UnusableModel } from "./isolation/probe-gate.js";
 import type { PoolThreadReserve } from "./pool-reserve.js";
-import { servableModels, unservableReason } from "./servability.js";
+import { type ModelUse, servableModels, unservableReason } from "./servability.js";
 import type { OneTokenThreads } from "./thread-chooser.js";
 
 export interface PoolOptions extends LoadOptions {
@@ -84,12 +84,12 @@ export class ModelPool {
 
   constructor(private readonly registry: Registry, private readonly options: PoolOptions) {}
 
-  /** The spec for a name, or a typed error: ModelNotFoundError, ModelUnusableError. */
-  resolve(name: string): ModelSpec {
+  /** The spec for a name, or a typed error: ModelNotFoundError, ModelUnusableError (also: an embedding model asked to generate). */
+  resolve(name: string, use: ModelUse = "generate"): ModelSpec {
     const spec = this.registry.find(name);
     // Offer what /v1/models lists.
     if (!spec) throw new ModelNotFoundError(name, this.servable().map((m) => m.name));
-    const reason = unservableReason(spec);
+    const reason = unservableReason(spec, use);
     if (reason) throw new ModelUnusableError(spec.name, reason);
     const crashed = this.options.gate?.knownUnusable(spec);
     if (crashed) throw new ModelUnusableError(spec.name, `${crashed.file} ${crashed.reason}`);
@@ -123,12 +123,12 @@ export class ModelPool {
    * keep_alive) sets how long the model stays loaded once idle; unset, the pool default does. As
    * in Ollama, every request sets it anew, and the one that started last decides.
    */
-  async acquire(name: string, keepAliveMs?: number): Promise<ModelLease> {
+  async acquire(name: string, keepAliveMs?: number, use: ModelUse = "generate"): Promise<ModelLease> {
     if (this.closed) throw new Error("server is shutting down");
-    const spec = this.resolve(name);
+    const spec = this.resolve(name, use);
     const model = this.loaded.get(spec.name)?.model ?? (await this.awaitLoad(spec));
     const entry = this.loaded.get(spec.name);
-    if (!entry || entry.model !== model) return this.acquire(name, keepAliveMs); // unloaded between load and pin
+    if (!entry || entry.model !== model) return this.acquire(name, keepAliveMs, use); // unloaded between load and pin
     this.pin(entry, keepAliveMs ?? this.options.keepAliveMs);
     let released = false;
     return {
@@ -142,8 +142,8 @@ export class ModelPool {
   }
 
   /** Runs `fn` with the model pinned; the usual way to use a model for one request. */
-  async use<T>(name: string, fn: (model: LoadedModel) => Promise<T>, keepAliveMs?: number): Promise<T> {
-    const lease = await this.acquire(name, keepAliveMs);
+  async use<T>(name: string, fn: (model: LoadedModel) => Promise<T>, keepAliveMs?: number, use: ModelUse = "generate"): Promise<T> {
+    const lease = await this.acquire(name, keepAliveMs, use);
     try {
       return await fn(lease.model);
     } finally {

@@ -8,6 +8,7 @@ import { registerTokenize } from "./native/tokenize.js";
 import { registerWsGenerate } from "./native/ws-generate.js";
 import { registerChat } from "./openai/chat.js";
 import { registerCompletions } from "./openai/completions.js";
+import { registerEmbeddings } from "./openai/embeddings.js";
 import { ApiError } from "./errors.js";
 import { toOpenAIError } from "./openai/errors.js";
 import { registerModels } from "./openai/models.js";
@@ -55,6 +56,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   registerChat(app, ctx);
   registerCompletions(app, ctx);
   registerResponses(app, ctx);
+  registerEmbeddings(app, ctx);
   registerWsGenerate(app, ctx);
   registerTokenize(app, ctx);
   await registerOllama(app, ctx);

@@ -132,3 +132,30 @@ export const showBody = {
   anyOf: [{ required: ["model"] }, { required: ["name"] }],
   additionalProperties: false,
 } as const;
+
+export const embedBody = {
+  type: "object",
+  required: ["model", "input"],
+  properties: {
+    model: { type: "string", minLength: 1 },
+    input: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" } }] },
+    truncate: { type: ["boolean", "null"] },
+    dimensions: { type: ["integer", "null"], minimum: 1 },
+    keep_alive: keepAlive,
+    options,
+  },
+  additionalProperties: false,
+} as const;
+
+/** The legacy /api/embeddings body. */
+export const embeddingsBody = {
+  type: "object",
+  required: ["model", "prompt"],
+  properties: {
+    model: { type: "string", minLength: 1 },
+    prompt: { type: "string" },
+    keep_alive: keepAlive,
+    options,
+  },
+  additionalProperties: false,
+} as const;
