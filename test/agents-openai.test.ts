@@ -197,6 +197,31 @@ describe("OpenAI tool calling through the openai SDK (tiny-agent)", () => {
   });
 });
 
+describe("OpenAI tool calling on a template that knows no tools (generic fallback, stories260k-chat)", () => {
+  // stories260K has a 512-token context and a 512-piece vocabulary: the smallest golden tool keeps the described tools inside it.
+  const weather = agentTool("get_time");
+
+  it("required: a JSON call the grammar enforces, arguments valid; streamed the same", async () => {
+    const request: ChatCompletionCreateParamsNonStreaming = { model: STORY_CHAT_MODEL, messages: [{ role: "user", content: "Once upon a time" }], tools: [weather], tool_choice: "required", parallel_tool_calls: false, temperature: 0, max_tokens: 120 };
+    const r = await client.chat.completions.create(request);
+    const [call] = functionCalls(r);
+    assert.equal(call!.function.name, "get_time");
+    assertValid(weather.function.parameters, JSON.parse(call!.function.arguments), "arguments");
+    assert.equal(r.choices[0]!.finish_reason, "tool_calls");
+    const s = await streamed(request);
+    assert.equal(s.calls[0]!.function.arguments, call!.function.arguments);
+  });
+
+  it("auto: the answer is a call or text, never raw JSON in content", async () => {
+    for (const seed of [1, 2, 3]) {
+      const r = await client.chat.completions.create({ model: STORY_CHAT_MODEL, messages: [{ role: "user", content: "Tom and Sue" }], tools: [weather], temperature: 1, seed, max_tokens: 120 });
+      const m = r.choices[0]!.message;
+      if (m.tool_calls?.length) assertValid(weather.function.parameters, JSON.parse((m.tool_calls[0] as { function: { arguments: string } }).function.arguments), "arguments");
+      else if (r.choices[0]!.finish_reason === "stop") assert.ok(!m.content!.trimStart().startsWith("{\"response\""), m.content!);
+    }
+  });
+});
+
 describe("OpenAI reasoning (tiny-agent thinks before arithmetic)", () => {
   const expected = goldenThinking(agentCase("thinking-no-tools").text);
 

@@ -9,7 +9,7 @@ import { REPO_ROOT, tempDir } from "./helpers/paths.js";
 
 /** compatcanary 0.2.2's probes per profile (src/probes.js); `modern` adds the Responses API. */
 const CHAT_PROBES = ["models.list", "chat.basic", "chat.streaming", "chat.tool_call", "chat.structured_output"];
-/** The Responses API (/v1/responses) probes, outside the agents' API contract. */
+/** The Responses API (/v1/responses) probes. */
 const RESPONSES_PROBES = ["responses.basic", "responses.streaming"];
 
 interface ProbeResult {
@@ -51,6 +51,12 @@ function assertAllPass(results: ProbeResult[], ids: string[]): void {
   assert.deepEqual(failing, [], "every probe passes");
 }
 
+/** The run failed only because the model's sampled answer to responses.basic was empty. */
+function onlyEmptyAnswer(results: ProbeResult[]): boolean {
+  const failing = results.filter((r) => r.status !== "pass");
+  return failing.length === 1 && failing[0]!.id === "responses.basic" && failing[0]!.summary === "Expected text in the response output";
+}
+
 describe("compatcanary 0.2.2 against Shimmy (tiny-agent)", () => {
   it("chat profile: every probe passes", async () => {
     const results = await scan("chat");
@@ -58,10 +64,14 @@ describe("compatcanary 0.2.2 against Shimmy (tiny-agent)", () => {
     assertAllPass(results, CHAT_PROBES);
   });
 
-  it("modern profile: every probe passes except the Responses API ones", async () => {
-    const results = await scan("modern");
-    assert.deepEqual(results.map((r) => r.id).sort(), [...CHAT_PROBES, ...RESPONSES_PROBES].sort());
-    // The Responses probes ran (the id list above); their outcome is not part of this contract.
-    assertAllPass(results, CHAT_PROBES);
+  it("modern profile: every probe passes, the Responses API ones included", async () => {
+    const probes = [...CHAT_PROBES, ...RESPONSES_PROBES];
+    let results = await scan("modern");
+    // responses.basic samples at temperature 1 and needs some text, and tiny-agent's first token
+    // ends its answer with probability ~0.12 there: an empty answer is the model's, not the
+    // server's. Only that one failure is run again, a few times.
+    for (let retry = 0; retry < 4 && onlyEmptyAnswer(results); retry++) results = await scan("modern");
+    assert.deepEqual(results.map((r) => r.id).sort(), [...probes].sort());
+    assertAllPass(results, probes);
   });
 });

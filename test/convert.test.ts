@@ -153,6 +153,50 @@ describe("tiny-qwen2 (byte-level BPE, BF16, q/k/v biases) → GGUF", () => {
     }
   });
 
+  it("a byte-level BPE tokenizer that declares BOS only in its post-processor (Llama 3 style) prepends it, as HF's tokenizer does", async () => {
+    // Llama-3-style folders: no add_bos_token key; tokenizer.json's post_processor is a Sequence of
+    // ByteLevel and a TemplateProcessing whose single template starts with the BOS special token.
+    const dir = copyHfFolder(QWEN_HF, join(tmp.path, "qwen-post-processor-bos"));
+    const tcPath = join(dir, "tokenizer_config.json");
+    const tc = JSON.parse(readFileSync(tcPath, "utf8"));
+    delete tc.add_bos_token;
+    delete tc.bos_token;
+    writeFileSync(tcPath, JSON.stringify(tc));
+    const tjPath = join(dir, "tokenizer.json");
+    const tj = JSON.parse(readFileSync(tjPath, "utf8"));
+    const bosText = "<|endoftext|>";
+    const bosId = (tj.added_tokens as { id: number; content: string }[]).find((a) => a.content === bosText)!.id;
+    tj.post_processor = {
+      type: "Sequence",
+      processors: [
+        { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false },
+        { type: "TemplateProcessing", single: [{ SpecialToken: { id: bosText, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }], pair: [], special_tokens: { [bosText]: { id: bosText, ids: [bosId], tokens: [bosText] } } },
+      ],
+    };
+    writeFileSync(tjPath, JSON.stringify(tj));
+    const gguf = out("qwen-post-processor-bos");
+    await convertHfFolder(dir, gguf);
+    const f = readGguf(gguf);
+    assert.equal(f.metadata.get("tokenizer.ggml.add_bos_token"), true);
+    assert.equal(f.metadata.get("tokenizer.ggml.add_eos_token"), false);
+    const model = await loadGguf(gguf);
+    try {
+      // HF's tokenizer applies the template: [BOS] + the text's ids. llama.cpp prepends BOS when the
+      // GGUF says so (Shimmy's prompts do: LoadedModel.tokenizePrompt), and the text's ids are the reference's.
+      const c = (qwenGolden.tokenization as { text: string; ids: number[]; note?: string }[]).find((t) => t.note === undefined && t.text.normalize("NFC") === t.text)!;
+      assert.equal(model.tokens.bos, bosId);
+      assert.equal(model.tokens.shouldPrependBosToken, true);
+      assert.deepEqual(model.tokenize(c.text), c.ids);
+    } finally {
+      await model.dispose();
+    }
+    // The explicit key still wins over the post-processor.
+    writeFileSync(tcPath, JSON.stringify({ ...tc, add_bos_token: false }));
+    const explicit = out("qwen-post-processor-explicit");
+    await convertHfFolder(dir, explicit);
+    assert.equal(readGguf(explicit).metadata.get("tokenizer.ggml.add_bos_token"), false);
+  });
+
   it("q8_0 output keeps the greedy text of the golden prompts", async () => {
     const q = out("qwen-q8");
     await convertHfFolder(QWEN_HF, q, "q8_0");
@@ -326,6 +370,23 @@ describe("bad input: clear errors naming the file or tensor, nothing left in the
       tensors: (ts) => ts.map((t) => (t.name === "model.norm.weight" ? { ...t, dtype: "I32" } : t)),
     });
     await expectFailure(dir, /tensor "model\.norm\.weight" has dtype I32/);
+  });
+
+  it("a tokenizer with an empty vocabulary", async () => {
+    const dir = copyHfFolder(STORIES_HF, join(tmp.path, "emptyvocab"));
+    const tokenizer = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8"));
+    tokenizer.model.vocab = {};
+    tokenizer.model.merges = [];
+    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(tokenizer));
+    await expectFailure(dir, /emptyvocab\/tokenizer\.json: the tokenizer's vocabulary is empty/);
+  });
+
+  it("head counts that do not split hidden_size, even where the tensor shapes still match", async () => {
+    // 12 heads of 64/12 dims: q/o projections stay [64,64], so only the config check can catch it.
+    const fractional = copyHfFolder(STORIES_HF, join(tmp.path, "fractionalheads"), { config: { num_attention_heads: 12, num_key_value_heads: 12, head_dim: undefined } });
+    await expectFailure(fractional, /hidden_size 64 is not divisible by num_attention_heads 12/);
+    const kv = copyHfFolder(STORIES_HF, join(tmp.path, "kvheads"), { config: { num_key_value_heads: 3 } });
+    await expectFailure(kv, /num_attention_heads 8 is not a multiple of num_key_value_heads 3/);
   });
 
   it("ConvertError carries the file", async () => {

@@ -167,7 +167,7 @@ describe("Ollama API with the ollama client", () => {
     const s = await ollama.show({ model: "stories260k-chat" });
     assert.match(s.template, /message\['role'\]/);
     assert.equal(s.details.family, "llama");
-    assert.deepEqual(s.capabilities, ["completion"]);
+    assert.deepEqual(s.capabilities, ["completion", "tools"], "tools through the generic fallback here");
     assert.equal((s.model_info as unknown as Record<string, unknown>)["general.architecture"], "llama");
   });
 
@@ -193,7 +193,7 @@ describe("Ollama API with the ollama client", () => {
       assert.deepEqual(Object.keys(r.json), ["error"], JSON.stringify(r.json));
       assert.match(r.json.error, message);
     }
-    for (const [route, status] of [["embed", 501], ["pull", 501], ["create", 501], ["nothing", 404]] as const) {
+    for (const [route, status] of [["embed", 400], ["pull", 501], ["create", 501], ["nothing", 404]] as const) {
       const r = await postJson(`${server.url}/api/${route}`, { model: "stories260k" });
       assert.equal(r.status, status, route);
       assert.equal(typeof r.json.error, "string");

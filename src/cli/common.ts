@@ -15,6 +15,8 @@ export interface ModelSourceFlags {
   gpu?: string;
   native?: boolean;
   flashAttention?: boolean;
+  isolation?: boolean;
+  probeTimeout?: number;
 }
 
 export function parsePositiveInt(value: string): number {
@@ -49,7 +51,9 @@ export function withEngineOptions(cmd: Command): Command {
     .addOption(new Option("--gpu <mode>", "GPU backend: auto or off (SHIMMY_GPU)").choices(["auto", "off"]))
     .option("--native", "use the CPU backend compiled by `shimmy build-native` (the default once it exists; SHIMMY_NATIVE=1)")
     .option("--no-native", "use node-llama-cpp's prebuilt binary even when a native build exists (SHIMMY_NATIVE=0)")
-    .option("--no-flash-attention", "disable llama.cpp flash attention (SHIMMY_FLASH_ATTENTION=0)");
+    .option("--no-flash-attention", "disable llama.cpp flash attention (SHIMMY_FLASH_ATTENTION=0)")
+    .option("--no-isolation", "load model files without first trying them in a child process: a file that makes llama.cpp abort then ends this process (SHIMMY_ISOLATION=0)")
+    .option("--probe-timeout <seconds>", "time a new model file's trial in a child process may take (default 300; SHIMMY_PROBE_TIMEOUT)", parsePositiveInt);
 }
 
 export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {}): Config {
@@ -64,6 +68,8 @@ export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {})
       gpu: flags.gpu === undefined ? undefined : flags.gpu === "auto" ? "auto" : false,
       nativeBuild: flags.native,
       flashAttention: flags.flashAttention === false ? false : undefined,
+      isolation: flags.isolation === false ? false : undefined,
+      probeTimeoutMs: flags.probeTimeout === undefined ? undefined : flags.probeTimeout * 1000,
       ...extra,
     },
     process.env,

@@ -1,9 +1,8 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { createRequire } from "node:module";
 import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
-import { servableModels } from "../engine/servability.js";
 import { startServer } from "../server/server.js";
-import { type Config, parseDuration, splitList } from "../config/config.js";
+import { type Config, DEFAULT_PORT, parseDuration, splitList } from "../config/config.js";
 import { isLoopbackHost } from "../server/access.js";
 import { configFrom, type ModelSourceFlags, parseNonNegativeInt, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { bold, describeThreads, dim, green } from "./output.js";
@@ -55,6 +54,21 @@ function parseBind(value: string): { host?: string; port?: number; auto: boolean
   const port = m[3] === undefined ? undefined : Number(m[3]);
   if (port !== undefined && port > 65535) throw new InvalidArgumentError(`port ${port} is out of range`);
   return { host, port, auto: false };
+}
+
+/** One line for the ways binding the port fails, or undefined for any other error. */
+function listenFailure(e: NodeJS.ErrnoException, host: string, port: number): string | undefined {
+  const at = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  switch (e.code) {
+    case "EADDRINUSE":
+      return `cannot listen on ${at}: the port is already in use (choose another with --port N, or --bind auto for the first free one from ${DEFAULT_PORT})`;
+    case "EACCES":
+      return `cannot listen on ${at}: permission denied (ports below 1024 need privileges; try --port N or --bind auto)`;
+    case "EADDRNOTAVAIL":
+      return `cannot listen on ${at}: ${host} is not an address of this machine (see --bind)`;
+    default:
+      return undefined;
+  }
 }
 
 export function registerServe(program: Command): void {
@@ -115,8 +129,16 @@ export function registerServe(program: Command): void {
       if (config.apiKeys.length === 0 && !isLoopbackHost(config.host)) {
         console.warn(`warning: listening on ${config.host} without an API key: anyone who can reach this address can use the server (--api-key; docs/security.md)`);
       }
-      const server = await startServer(config, version, { level: flags.log ?? "warn" });
-      const models = servableModels(server.ctx.registry.all());
+      let server: Awaited<ReturnType<typeof startServer>>;
+      try {
+        server = await startServer(config, version, { level: flags.log ?? "warn" });
+      } catch (e) {
+        const reason = listenFailure(e as NodeJS.ErrnoException, config.host, config.port);
+        if (!reason) throw e;
+        console.error(`shimmy: ${reason}`);
+        process.exit(1);
+      }
+      const models = server.ctx.pool.servable();
       if (flags.json) {
         console.log(JSON.stringify({ event: "listening", url: server.url, port: server.port, version, models: models.map((m) => m.name) }));
       } else {

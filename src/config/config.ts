@@ -75,6 +75,13 @@ export interface Config {
   /** Time a client has to send a request's headers, then the whole request; slower clients get 408. 0 = no limit. */
   headersTimeoutMs: number;
   readTimeoutMs: number;
+  /**
+   * Try every new or changed model file in a short-lived child process before loading it here, so
+   * a file that makes llama.cpp abort cannot take the server down (docs/security.md, "Crash isolation").
+   */
+  isolation: boolean;
+  /** How long that trial may take before the file is refused as hanging. */
+  probeTimeoutMs: number;
 }
 
 export const DEFAULT_PORT = 11435;
@@ -139,6 +146,8 @@ export interface ConfigOverrides {
   bodyLimit?: number;
   maxMessages?: number;
   drainTimeoutMs?: number;
+  isolation?: boolean;
+  probeTimeoutMs?: number;
 }
 
 /**
@@ -146,6 +155,18 @@ export interface ConfigOverrides {
  * negative number (forever). Returns milliseconds.
  */
 export function parseDuration(value: string | number): number {
+  return inDurationRange(value, parseDurationMs(value));
+}
+
+/** Go's time.Duration limit (~292 years), which Ollama's keep_alive shares; beyond it, dates overflow too. */
+const MAX_DURATION_MS = Number(2n ** 63n / 1_000_000n);
+
+function inDurationRange(value: string | number, ms: number): number {
+  if (!(Math.abs(ms) <= MAX_DURATION_MS)) throw new Error(`"${value}" is out of range (a duration is at most 2562047h)`);
+  return ms;
+}
+
+function parseDurationMs(value: string | number): number {
   if (typeof value === "number") {
     if (!Number.isFinite(value)) throw new Error(`${value} is not a duration`);
     return value * 1000;
@@ -289,5 +310,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     // Node requires headersTimeout <= requestTimeout unless the latter is off (0).
     headersTimeoutMs: readTimeoutMs > 0 ? Math.min(headersTimeoutMs, readTimeoutMs) : headersTimeoutMs,
     readTimeoutMs,
+    isolation: overrides.isolation ?? env.SHIMMY_ISOLATION !== "0",
+    probeTimeoutMs: overrides.probeTimeoutMs ?? (envInt(env, "SHIMMY_PROBE_TIMEOUT") ?? 300) * 1000,
   };
 }

@@ -1,8 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { FormatError } from "../formats/errors.js";
+import { readGguf } from "../formats/gguf.js";
 import { readHfFolder } from "../formats/hf-folder.js";
 import { type ConvertProgress, convertHfFolder, type RequestedType } from "./convert.js";
+import { ConvertError } from "./errors.js";
 
 /** Bump when the converter's output for the same input changes, so old cache entries are not served. */
 export const CONVERTER_VERSION = 1;
@@ -59,6 +62,7 @@ export class ConversionCache {
     const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     try {
       await convertHfFolder(folder, tmp, type, onProgress);
+      verifyOutput(tmp, folder);
       renameSync(tmp, target);
       return target;
     } catch (e) {
@@ -78,5 +82,15 @@ export class ConversionCache {
         // another process removed or renamed it
       }
     }
+  }
+}
+
+/** Reads the written GGUF back with the same checks discovery applies, so a bad file is never cached. */
+function verifyOutput(gguf: string, folder: string): void {
+  try {
+    readGguf(gguf, { maxArrayLength: 0 });
+  } catch (e) {
+    if (e instanceof FormatError) throw new ConvertError(folder, `the converted GGUF is invalid: ${e.reason}`);
+    throw e;
   }
 }

@@ -1,8 +1,9 @@
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { FormatError } from "../formats/errors.js";
 import { GgufValueType } from "../formats/gguf.js";
 import type { GgufWriteValue } from "../formats/gguf-writer.js";
 import type { HfFolder } from "../formats/hf-folder.js";
+import { readJsonObject } from "../formats/json.js";
 import { str, u32 } from "./architectures/decoder.js";
 import { ConvertError } from "./errors.js";
 
@@ -19,6 +20,32 @@ interface TokenizerJson {
   added_tokens?: { id: number; content: string; special?: boolean }[];
   normalizer?: unknown;
   pre_tokenizer?: unknown;
+  post_processor?: unknown;
+}
+
+type TemplatePiece = { SpecialToken?: { id?: unknown } } | { Sequence?: unknown };
+type PostProcessor = { type?: string; processors?: PostProcessor[]; single?: TemplatePiece[]; cls?: unknown; sep?: unknown };
+
+/**
+ * What tokenizer.json's post-processor adds around a single text: Llama-3-style tokenizers
+ * declare BOS only there (a TemplateProcessing, often inside a Sequence with ByteLevel), with no
+ * add_bos_token key in tokenizer_config.json. BERT/RoBERTa processors add CLS and SEP.
+ */
+function postProcessorSpecials(node: unknown): { bos?: string; eos?: string } {
+  if (!node || typeof node !== "object") return {};
+  const p = node as PostProcessor;
+  if (p.type === "Sequence" && Array.isArray(p.processors)) {
+    return p.processors.reduce<{ bos?: string; eos?: string }>((found, child) => ({ ...found, ...postProcessorSpecials(child) }), {});
+  }
+  if ((p.type === "BertProcessing" || p.type === "RobertaProcessing") && Array.isArray(p.cls) && Array.isArray(p.sep)) {
+    return { bos: String(p.cls[0]), eos: String(p.sep[0]) };
+  }
+  if (p.type !== "TemplateProcessing" || !Array.isArray(p.single) || p.single.length === 0) return {};
+  const special = (piece: TemplatePiece | undefined): string | undefined => {
+    const id = piece && "SpecialToken" in piece ? piece.SpecialToken?.id : undefined;
+    return typeof id === "string" ? id : undefined;
+  };
+  return { bos: special(p.single[0]), eos: p.single.length > 1 ? special(p.single[p.single.length - 1]) : undefined };
 }
 
 /** Pre-tokenizer regexes llama.cpp knows by name (llama-vocab.cpp), matched exactly. */
@@ -55,9 +82,10 @@ export function detectPreTokenizer(pre: unknown, file: string): string {
 function readTokenizerJson(dir: string): TokenizerJson {
   const path = join(dir, "tokenizer.json");
   try {
-    return JSON.parse(readFileSync(path, "utf8")) as TokenizerJson;
+    return readJsonObject(path, "the tokenizer") as TokenizerJson;
   } catch (e) {
-    throw new ConvertError(path, `cannot read tokenizer: ${(e as Error).message}`);
+    if (e instanceof FormatError) throw new ConvertError(path, `cannot read tokenizer: ${e.reason}`);
+    throw e;
   }
 }
 
@@ -76,15 +104,22 @@ export function convertTokenizer(folder: HfFolder, vocabSize: number): Map<strin
   const file = join(folder.dir, "tokenizer.json");
   const tj = readTokenizerJson(folder.dir);
   const model = tj.model;
-  if (!model || model.type !== "BPE" || typeof model.vocab !== "object") {
+  if (!model || typeof model !== "object" || model.type !== "BPE" || typeof model.vocab !== "object" || model.vocab === null || Array.isArray(model.vocab)) {
     throw new ConvertError(file, `tokenizer model "${model?.type ?? "missing"}" is not supported (BPE with byte fallback or byte-level BPE are)`);
   }
-  const added = tj.added_tokens ?? [];
+  const added = Array.isArray(tj.added_tokens) ? tj.added_tokens : [];
   const byId = new Map<number, string>();
-  for (const [tok, id] of Object.entries(model.vocab)) byId.set(id, tok);
-  for (const a of added) byId.set(a.id, a.content);
-  const maxId = Math.max(...byId.keys());
-  if (maxId >= vocabSize) throw new ConvertError(file, `token id ${maxId} is outside config.json's vocab_size ${vocabSize}`);
+  const addToken = (id: unknown, text: unknown): void => {
+    if (!Number.isSafeInteger(id) || (id as number) < 0 || typeof text !== "string") {
+      throw new ConvertError(file, `token ${JSON.stringify(text)?.slice(0, 80)} has an invalid id ${JSON.stringify(id)?.slice(0, 80)}`);
+    }
+    if ((id as number) >= vocabSize) throw new ConvertError(file, `token id ${id as number} is outside config.json's vocab_size ${vocabSize}`);
+    byId.set(id as number, text);
+  };
+  for (const [tok, id] of Object.entries(model.vocab)) addToken(id, tok);
+  for (const a of added) addToken(a?.id, a?.content);
+  // A model with no vocabulary converts to a GGUF llama.cpp cannot tokenize with.
+  if (Object.keys(model.vocab).length === 0) throw new ConvertError(file, "the tokenizer's vocabulary is empty");
   const idOf = (text: string | undefined): number | undefined => {
     if (text === undefined) return undefined;
     const a = added.find((t) => t.content === text);
@@ -139,7 +174,8 @@ export function convertTokenizer(folder: HfFolder, vocabSize: number): Map<strin
   const tc = folder.tokenizerConfig;
   const cfg = folder.config.raw;
   const firstId = (v: unknown): number | undefined => (typeof v === "number" ? v : Array.isArray(v) && typeof v[0] === "number" ? v[0] : undefined);
-  const bos = idOf(tc?.bosToken) ?? (tc?.raw.bos_token === null ? undefined : firstId(cfg.bos_token_id));
+  const processed = postProcessorSpecials(tj.post_processor);
+  const bos = idOf(tc?.bosToken) ?? (tc?.raw.bos_token === null ? undefined : firstId(cfg.bos_token_id)) ?? idOf(processed.bos);
   const eos = idOf(tc?.eosToken) ?? firstId(cfg.eos_token_id);
   const pad = idOf(tc?.padToken) ?? firstId(cfg.pad_token_id);
   if (bos !== undefined) meta.set("tokenizer.ggml.bos_token_id", u32(bos));
@@ -147,8 +183,10 @@ export function convertTokenizer(folder: HfFolder, vocabSize: number): Map<strin
   if (unk !== undefined) meta.set("tokenizer.ggml.unknown_token_id", u32(unk));
   if (pad !== undefined) meta.set("tokenizer.ggml.padding_token_id", u32(pad));
   // Written explicitly: llama.cpp's defaults differ per pre-tokenizer (llama-bpe adds BOS).
-  meta.set("tokenizer.ggml.add_bos_token", { type: GgufValueType.BOOL, value: tc?.addBosToken ?? (spm && bos !== undefined) });
-  meta.set("tokenizer.ggml.add_eos_token", { type: GgufValueType.BOOL, value: tc?.addEosToken ?? false });
+  // Precedence: tokenizer_config.json's explicit keys, then the post-processor, then the type's default.
+  const processorAdds = (text: string | undefined): boolean | undefined => (text === undefined ? undefined : idOf(text) !== undefined);
+  meta.set("tokenizer.ggml.add_bos_token", { type: GgufValueType.BOOL, value: tc?.addBosToken ?? processorAdds(processed.bos) ?? (spm && bos !== undefined) });
+  meta.set("tokenizer.ggml.add_eos_token", { type: GgufValueType.BOOL, value: tc?.addEosToken ?? processorAdds(processed.eos) ?? false });
   if (spm) {
     const norms = flatten(tj.normalizer, "normalizers");
     const pres = flatten(tj.pre_tokenizer, "pretokenizers");

@@ -58,7 +58,8 @@ export class JinjaChatTemplate {
     return this.template.render({
       ...options.variables,
       messages: messages.map(hfMessage),
-      ...(options.tools?.length ? { tools: options.tools.map(hfTool) } : {}),
+      // Set even when absent, so chat_template_kwargs cannot offer tools the parser will not read.
+      tools: options.tools?.length ? options.tools.map(hfTool) : undefined,
       add_generation_prompt: true,
       bos_token: this.ctx.bosToken,
       eos_token: this.ctx.eosToken,

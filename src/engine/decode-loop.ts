@@ -27,18 +27,18 @@ export interface DecodeJobOptions {
   cache: Token[];
 }
 
-/**
- * One request's generation inside the loop: its pending input, and a queue of sampled tokens
- * for the consumer. The loop keeps feeding each sampled token back as the next input on its
- * own, so a job takes part in every step until it ends — no consumer needs to ask in time for
- * the next batch, and a slow reader never delays the other streams.
- */
 /** A sampled token, with the probe's distribution at that step when asked for ([id, p, id, p, …], best first). */
 export interface SampledToken {
   token: Token;
   distribution?: number[];
 }
 
+/**
+ * One request's generation inside the loop: its pending input, and a queue of sampled tokens
+ * for the consumer. The loop keeps feeding each sampled token back as the next input on its
+ * own, so a job takes part in every step until it ends — no consumer needs to ask in time for
+ * the next batch, and a slow reader never delays the other streams.
+ */
 export class DecodeJob {
   pending: Token[];
   position: number;

@@ -10,9 +10,17 @@ export class ContextOverflowError extends Error {
 
 /** A request the engine cannot run as asked (e.g. a logit_bias token id outside the vocabulary). */
 export class InvalidGenerationError extends Error {
-  override readonly name = "InvalidGenerationError";
+  override readonly name: string = "InvalidGenerationError";
   constructor(message: string, readonly param?: string) {
     super(message);
+  }
+}
+
+/** A token id the model's vocabulary does not have (detokenizing it would crash llama.cpp). */
+export class InvalidTokenError extends InvalidGenerationError {
+  override readonly name = "InvalidTokenError";
+  constructor(readonly token: number, readonly vocabSize: number, param = "tokens") {
+    super(`token id ${token} is outside the model's vocabulary (0..${vocabSize - 1})`, param);
   }
 }
 
@@ -44,5 +52,13 @@ export class RequestTimeoutError extends Error {
   override readonly name = "RequestTimeoutError";
   constructor(readonly timeoutMs: number) {
     super(`the request did not finish within the server's ${Math.round(timeoutMs / 1000)} s limit`);
+  }
+}
+
+/** An embedding input longer than the model's context, where cutting it was not asked for. */
+export class InputTooLongError extends Error {
+  override readonly name = "InputTooLongError";
+  constructor(readonly index: number, readonly tokens: number, readonly contextSize: number) {
+    super(`input ${index} is ${tokens} tokens, but the model's context holds ${contextSize}; shorten it, let it be cut (Ollama's truncate), or raise --ctx-size`);
   }
 }

@@ -3,9 +3,12 @@ import type { Config } from "../config/config.js";
 import type { ModelSpec } from "../discovery/types.js";
 import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
 import { DecodeJob, DecodeLoop } from "./decode-loop.js";
-import { ContextOverflowError, InvalidGenerationError, RequestTimeoutError } from "./errors.js";
+import { EmbeddingContext } from "./embedding-context.js";
+import { type PoolingPlan, poolingPlan } from "./embedding-pooling.js";
+import { ContextOverflowError, InvalidGenerationError, InvalidTokenError, RequestTimeoutError } from "./errors.js";
 import type { OutputParser } from "./chat-format/types.js";
 import { type NativeGrammar, type NativeHandles, type NativeSampler, nativeHandles } from "./native-context.js";
+import { checkGrammarBounds } from "./grammar/gbnf-limits.js";
 import { OutputAssembler } from "./output-assembler.js";
 import { detectOutputFormat, type ModelOutputFormat, outputPlan, renderPlan } from "./output-plan.js";
 import { nativeSamplerConfig } from "./sampler-config.js";
@@ -39,6 +42,8 @@ export function forChoice(prepared: PreparedGeneration, index: number): Prepared
   return { ...prepared, request: { ...prepared.request, sampling: { ...prepared.request.sampling, seed: seed + index } } };
 }
 
+const MAX_STOP_LENGTH = 512;
+
 const emptyOutput = (): GenerationOutput => ({ content: "", reasoning: "", toolCalls: [] });
 
 /** A model with its context and slots, ready to generate. */
@@ -49,8 +54,12 @@ export class LoadedModel {
   private readonly promptBound: PromptBound;
   /** Its tool-call syntax and reasoning, from the chat template and vocabulary. */
   readonly outputFormat: ModelOutputFormat;
-  /** Parsed grammars by text: agents resend the same tools and schemas every turn. */
+  /** Token ids run 0..vocabSize-1; llama.cpp aborts the process on any other. */
+  readonly vocabSize: number;
+  /** Parsed grammars by text (16, least recently used dropped): agents resend the same tools and schemas every turn. */
   private readonly grammars = new Map<string, NativeGrammar>();
+  /** Its embedding context (llama.cpp's is created on the first embedding request). */
+  readonly embeddings: EmbeddingContext;
   /** Requests holding this model (queued or generating); the pool never unloads it while > 0. */
   pins = 0;
   /** When a request last took or let go of it (set by the pool; least recent unloads first). */
@@ -69,6 +78,7 @@ export class LoadedModel {
     readonly loadMs: number,
     private readonly options: LoadOptions,
     private readonly native: NativeHandles,
+    pooling: PoolingPlan,
   ) {
     this.slots = new SlotPool(context.totalSequences, spec.name, options.maxQueue);
     this.loop = new DecodeLoop(native.context, {
@@ -80,7 +90,16 @@ export class LoadedModel {
     });
     this.tokenBytes = new TokenBytes(model);
     this.promptBound = new PromptBound(model);
+    const vocabulary = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens;
+    this.vocabSize = Array.isArray(vocabulary) ? vocabulary.length : (spec.summary?.vocabSize ?? 0);
     this.outputFormat = detectOutputFormat(model, template.kind === "model" ? template.source : undefined);
+    this.embeddings = new EmbeddingContext(model, pooling.pooling, {
+      contextSize,
+      threads: options.batchThreads,
+      flashAttention: options.flashAttention && model.flashAttentionSupported,
+      lora: spec.lora,
+      requestTimeoutMs: options.requestTimeoutMs,
+    });
   }
 
   /** The thread count one-token steps use now, and the measured ms per step by count. */
@@ -90,13 +109,14 @@ export class LoadedModel {
 
   /** Bytes this model holds: weights plus its context (KV cache and compute buffers). */
   get memoryBytes(): number {
-    return this.model.size + this.context.stateSize;
+    return this.model.size + this.context.stateSize + this.embeddings.stateBytes;
   }
 
   /** Loads `ggufPath` (the spec's file, or its converted GGUF) with one context of `parallel` slots. */
   static async load(llama: Llama, spec: ModelSpec, ggufPath: string, options: LoadOptions): Promise<LoadedModel> {
     const started = performance.now();
-    const model = await llama.loadModel({ modelPath: ggufPath });
+    const pooling = poolingPlan(ggufPath);
+    const model = await llama.loadModel({ modelPath: ggufPath, metadataOverrides: pooling.overrides });
     try {
       const contextSize = options.ctxSize ?? Math.min(model.trainContextSize, options.ctxCap);
       const context = await model.createContext({
@@ -123,7 +143,7 @@ export class LoadedModel {
         typeof source === "string"
           ? await JinjaChatTemplate.create(source, { bosToken: tokenText(model.tokens.bos), eosToken: tokenText(model.tokens.eos) })
           : new TranscriptChatTemplate();
-      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options, native);
+      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options, native, pooling);
     } catch (e) {
       await model.dispose();
       throw e;
@@ -136,6 +156,39 @@ export class LoadedModel {
     const bos = this.model.tokens.bos;
     if (bos !== null && this.model.tokens.shouldPrependBosToken && tokens[0] !== bos) tokens.unshift(bos);
     return tokens;
+  }
+
+  /**
+   * Text → tokens as llama.cpp's `llama_tokenize` does: `parseSpecial` reads special-token text
+   * (`<s>`, `<|im_start|>`) as those tokens; `addSpecial` adds BOS (and EOS) where the model's
+   * metadata asks for them.
+   */
+  tokenize(text: string, options: { addSpecial: boolean; parseSpecial: boolean }): Token[] {
+    const tokens = this.model.tokenize(text, options.parseSpecial);
+    if (!options.addSpecial) return tokens;
+    const { bos, eos, shouldPrependBosToken, shouldAppendEosToken } = this.model.tokens;
+    if (bos !== null && shouldPrependBosToken) tokens.unshift(bos);
+    if (eos !== null && shouldAppendEosToken) tokens.push(eos);
+    return tokens;
+  }
+
+  /**
+   * Tokens → text as llama-server's /detokenize writes it: each token's piece (special tokens
+   * written out, the first piece's leading space kept), bytes joined before decoding so a
+   * character split over tokens is whole. An id outside the vocabulary is an InvalidTokenError.
+   */
+  detokenize(ids: readonly number[]): string {
+    return Buffer.concat(ids.map((id) => Buffer.from(this.tokenPiece(id).bytes))).toString("utf8");
+  }
+
+  /** One token's text as it reads inside a text (leading space kept), and its exact UTF-8 bytes. */
+  tokenPiece(id: number): { text: string; bytes: number[] } {
+    return this.tokenBytes.of(this.checkedToken(id));
+  }
+
+  private checkedToken(id: number): Token {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new InvalidTokenError(id, this.vocabSize);
+    return id as Token;
   }
 
   renderChat(request: GenerationRequest): string {
@@ -151,6 +204,9 @@ export class LoadedModel {
 
   /** Tokenizes and validates; throws typed errors before any response is started. */
   prepare(request: GenerationRequest): PreparedGeneration {
+    const longStop = request.stop.find((s) => s.length > MAX_STOP_LENGTH);
+    // Text that might begin a stop string is held back and compared again with every token.
+    if (longStop !== undefined) throw new InvalidGenerationError(`stop strings are at most ${MAX_STOP_LENGTH} characters (one has ${longStop.length})`, "stop");
     const rendered = request.input.kind === "chat" ? this.renderChat(request) : undefined;
     const text = rendered ?? (request.input as { text: string }).text;
     const plan = outputPlan(request, this.outputFormat, rendered);
@@ -180,12 +236,13 @@ export class LoadedModel {
   private parsedGrammar(text: string, param: string): NativeGrammar {
     let grammar = this.grammars.get(text);
     if (!grammar) {
+      checkGrammarBounds(text, param);
       try {
         grammar = this.native.parseGrammar(text);
       } catch (e) {
         throw new InvalidGenerationError(`llama.cpp could not parse the grammar: ${(e as Error).message}`, param);
       }
-      if (this.grammars.size >= 32) this.grammars.delete(this.grammars.keys().next().value!);
+      if (this.grammars.size >= 16) this.grammars.delete(this.grammars.keys().next().value!);
       this.grammars.set(text, grammar);
     } else {
       // Most recently used last: the oldest is dropped first.
@@ -331,6 +388,7 @@ export class LoadedModel {
         usage: { promptTokens: promptTokens.length, completionTokens: generated.length, cachedTokens },
         timings: { queueMs, promptMs: (firstTokenAt ?? end) - started, generationMs: firstTokenAt === undefined ? 0 : end - firstTokenAt },
         tokenIds: generated,
+        ...(finishReason === "stop" && stops.matched !== undefined ? { stopSequence: stops.matched } : {}),
       };
     } finally {
       if (grant) this.slots.release(grant.slot);
@@ -356,6 +414,7 @@ export class LoadedModel {
   async dispose(): Promise<void> {
     this.slots.rejectWaiters(new Error(`model "${this.spec.name}" was unloaded`));
     await this.stopGenerations(`model "${this.spec.name}" was unloaded`);
+    await this.embeddings.dispose();
     await this.context.dispose();
     await this.model.dispose();
   }

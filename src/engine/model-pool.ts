@@ -5,8 +5,9 @@ import type { ModelSpec } from "../discovery/types.js";
 import { ModelNotFoundError, type Registry } from "../registry/registry.js";
 import { ModelLoadError, ModelUnusableError } from "./errors.js";
 import { LoadedModel, type LoadOptions } from "./loaded-model.js";
+import type { ProbeGate, UnusableModel } from "./isolation/probe-gate.js";
 import type { PoolThreadReserve } from "./pool-reserve.js";
-import { servableModels, unservableReason } from "./servability.js";
+import { type ModelUse, servableModels, unservableReason } from "./servability.js";
 import type { OneTokenThreads } from "./thread-chooser.js";
 
 export interface PoolOptions extends LoadOptions {
@@ -22,6 +23,8 @@ export interface PoolOptions extends LoadOptions {
   keepAliveMs: number;
   /** Parks libuv's spare pool threads while models are loaded and lends one to each load. */
   libuvReserve?: PoolThreadReserve;
+  /** Tries each model file in a child process before it is loaded here (crash isolation); absent = off. */
+  gate?: ProbeGate;
   /** Told about loads and unloads (for logs). */
   onEvent?: (event: { type: "load" | "unload"; model: string; reason?: string; ms?: number }) => void;
 }
@@ -34,6 +37,8 @@ export interface LoadedModelInfo {
   queued: number;
   pins: number;
   memoryBytes: number;
+  /** How long its load took (ms; not counting a SafeTensors conversion). */
+  loadMs: number;
   /** Threads one-token steps use now, and the measured ms per one-token step by thread count. */
   oneTokenThreads: OneTokenThreads;
   /** When the idle timer will unload it (ms since epoch), null = not scheduled. */
@@ -48,6 +53,9 @@ export interface ModelLease {
   /** Unpins the model; once nothing holds it, its idle time (keep-alive) starts. */
   release(): void;
 }
+
+/** The longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Entry {
   model: LoadedModel;
@@ -67,6 +75,8 @@ interface Entry {
 export class ModelPool {
   private readonly loaded = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<LoadedModel>>();
+  /** Requests waiting for their model's load, by model name. */
+  private readonly awaitingLoad = new Map<string, number>();
   private readonly idleWaiters: (() => void)[] = [];
   /** Loads run one at a time, so two loads cannot both see room for one model. */
   private loadChain: Promise<unknown> = Promise.resolve();
@@ -74,14 +84,38 @@ export class ModelPool {
 
   constructor(private readonly registry: Registry, private readonly options: PoolOptions) {}
 
-  /** The spec for a name, or a typed error: ModelNotFoundError, ModelUnusableError. */
-  resolve(name: string): ModelSpec {
+  /** The spec for a name, or a typed error: ModelNotFoundError, ModelUnusableError (also: an embedding model asked to generate). */
+  resolve(name: string, use: ModelUse = "generate"): ModelSpec {
     const spec = this.registry.find(name);
     // Offer what /v1/models lists.
-    if (!spec) throw new ModelNotFoundError(name, servableModels(this.registry.all()).map((m) => m.name));
-    const reason = unservableReason(spec);
+    if (!spec) throw new ModelNotFoundError(name, this.servable().map((m) => m.name));
+    const reason = unservableReason(spec, use);
     if (reason) throw new ModelUnusableError(spec.name, reason);
+    const crashed = this.options.gate?.knownUnusable(spec);
+    if (crashed) throw new ModelUnusableError(spec.name, `${crashed.file} ${crashed.reason}`);
     return spec;
+  }
+
+  /** The models that can answer requests: servable, and not known to crash llama.cpp. */
+  servable(): ModelSpec[] {
+    const gate = this.options.gate;
+    const specs = servableModels(this.registry.all());
+    return gate ? specs.filter((s) => !gate.knownUnusable(s)) : specs;
+  }
+
+  /** Models whose file crashed a probe (this run or a cached verdict for the file as it is now). */
+  unusable(): UnusableModel[] {
+    const gate = this.options.gate;
+    if (!gate) return [];
+    return servableModels(this.registry.all()).flatMap((s) => {
+      const known = gate.knownUnusable(s);
+      return known ? [{ model: known.model, file: known.file, reason: known.reason }] : [];
+    });
+  }
+
+  /** Probe children this pool has started (0 when isolation is off). */
+  get probesRun(): number {
+    return this.options.gate?.probesRun ?? 0;
   }
 
   /**
@@ -89,12 +123,12 @@ export class ModelPool {
    * keep_alive) sets how long the model stays loaded once idle; unset, the pool default does. As
    * in Ollama, every request sets it anew, and the one that started last decides.
    */
-  async acquire(name: string, keepAliveMs?: number): Promise<ModelLease> {
+  async acquire(name: string, keepAliveMs?: number, use: ModelUse = "generate"): Promise<ModelLease> {
     if (this.closed) throw new Error("server is shutting down");
-    const spec = this.resolve(name);
-    const model = this.loaded.get(spec.name)?.model ?? (await this.loadShared(spec));
+    const spec = this.resolve(name, use);
+    const model = this.loaded.get(spec.name)?.model ?? (await this.awaitLoad(spec));
     const entry = this.loaded.get(spec.name);
-    if (!entry || entry.model !== model) return this.acquire(name, keepAliveMs); // unloaded between load and pin
+    if (!entry || entry.model !== model) return this.acquire(name, keepAliveMs, use); // unloaded between load and pin
     this.pin(entry, keepAliveMs ?? this.options.keepAliveMs);
     let released = false;
     return {
@@ -108,8 +142,8 @@ export class ModelPool {
   }
 
   /** Runs `fn` with the model pinned; the usual way to use a model for one request. */
-  async use<T>(name: string, fn: (model: LoadedModel) => Promise<T>, keepAliveMs?: number): Promise<T> {
-    const lease = await this.acquire(name, keepAliveMs);
+  async use<T>(name: string, fn: (model: LoadedModel) => Promise<T>, keepAliveMs?: number, use: ModelUse = "generate"): Promise<T> {
+    const lease = await this.acquire(name, keepAliveMs, use);
     try {
       return await fn(lease.model);
     } finally {
@@ -135,10 +169,32 @@ export class ModelPool {
       void this.unload(model.spec.name, "keep_alive 0");
     } else if (entry.keepAliveMs > 0) {
       entry.expiresAt = Date.now() + entry.keepAliveMs;
-      entry.timer = setTimeout(() => void this.unload(model.spec.name, "idle keep-alive expired"), entry.keepAliveMs);
-      entry.timer.unref();
+      this.armIdleTimer(entry, entry.expiresAt);
     }
     for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /**
+   * Unloads the idle model at `expiresAt`. Node fires a timer longer than 2^31-1 ms (~24.8 days)
+   * at once, so a longer keep-alive waits in steps of at most that.
+   */
+  private armIdleTimer(entry: Entry, expiresAt: number): void {
+    const left = expiresAt - Date.now();
+    entry.timer = left > MAX_TIMER_MS
+      ? setTimeout(() => this.armIdleTimer(entry, expiresAt), MAX_TIMER_MS)
+      : setTimeout(() => void this.unload(entry.model.spec.name, "idle keep-alive expired"), Math.max(0, left));
+    entry.timer.unref();
+  }
+
+  private async awaitLoad(spec: ModelSpec): Promise<LoadedModel> {
+    this.awaitingLoad.set(spec.name, (this.awaitingLoad.get(spec.name) ?? 0) + 1);
+    try {
+      return await this.loadShared(spec);
+    } finally {
+      const n = this.awaitingLoad.get(spec.name)! - 1;
+      if (n === 0) this.awaitingLoad.delete(spec.name);
+      else this.awaitingLoad.set(spec.name, n);
+    }
   }
 
   private loadShared(spec: ModelSpec): Promise<LoadedModel> {
@@ -178,6 +234,8 @@ export class ModelPool {
           : spec.files[0]!;
       const model = await this.serialized(async () => {
         await this.makeRoom(spec);
+        // After making room: the probe child holds the model in memory too, while it runs.
+        await this.options.gate?.check(spec, ggufPath);
         return LoadedModel.load(await this.options.runtime(), spec, ggufPath, this.options);
       });
       if (this.closed) {
@@ -189,7 +247,7 @@ export class ModelPool {
       this.options.onEvent?.({ type: "load", model: spec.name, ms: Math.round(model.loadMs) });
       return model;
     } catch (e) {
-      if (e instanceof ModelLoadError) throw e;
+      if (e instanceof ModelLoadError || e instanceof ModelUnusableError) throw e;
       throw new ModelLoadError(spec.name, e);
     } finally {
       giveBack?.();
@@ -241,6 +299,7 @@ export class ModelPool {
       queued: m.slots.queueLength,
       pins: m.pins,
       memoryBytes: m.memoryBytes,
+      loadMs: m.loadMs,
       oneTokenThreads: m.oneTokenThreads,
       expiresAt,
       keepAliveMs,
@@ -255,6 +314,11 @@ export class ModelPool {
       queued: m.slots.queueLength,
       slots: m.slots.slots.map((s) => ({ id: s.id, busy: s.busy, cachedTokens: s.tokens.length })),
     }));
+  }
+
+  /** Requests waiting for a model that is loading (not yet in a slot queue), by model name. */
+  waitingForLoad(): ReadonlyMap<string, number> {
+    return this.awaitingLoad;
   }
 
   /** Requests holding a model right now (queued or generating). */
@@ -272,6 +336,7 @@ export class ModelPool {
   /** Unloads everything; later acquires fail. */
   async close(): Promise<void> {
     this.closed = true;
+    this.options.gate?.close();
     for (const wake of this.idleWaiters.splice(0)) wake();
     await Promise.allSettled([...this.loading.values()]);
     const entries = [...this.loaded.values()];

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { NATIVE_CMAKE_OPTIONS } from "./llama.js";
 
 /** node-llama-cpp's package folder, or undefined when it cannot be resolved. */
-function nodeLlamaCppRoot(): string | undefined {
+export function nodeLlamaCppRoot(): string | undefined {
   try {
     // Its entry point is dist/index.js.
     return join(dirname(fileURLToPath(import.meta.resolve("node-llama-cpp"))), "..");

@@ -90,7 +90,10 @@ export function nativeHandles(llama: Llama, model: LlamaModel, context: LlamaCon
     createSampler: () => new Sampler!(addonModel),
     parseGrammar: (gbnf) => {
       const grammar = new Grammar!(gbnf, { addonExports: bindings, rootRuleName: "root" });
-      return { newState: () => new GrammarState!(addonModel, grammar) };
+      // A state made from the grammar parses its text again; cloning a pristine one does not.
+      const pristine = new GrammarState!(addonModel, grammar);
+      const clone = GrammarState as unknown as new (existing: object) => object;
+      return { newState: () => new clone(pristine) };
     },
   };
 }

@@ -47,6 +47,27 @@ export interface OutputPlan {
   renderSpecialTokens: boolean;
 }
 
+/** Nesting allowed in a request's schemas: real ones are a few levels deep; deeper ones overflow the stack in the walks and renderers. */
+const MAX_SCHEMA_NESTING = 100;
+
+/** How deep a JSON value nests, iteratively (the value may be deeper than the stack allows). */
+function nesting(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (!v || typeof v !== "object") continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > MAX_SCHEMA_NESTING) return deepest;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+function checkNesting(value: unknown, param: string): void {
+  if (nesting(value) > MAX_SCHEMA_NESTING) throw new InvalidGenerationError(`the schema nests deeper than ${MAX_SCHEMA_NESTING} levels`, param);
+}
+
 const activeTools = (request: GenerationRequest): ToolSpec[] | undefined => (request.tools?.length && request.toolChoice?.mode !== "none" ? request.tools : undefined);
 const choiceOf = (request: GenerationRequest): ToolChoice => request.toolChoice ?? { mode: "auto" };
 
@@ -60,6 +81,7 @@ export function renderPlan(request: GenerationRequest, out: ModelOutputFormat, t
   const messages = request.input.messages;
   const tools = activeTools(request);
   if (!tools) return { messages };
+  for (const t of tools) checkNesting(t.parameters, "tools");
   if (out.format.templateHandlesTools && templateUsesTools) return { messages, templateTools: tools };
   const prompt = genericToolsSystemPrompt(tools, choiceOf(request), request.parallelToolCalls ?? true);
   const [first, ...rest] = messages;
@@ -92,12 +114,16 @@ export function outputPlan(request: GenerationRequest, out: ModelOutputFormat, r
   const chat = request.input.kind === "chat";
   const tools = chat ? activeTools(request) : undefined;
   if (request.reasoning === "require" && out.reasoning === "none") throw new InvalidGenerationError(`"${request.model}" does not support thinking`, "think");
-  if (request.constraint && tools) throw new InvalidGenerationError("a response format cannot be combined with tools; send tool_choice \"none\" or drop one of them", "response_format");
+  if (request.constraint && tools) throw new InvalidGenerationError("a response format (structured output) cannot be combined with tools offered for calling; drop one of them", "response_format");
+  if (request.constraint && request.reasoning === "require") throw new InvalidGenerationError("thinking cannot be combined with a response format: the format's grammar leaves no room for reasoning", "think");
   const reasoning: ReasoningMode = !chat || request.constraint || request.reasoning === "inline" ? "none" : out.reasoning;
   const startsInReasoning = renderedPrompt !== undefined && promptOpensReasoning(renderedPrompt, reasoning);
-  const plan: OutputPlan = { renderSpecialTokens: tools !== undefined && out.specialMarkers };
+  // Markers the parser must see (tool syntax, <think>) may be special tokens, detokenized as "" by default.
+  const plan: OutputPlan = { renderSpecialTokens: (tools !== undefined || reasoning !== "none") && out.specialMarkers };
 
   const c = request.constraint;
+  if (c?.kind === "json_schema") checkNesting(c.schema, "response_format");
+  for (const t of tools ?? []) checkNesting(t.parameters, "tools");
   try {
     if (c?.kind === "gbnf") [plan.grammar, plan.grammarParam] = [c.grammar, "grammar"];
     else if (c?.kind === "json_object") [plan.grammar, plan.grammarParam] = [jsonObjectGrammar(), "response_format"];

@@ -44,6 +44,8 @@ export class TokenTextDecoder {
  */
 export class StopMatcher {
   private buffer = "";
+  /** The stop string that matched, once one has. */
+  matched: string | undefined;
   constructor(private readonly stops: readonly string[]) {}
 
   push(text: string): { emit: string; stopped: boolean } {
@@ -56,7 +58,10 @@ export class StopMatcher {
     let first = -1;
     for (const s of this.stops) {
       const i = this.buffer.indexOf(s);
-      if (i !== -1 && (first === -1 || i < first)) first = i;
+      if (i !== -1 && (first === -1 || i < first)) {
+        first = i;
+        this.matched = s;
+      }
     }
     if (first !== -1) {
       const emit = this.buffer.slice(0, first);

@@ -147,6 +147,8 @@ export interface DoneEvent {
   timings: Timings;
   tokenIds: number[];
   output: GenerationOutput;
+  /** The stop string that ended the generation, when one did (the API reports which). */
+  stopSequence?: string;
 }
 
 /** Receives the output as it becomes final. */

@@ -1,5 +1,5 @@
 import { FormatError } from "./errors.js";
-import { GGML_TYPES, ggmlTensorBytes } from "./ggml-types.js";
+import { GGML_TYPES } from "./ggml-types.js";
 import { PositionedReader } from "./positioned-reader.js";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read little-endian
@@ -10,9 +10,14 @@ export enum GgufValueType {
   STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
 }
 
-/** An array that was stepped over, not decoded (see ReadGgufOptions.maxArrayLength). */
+/** An array that was stepped over past its first elements, not decoded (see ReadGgufOptions.maxArrayLength). */
 export class GgufSkippedArray {
-  constructor(readonly elementType: GgufValueType, readonly length: number) {}
+  constructor(
+    readonly elementType: GgufValueType,
+    readonly length: number,
+    /** The first `previewLength` elements (none unless ReadGgufOptions.previewLength asked for them). */
+    readonly first: GgufValue[] = [],
+  ) {}
 }
 
 /** Metadata values as decoded: 64-bit integers become numbers when safe, bigint otherwise. */
@@ -21,6 +26,8 @@ export type GgufValue = number | bigint | boolean | string | GgufValue[] | GgufS
 export interface ReadGgufOptions {
   /** Arrays longer than this are stepped over and kept as GgufSkippedArray (vocabularies, merges). */
   maxArrayLength?: number;
+  /** How many leading elements of a stepped-over array to keep (default 0). */
+  previewLength?: number;
 }
 
 export interface GgufTensorInfo {
@@ -50,7 +57,10 @@ export interface GgufFile {
 // Smallest possible encodings, used to refuse counts that could not fit in the file.
 const MIN_KV_BYTES = 8 + 4 + 1;
 const MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8;
+// llama.cpp's limits (ggml.h GGML_MAX_DIMS, GGML_MAX_NAME): files past them fail to load there.
 const MAX_DIMS = 4;
+const MAX_TENSOR_NAME_BYTES = 63;
+const INT64_MAX = 2n ** 63n - 1n;
 const FIXED_SIZES: Partial<Record<GgufValueType, number>> = {
   [GgufValueType.UINT8]: 1, [GgufValueType.INT8]: 1, [GgufValueType.BOOL]: 1,
   [GgufValueType.UINT16]: 2, [GgufValueType.INT16]: 2,
@@ -58,6 +68,11 @@ const FIXED_SIZES: Partial<Record<GgufValueType, number>> = {
   [GgufValueType.UINT64]: 8, [GgufValueType.INT64]: 8, [GgufValueType.FLOAT64]: 8,
   [GgufValueType.STRING]: 8,
 };
+
+/** A key or tensor name for an error message: quoted, escaped and cut short (a corrupt file's "names" can be any bytes). */
+function q(name: string): string {
+  return JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);
+}
 
 function toNumberIfSafe(v: bigint): number | bigint {
   return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
@@ -83,11 +98,11 @@ function readScalar(r: PositionedReader, type: GgufValueType, key: string): Gguf
     case GgufValueType.BOOL: {
       const at = r.pos;
       const b = r.u8();
-      if (b > 1) r.fail(`bool value ${b} for key "${key}" is neither 0 nor 1`, at);
+      if (b > 1) r.fail(`bool value ${b} for key ${q(key)} is neither 0 nor 1`, at);
       return b === 1;
     }
-    case GgufValueType.STRING: return readString(r, `string value of "${key}"`);
-    default: return r.fail(`unknown metadata value type ${type as number} for key "${key}"`, r.pos - 4);
+    case GgufValueType.STRING: return readString(r, `string value of ${q(key)}`);
+    default: return r.fail(`unknown metadata value type ${type as number} for key ${q(key)}`, r.pos - 4);
   }
 }
 
@@ -98,13 +113,17 @@ function readScalar(r: PositionedReader, type: GgufValueType, key: string): Gguf
 export function readGguf(path: string, options: ReadGgufOptions = {}): GgufFile {
   const r = new PositionedReader(path);
   try {
-    return parse(r, options.maxArrayLength ?? Number.POSITIVE_INFINITY);
+    return parse(r, options.maxArrayLength ?? Number.POSITIVE_INFINITY, options.previewLength ?? 0);
   } finally {
     r.close();
   }
 }
 
-function parse(r: PositionedReader, maxArrayLength: number): GgufFile {
+/**
+ * Mirrors the checks of llama.cpp's gguf_init_from_file (ggml/src/gguf.cpp), so that a file it
+ * would refuse is refused here, at discovery, rather than when a request loads it.
+ */
+function parse(r: PositionedReader, maxArrayLength: number, previewLength: number): GgufFile {
   if (r.size < 4) r.fail(`truncated: ${r.size} bytes is too small to be a GGUF file`, 0);
   const magic = r.u32();
   if (magic !== GGUF_MAGIC) r.fail(`not a GGUF file (magic 0x${magic.toString(16).padStart(8, "0")})`, 0);
@@ -118,7 +137,10 @@ function parse(r: PositionedReader, maxArrayLength: number): GgufFile {
   const metadata = new Map<string, GgufValue>();
   const metadataTypes = new Map<string, { type: GgufValueType; arrayType?: GgufValueType }>();
   for (let i = 0; i < kvCount; i++) {
+    const keyAt = r.pos;
     const key = readString(r, `key of metadata entry ${i}`);
+    if (key.length === 0) r.fail(`key of metadata entry ${i} is empty`, keyAt);
+    if (metadata.has(key)) r.fail(`duplicate metadata key ${q(key)}`, keyAt);
     const typeAt = r.pos;
     const type = r.u32() as GgufValueType;
     if (type === GgufValueType.ARRAY) {
@@ -126,16 +148,20 @@ function parse(r: PositionedReader, maxArrayLength: number): GgufFile {
       const elemType = r.u32() as GgufValueType;
       const minElem = FIXED_SIZES[elemType];
       if (minElem === undefined) {
-        r.fail(`unsupported array element type ${elemType} for key "${key}"`, elemAt);
+        r.fail(`unsupported array element type ${elemType} for key ${q(key)}`, elemAt);
       }
-      const n = r.count(`array length of "${key}"`, Math.floor(r.remaining / minElem));
+      const n = r.count(`array length of ${q(key)}`, Math.floor(r.remaining / minElem));
       if (n > maxArrayLength) {
+        const kept = Math.min(n, previewLength);
+        const first: GgufValue[] = new Array(kept);
+        for (let j = 0; j < kept; j++) first[j] = readScalar(r, elemType, key);
         if (elemType === GgufValueType.STRING) {
-          for (let j = 0; j < n; j++) r.skip(r.count(`string ${j} of "${key}"`, r.remaining), `string ${j} of "${key}"`);
+          const label = q(key);
+          for (let j = kept; j < n; j++) r.skip(r.count(`string ${j} of ${label}`, r.remaining), `string ${j} of ${label}`);
         } else {
-          r.skip(n * minElem, `array "${key}"`);
+          r.skip((n - kept) * minElem, `array ${q(key)}`);
         }
-        metadata.set(key, new GgufSkippedArray(elemType, n));
+        metadata.set(key, new GgufSkippedArray(elemType, n, first));
       } else {
         const values: GgufValue[] = new Array(n);
         for (let j = 0; j < n; j++) values[j] = readScalar(r, elemType, key);
@@ -143,53 +169,76 @@ function parse(r: PositionedReader, maxArrayLength: number): GgufFile {
       }
       metadataTypes.set(key, { type, arrayType: elemType });
     } else {
-      if (FIXED_SIZES[type] === undefined) r.fail(`unknown metadata value type ${type} for key "${key}"`, typeAt);
+      if (FIXED_SIZES[type] === undefined) r.fail(`unknown metadata value type ${type} for key ${q(key)}`, typeAt);
       metadata.set(key, readScalar(r, type, key));
       metadataTypes.set(key, { type });
     }
   }
 
+  const alignment = readAlignment(r, metadata, metadataTypes);
   const tensors: GgufTensorInfo[] = [];
+  const tensorNames = new Set<string>();
   for (let i = 0; i < tensorCount; i++) {
+    const nameAt = r.pos;
     const name = readString(r, `name of tensor ${i}`);
+    if (Buffer.byteLength(name) > MAX_TENSOR_NAME_BYTES) r.fail(`tensor name ${q(name)} is longer than ${MAX_TENSOR_NAME_BYTES} bytes`, nameAt);
+    if (tensorNames.has(name)) r.fail(`duplicate tensor name ${q(name)}`, nameAt);
+    tensorNames.add(name);
     const dimsAt = r.pos;
     const nDims = r.u32();
-    if (nDims === 0 || nDims > MAX_DIMS) r.fail(`tensor "${name}" has ${nDims} dimensions (1..${MAX_DIMS} allowed)`, dimsAt);
+    if (nDims === 0 || nDims > MAX_DIMS) r.fail(`tensor ${q(name)} has ${nDims} dimensions (1..${MAX_DIMS} allowed)`, dimsAt);
     const dims: number[] = [];
-    let elements = 1;
+    let elements = 1n;
     for (let d = 0; d < nDims; d++) {
-      const dim = r.count(`dimension ${d} of tensor "${name}"`, Number.MAX_SAFE_INTEGER);
+      const dim = r.count(`dimension ${d} of tensor ${q(name)}`, Number.MAX_SAFE_INTEGER);
       dims.push(dim);
-      elements *= dim;
+      elements *= BigInt(dim);
     }
+    if (elements >= INT64_MAX) r.fail(`tensor ${q(name)} has ${elements} elements, more than llama.cpp can address`, dimsAt);
     const typeAt = r.pos;
     const type = r.u32();
     const info = GGML_TYPES.get(type);
-    if (!info) r.fail(`tensor "${name}" has unknown ggml type ${type}`, typeAt);
+    if (!info) r.fail(`tensor ${q(name)} has unknown ggml type ${type}`, typeAt);
     if (dims[0]! % info.blockSize !== 0) {
-      r.fail(`tensor "${name}" row of ${dims[0]} elements is not a multiple of ${info.name}'s block size ${info.blockSize}`, dimsAt);
+      r.fail(`tensor ${q(name)} row of ${dims[0]} elements is not a multiple of ${info.name}'s block size ${info.blockSize}`, dimsAt);
     }
-    const offset = r.count(`data offset of tensor "${name}"`, r.size);
-    tensors.push({ name, dims, type, typeName: info.name, offset, elements, bytes: ggmlTensorBytes(type, elements)! });
+    const bytes = (elements / BigInt(info.blockSize)) * BigInt(info.typeSize);
+    if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) r.fail(`tensor ${q(name)} would take ${bytes} bytes, more than any file holds`, dimsAt);
+    const offset = r.count(`data offset of tensor ${q(name)}`, r.size);
+    tensors.push({ name, dims, type, typeName: info.name, offset, elements: Number(elements), bytes: Number(bytes) });
   }
 
-  const alignValue = metadata.get("general.alignment");
-  const alignment = alignValue === undefined ? GGUF_DEFAULT_ALIGNMENT : Number(alignValue);
-  if (!Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
-    throw new FormatError(r.path, undefined, `general.alignment ${String(alignValue)} is not a power of two`);
-  }
   const dataOffset = Math.ceil(r.pos / alignment) * alignment;
+  // llama.cpp requires each tensor to start where the previous one (padded to the alignment) ends,
+  // in table order: this rules out misaligned, overlapping and gapped layouts alike.
+  let expected = 0;
   for (const t of tensors) {
-    if (t.offset % alignment !== 0) {
-      throw new FormatError(r.path, dataOffset + t.offset, `tensor "${t.name}" data is not aligned to ${alignment} bytes`);
+    if (t.offset !== expected) {
+      throw new FormatError(r.path, dataOffset + t.offset, `tensor ${q(t.name)} data starts at offset ${t.offset}, expected ${expected} (tensors must follow each other, each aligned to ${alignment} bytes)`);
     }
     const end = dataOffset + t.offset + t.bytes;
     if (end > r.size) {
-      throw new FormatError(r.path, dataOffset + t.offset, `truncated: tensor "${t.name}" data ends at byte ${end}, file has ${r.size}`);
+      throw new FormatError(r.path, dataOffset + t.offset, `truncated: tensor ${q(t.name)} data ends at byte ${end}, file has ${r.size}`);
     }
+    expected += Math.ceil(t.bytes / alignment) * alignment;
   }
 
   return { path: r.path, fileSize: r.size, version, metadata, metadataTypes, tensors, alignment, dataOffset };
+}
+
+/** general.alignment: absent (32), or a u32 that is a non-zero power of two, as llama.cpp requires. */
+function readAlignment(r: PositionedReader, metadata: Map<string, GgufValue>, types: GgufFile["metadataTypes"]): number {
+  const value = metadata.get("general.alignment");
+  if (value === undefined) return GGUF_DEFAULT_ALIGNMENT;
+  const type = types.get("general.alignment")!;
+  if (type.type !== GgufValueType.UINT32) {
+    throw new FormatError(r.path, undefined, `general.alignment must be a u32, not ${GgufValueType[type.type]}${type.arrayType !== undefined ? ` of ${GgufValueType[type.arrayType]}` : ""}`);
+  }
+  const alignment = value as number;
+  if (alignment === 0 || (alignment & (alignment - 1)) !== 0) {
+    throw new FormatError(r.path, undefined, `general.alignment ${alignment} is not a power of two`);
+  }
+  return alignment;
 }
 
 export function metaString(file: GgufFile, key: string): string | undefined {

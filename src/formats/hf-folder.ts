@@ -1,6 +1,8 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { FormatError } from "./errors.js";
+import { readJsonObject } from "./json.js";
+import { readWeightMap } from "./safetensors.js";
 
 /** The parts of a Hugging Face `config.json` Shimmy uses; the raw object is kept for converters. */
 export interface HfConfig {
@@ -43,22 +45,6 @@ export interface HfFolder {
   hasTokenizerJson: boolean;
 }
 
-function readJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new FormatError(path, undefined, `cannot read: ${(e as Error).message}`);
-  }
-  try {
-    const v: unknown = JSON.parse(text);
-    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not a JSON object");
-    return v as Record<string, unknown>;
-  } catch (e) {
-    throw new FormatError(path, undefined, `invalid JSON: ${(e as Error).message}`);
-  }
-}
-
 const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
 
@@ -72,7 +58,7 @@ function tokenText(v: unknown): string | undefined {
 }
 
 export function parseHfConfig(path: string): HfConfig {
-  const raw = readJson(path);
+  const raw = readJsonObject(path);
   // Multimodal configs nest the language model's settings under text_config.
   const text = (typeof raw.text_config === "object" && raw.text_config !== null ? raw.text_config : raw) as Record<string, unknown>;
   const archs = raw.architectures;
@@ -97,11 +83,11 @@ export function parseHfConfig(path: string): HfConfig {
 }
 
 export function parseTokenizerConfig(path: string): HfTokenizerConfig {
-  const raw = readJson(path);
+  const raw = readJsonObject(path);
   let chatTemplate: string | undefined = str(raw.chat_template);
   // Some repos store several named templates; "default" is the one transformers uses.
   if (chatTemplate === undefined && Array.isArray(raw.chat_template)) {
-    const named = raw.chat_template as { name?: unknown; template?: unknown }[];
+    const named = (raw.chat_template as unknown[]).filter((t): t is { name?: unknown; template?: unknown } => typeof t === "object" && t !== null);
     chatTemplate = str(named.find((t) => t.name === "default")?.template) ?? str(named[0]?.template);
   }
   return {
@@ -135,11 +121,10 @@ export function readHfFolder(dir: string): HfFolder {
   if (!names.includes("config.json")) throw new FormatError(join(dir, "config.json"), undefined, "missing config.json");
   const config = parseHfConfig(join(dir, "config.json"));
   const tokenizerConfig = names.includes("tokenizer_config.json") ? parseTokenizerConfig(join(dir, "tokenizer_config.json")) : undefined;
-  const generationConfig = names.includes("generation_config.json") ? readJson(join(dir, "generation_config.json")) : undefined;
+  const generationConfig = names.includes("generation_config.json") ? readJsonObject(join(dir, "generation_config.json")) : undefined;
   let weightFiles: string[];
   if (names.includes("model.safetensors.index.json")) {
-    const index = readJson(join(dir, "model.safetensors.index.json"));
-    const map = (index.weight_map ?? {}) as Record<string, string>;
+    const map = readWeightMap(join(dir, "model.safetensors.index.json"));
     weightFiles = [...new Set(Object.values(map))].sort().map((f) => join(dir, f));
   } else {
     weightFiles = names.filter((n) => n.endsWith(".safetensors")).sort().map((n) => join(dir, n));
@@ -159,8 +144,8 @@ export interface HfTokenizerSummary {
 export function readHfTokenizerSummary(dir: string): HfTokenizerSummary | undefined {
   const path = join(dir, "tokenizer.json");
   if (!existsSync(path)) return undefined;
-  const raw = readJson(path);
-  const model = (raw.model ?? {}) as { type?: unknown; vocab?: unknown; byte_fallback?: unknown };
+  const raw = readJsonObject(path);
+  const model = (typeof raw.model === "object" && raw.model !== null ? raw.model : {}) as { type?: unknown; vocab?: unknown; byte_fallback?: unknown };
   const modelType = str(model.type) ?? "unknown";
   const vocab = model.vocab;
   const vocabSize = Array.isArray(vocab) ? vocab.length : typeof vocab === "object" && vocab !== null ? Object.keys(vocab).length : 0;

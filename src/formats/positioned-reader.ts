@@ -14,9 +14,19 @@ export class PositionedReader {
   private bufStart = 0;
   pos = 0;
 
+  /** Opens a regular file; a missing, unreadable or non-regular path is a FormatError, not an errno. */
   constructor(readonly path: string) {
-    this.fd = openSync(path, "r");
-    this.size = fstatSync(this.fd).size;
+    try {
+      this.fd = openSync(path, "r");
+    } catch (e) {
+      throw new FormatError(path, undefined, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const st = fstatSync(this.fd);
+    if (!st.isFile()) {
+      closeSync(this.fd);
+      throw new FormatError(path, undefined, "not a regular file");
+    }
+    this.size = st.size;
   }
 
   close(): void {

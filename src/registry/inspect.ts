@@ -1,4 +1,5 @@
 import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { type GgufFile, GgufSkippedArray, type GgufValue, metaString, readGguf } from "../formats/gguf.js";
 import { readHfFolder, readHfTokenizerSummary } from "../formats/hf-folder.js";
 import { readSafetensors } from "../formats/safetensors.js";
@@ -29,8 +30,9 @@ export interface InspectionReport {
 
 const ARRAY_PREVIEW = 8;
 
+/** How /api/show and `shimmy inspect` render a value: long arrays as their length and first elements. */
 function summariseValue(v: GgufValue): unknown {
-  if (v instanceof GgufSkippedArray) return { array: true, length: v.length };
+  if (v instanceof GgufSkippedArray) return v.first.length > 0 ? { array: true, length: v.length, first: v.first.map(summariseValue) } : { array: true, length: v.length };
   if (Array.isArray(v)) {
     if (v.length <= ARRAY_PREVIEW) return v.map(summariseValue);
     return { array: true, length: v.length, first: v.slice(0, ARRAY_PREVIEW).map(summariseValue) };
@@ -50,8 +52,10 @@ function tensorSummary(list: { name: string; shape: number[]; type: string; byte
   return { count: list.length, byType, sample: list.slice(0, 12).map(({ name, shape, type }) => ({ name, shape, type })) };
 }
 
-function inspectGguf(path: string, files: string[], report: InspectionReport): void {
-  const parts: GgufFile[] = files.map((f) => readGguf(f));
+function inspectGguf(path: string, files: string[], report: InspectionReport, bounded: boolean): void {
+  // Bounded: arrays past the preview are stepped over, not decoded (a vocabulary can be millions of strings).
+  const options = bounded ? { maxArrayLength: ARRAY_PREVIEW, previewLength: ARRAY_PREVIEW } : {};
+  const parts: GgufFile[] = files.map((f) => readGguf(f, options));
   const first = parts[0]!;
   report.summary = summarizeGguf(parts);
   report.gguf = { version: first.version, alignment: first.alignment, dataOffset: first.dataOffset, metadataCount: first.metadata.size };
@@ -61,7 +65,8 @@ function inspectGguf(path: string, files: string[], report: InspectionReport): v
   const model = metaString(first, "tokenizer.ggml.model");
   if (model) {
     const tokens = first.metadata.get("tokenizer.ggml.tokens");
-    report.tokenizer = { kind: model, detail: metaString(first, "tokenizer.ggml.pre"), vocabSize: Array.isArray(tokens) ? tokens.length : undefined };
+    const vocabSize = Array.isArray(tokens) || tokens instanceof GgufSkippedArray ? tokens.length : undefined;
+    report.tokenizer = { kind: model, detail: metaString(first, "tokenizer.ggml.pre"), vocabSize };
   }
 }
 
@@ -80,9 +85,17 @@ function inspectHf(dir: string, report: InspectionReport): void {
   else report.errors.push("tokenizer.json is missing");
 }
 
+export interface InspectOptions {
+  /**
+   * Step over GGUF arrays longer than the preview instead of decoding them; the report is the
+   * same (arrays are summarised either way), without reading a whole vocabulary.
+   */
+  bounded?: boolean;
+}
+
 /** Everything the readers can tell about a model, without loading it. Never throws for a bad file. */
-export function inspectModel(target: ModelSpec | string): InspectionReport {
-  const path = typeof target === "string" ? target : target.format === "safetensors" ? target.files[0]! : target.files[0]!;
+export function inspectModel(target: ModelSpec | string, options: InspectOptions = {}): InspectionReport {
+  const path = typeof target === "string" ? target : target.files[0]!;
   const isDir = existsSync(path) && statSync(path).isDirectory();
   const format = typeof target === "string" ? (isDir ? "safetensors" : "gguf") : target.format;
   const report: InspectionReport = { path, format, files: [path], metadata: {}, errors: [] };
@@ -90,7 +103,7 @@ export function inspectModel(target: ModelSpec | string): InspectionReport {
     if (format === "safetensors") inspectHf(path, report);
     else {
       report.files = typeof target === "string" ? splitParts(path) : target.files;
-      inspectGguf(path, report.files, report);
+      inspectGguf(path, report.files, report, options.bounded === true);
     }
   } catch (e) {
     report.errors.push((e as Error).message);
@@ -98,5 +111,41 @@ export function inspectModel(target: ModelSpec | string): InspectionReport {
   if (typeof target !== "string") {
     if (target.error && !report.errors.includes(target.error)) report.errors.push(target.error);
   }
+  return report;
+}
+
+const CACHED_REPORTS = 64;
+const reportCache = new Map<string, { identity: string; report: InspectionReport }>();
+
+/** Files whose change changes the report: the model files, and an HF folder's JSON files. */
+function identityOf(spec: ModelSpec): string {
+  const dir = spec.format === "safetensors" ? spec.files[0]! : undefined;
+  const paths = dir ? [dir, ...["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors.index.json"].map((f) => join(dir, f))] : spec.files;
+  return paths
+    .map((p) => {
+      try {
+        const st = statSync(p);
+        return `${p}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
+      } catch {
+        return `${p}\0-`;
+      }
+    })
+    .join("\n");
+}
+
+/**
+ * The bounded report of a model, read once per file identity (path, size, mtime, inode): /api/show
+ * answers from it instead of re-reading the file on every call. The caller must not modify it.
+ */
+export function cachedInspection(spec: ModelSpec): InspectionReport {
+  const key = `${spec.name}\0${spec.files.join("\0")}`;
+  const identity = identityOf(spec);
+  const hit = reportCache.get(key);
+  if (hit && hit.identity === identity) return hit.report;
+  const report = inspectModel(spec, { bounded: true });
+  reportCache.delete(key);
+  reportCache.set(key, { identity, report });
+  // Oldest first in a Map: drop it once past the bound.
+  if (reportCache.size > CACHED_REPORTS) reportCache.delete(reportCache.keys().next().value!);
   return report;
 }

@@ -4,6 +4,7 @@ import { isIP } from "node:net";
 import { hostname } from "node:os";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../config/config.js";
+import { anthropicErrorBody } from "./anthropic/errors.js";
 
 /**
  * Who may use the server (docs/security.md), checked in one onRequest hook, which runs before the
@@ -16,9 +17,15 @@ function isOllamaPath(url: string): boolean {
   return /^\/api(?:[/?#]|$)/.test(url);
 }
 
-/** An error body in the envelope of the API `url` belongs to (OpenAI's unless Ollama's). */
+/** Whether a URL belongs to Anthropic's Messages API, whose errors are `{"type": "error", "error": {type, message}}`. */
+function isAnthropicPath(url: string): boolean {
+  return /^\/v1\/messages(?:[/?#]|$)/.test(url);
+}
+
+/** An error body in the envelope of the API `url` belongs to (OpenAI's unless Ollama's or Anthropic's). */
 export function errorEnvelope(url: string, status: number, message: string, code: string): object {
   if (isOllamaPath(url)) return { error: message };
+  if (isAnthropicPath(url)) return anthropicErrorBody(status, message);
   return { error: { message, type: status >= 500 ? "server_error" : "invalid_request_error", param: null, code } };
 }
 
@@ -113,7 +120,7 @@ function keyChecker(keys: string[]): (headers: IncomingHttpHeaders) => "ok" | "m
 }
 
 const ALLOWED_METHODS = "GET, HEAD, POST, DELETE, OPTIONS";
-const DEFAULT_ALLOWED_HEADERS = "authorization, x-api-key, content-type";
+const DEFAULT_ALLOWED_HEADERS = "authorization, x-api-key, content-type, anthropic-version, anthropic-beta";
 /** Chromium caps preflight caching at 2 hours. */
 const PREFLIGHT_MAX_AGE_S = 7200;
 

@@ -1,17 +1,22 @@
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { registerAccess } from "./access.js";
+import { registerAnthropic } from "./anthropic/routes.js";
 import type { ServerContext } from "./context.js";
 import { errorHandler } from "./error-handler.js";
+import { registerTokenize } from "./native/tokenize.js";
 import { registerWsGenerate } from "./native/ws-generate.js";
 import { registerChat } from "./openai/chat.js";
 import { registerCompletions } from "./openai/completions.js";
+import { registerEmbeddings } from "./openai/embeddings.js";
 import { ApiError } from "./errors.js";
 import { toOpenAIError } from "./openai/errors.js";
 import { registerModels } from "./openai/models.js";
 import { registerOllama } from "./ollama/routes.js";
 import { registerLimits } from "./limits.js";
 import { registerHealth } from "./ops/health.js";
+import { registerMetrics } from "./ops/metrics.js";
+import { registerResponses } from "./responses/route.js";
 import { registerSlots } from "./ops/slots.js";
 import { transportOptions } from "./transport.js";
 import { lazyValidator } from "./validation.js";
@@ -31,6 +36,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   });
   registerAccess(app, ctx.config);
   registerLimits(app, ctx.config);
+  if (ctx.metrics) registerMetrics(app, ctx.metrics);
 
   app.setValidatorCompiler(lazyValidator);
 
@@ -51,7 +57,11 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   registerModels(app, ctx);
   registerChat(app, ctx);
   registerCompletions(app, ctx);
+  registerResponses(app, ctx);
+  registerEmbeddings(app, ctx);
   registerWsGenerate(app, ctx);
+  registerTokenize(app, ctx);
   await registerOllama(app, ctx);
+  await registerAnthropic(app, ctx);
   return app;
 }

@@ -1,6 +1,7 @@
 import type { Config } from "../config/config.js";
 import type { ModelPool } from "../engine/model-pool.js";
 import type { Registry } from "../registry/registry.js";
+import type { ServerMetrics } from "./metrics.js";
 
 /** What route plugins get: the layers below the server, nothing else. */
 export interface ServerContext {
@@ -9,4 +10,6 @@ export interface ServerContext {
   config: Config;
   version: string;
   startedAt: number;
+  /** Told about generations and responses, for /metrics; absent, nothing is measured. */
+  metrics?: ServerMetrics;
 }

@@ -1,5 +1,5 @@
 import type { FastifyError } from "fastify";
-import { ContextOverflowError, InvalidGenerationError, ModelLoadError, ModelUnusableError, QueueFullError, RequestTimeoutError } from "../engine/errors.js";
+import { ContextOverflowError, InputTooLongError, InvalidGenerationError, ModelLoadError, ModelUnusableError, QueueFullError, RequestTimeoutError } from "../engine/errors.js";
 import { ModelNotFoundError } from "../registry/registry.js";
 
 /**
@@ -76,6 +76,7 @@ export function classifyError(err: unknown, requestId: string): ClassifiedError 
   if (err instanceof ContextOverflowError) {
     return ok(new ApiError(400, `This model's maximum context length is ${err.contextSize} tokens. However, your messages resulted in ${err.atLeast ? "at least " : ""}${err.promptTokens} tokens (at least 1 more is needed for the completion).`, "invalid_request_error", "messages", "context_length_exceeded"));
   }
+  if (err instanceof InputTooLongError) return ok(new ApiError(400, err.message, "invalid_request_error", "input", "context_length_exceeded"));
   if (err instanceof InvalidGenerationError) return ok(new ApiError(400, err.message, "invalid_request_error", err.param ?? null, "invalid_value"));
   if (err instanceof ModelLoadError) return ok(new ApiError(500, err.message, "server_error", "model", "model_load_failed"));
   const fe = err as FastifyError & { validation?: AjvError[] };

@@ -34,8 +34,8 @@ export interface GenerationRun {
   n?: number;
   keepAliveMs?: number;
   signal: AbortSignal;
-  /** The protocol's translator, made once the model is loaded (it may need the model's name or load time). */
-  translator(loaded: LoadedModel, loadMs: number): GenerationTranslator;
+  /** The protocol's translator, made once the prompt is prepared (it may need the model's name, load time or prompt size). */
+  translator(loaded: LoadedModel, loadMs: number, promptTokens: number): GenerationTranslator;
   /** Opens the stream (sends headers); called lazily, with the first frame. Absent: one answer. */
   openStream?: () => StreamFraming;
   /** Sends the single answer. */
@@ -59,7 +59,7 @@ export async function runGeneration(ctx: ServerContext, run: GenerationRun): Pro
     async (loaded) => {
       const loadMs = performance.now() - started;
       const prepared = loaded.prepare({ ...run.request, model: loaded.spec.name, signal: run.signal });
-      const translator = run.translator(loaded, loadMs);
+      const translator = run.translator(loaded, loadMs, prepared.promptTokens.length);
       const n = run.n ?? 1;
       // Each choice holds a slot for its whole generation; more than the model has would queue behind itself.
       if (n > loaded.slots.slots.length) throw invalidParam("n", `n is at most ${loaded.slots.slots.length} for "${loaded.spec.name}" (its parallel slots; start \`shimmy serve --parallel N\` for more).`, "invalid_value");
@@ -67,8 +67,9 @@ export async function runGeneration(ctx: ServerContext, run: GenerationRun): Pro
       const stopAll = new AbortController();
       const signal = AbortSignal.any([run.signal, stopAll.signal]);
       const choices = Array.from({ length: n }, (_, i) => forChoice({ ...prepared, request: { ...prepared.request, signal } }, i));
-      const generateAll = (onDelta: (choice: number, delta: OutputDelta) => void): Promise<DoneEvent[]> =>
-        Promise.all(
+      const generateAll = async (onDelta: (choice: number, delta: OutputDelta) => void): Promise<DoneEvent[]> => {
+        // Settled, not all: every choice must have stopped decoding before the model is let go.
+        const results = await Promise.allSettled(
           choices.map((p, i) =>
             loaded.generate(p, (delta) => onDelta(i, delta)).catch((e: unknown) => {
               stopAll.abort(e);
@@ -76,6 +77,12 @@ export async function runGeneration(ctx: ServerContext, run: GenerationRun): Pro
             }),
           ),
         );
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (failed) throw failed.reason;
+        const dones = results.map((r) => (r as PromiseFulfilledResult<DoneEvent>).value);
+        ctx.metrics?.onGeneration(loaded.spec.name, dones);
+        return dones;
+      };
 
       if (!run.openStream) return run.sendFull(translator.full(await generateAll(() => undefined)));
 
@@ -93,6 +100,7 @@ export async function runGeneration(ctx: ServerContext, run: GenerationRun): Pro
       let dones: DoneEvent[];
       try {
         dones = await generateAll((choice, delta) => {
+          if (stopAll.signal.aborted) return;
           open();
           sendAll(translator.delta(choice, delta));
         });

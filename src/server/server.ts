@@ -4,6 +4,7 @@ import { createModelPool } from "../engine/create-pool.js";
 import { Registry } from "../registry/registry.js";
 import { buildApp } from "./app.js";
 import type { ServerContext } from "./context.js";
+import { ServerMetrics } from "./metrics.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -42,8 +43,10 @@ export async function startServer(config: Config, version: string, logger: Fasti
       if (p.index === p.total) logs.log?.info({ model, tensors: p.total, bytes: p.bytesRead }, "conversion finished");
     },
     onEvent: (e) => logs.log?.info(e, e.type === "load" ? "model loaded" : "model unloaded"),
+    onProbe: (e) => (e.ok ? logs.log?.info(e, "model file passed its probe") : logs.log?.warn(e, "model file refused: its probe failed")),
   });
   const ctx: ServerContext = { registry, pool, config, version, startedAt: Date.now() };
+  ctx.metrics = new ServerMetrics(ctx);
   const app = await buildApp(ctx, { logger });
   logs.log = app.log;
   const port = await listen(app, config.host, config.port, config.bindAuto);

@@ -24,12 +24,18 @@ export function decoderDims(c: HfConfig, configPath: string): DecoderDims {
   };
   const hidden = need(c.hiddenSize, "hidden_size");
   const heads = need(c.numHeads, "num_attention_heads");
+  const kvHeads = c.numKvHeads === undefined ? heads : need(c.numKvHeads, "num_key_value_heads");
+  if (heads % kvHeads !== 0) throw new ConvertError(configPath, `num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
+  // Without head_dim, heads split hidden_size evenly; a fractional head size would still match
+  // the projection shapes, and be written truncated into the GGUF.
+  const headDim = c.headDim === undefined ? hidden / heads : need(c.headDim, "head_dim");
+  if (!Number.isInteger(headDim)) throw new ConvertError(configPath, `hidden_size ${hidden} is not divisible by num_attention_heads ${heads} (and no head_dim is given)`);
   return {
     hidden,
     layers: need(c.numLayers, "num_hidden_layers"),
     heads,
-    kvHeads: c.numKvHeads ?? heads,
-    headDim: c.headDim ?? hidden / heads,
+    kvHeads,
+    headDim,
     ffn: need(c.intermediateSize, "intermediate_size"),
     vocab: need(c.vocabSize, "vocab_size"),
     context: need(c.maxPositionEmbeddings, "max_position_embeddings"),

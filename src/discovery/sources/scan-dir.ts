@@ -1,10 +1,25 @@
-import { type Dirent, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { type Dirent, readdirSync, realpathSync, statSync } from "node:fs";
+import { join, sep } from "node:path";
 import { isHfModelFolder } from "../../formats/hf-folder.js";
 import { SPLIT_RE, folderName, ggufStemName } from "../naming.js";
 import type { Candidate, NoteSink, SourceName } from "../types.js";
 
 const SKIP_DIRS = new Set(["node_modules", ".git", "__pycache__", ".cache"]);
+
+/** Kernel file systems: endless or blocking "files", never models; not entered unless the scan starts inside one. */
+const SYSTEM_DIRS = ["/proc", "/sys", "/dev"];
+
+function within(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
+}
+
+function realPathOf(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
+}
 
 export interface ScanOptions {
   source: SourceName;
@@ -20,6 +35,12 @@ export interface ScanOptions {
 export function scanDirectory(root: string, options: ScanOptions): Candidate[] {
   const found: Candidate[] = [];
   const seenDirs = new Set<string>();
+  const realRoot = realPathOf(root) ?? root;
+  /** A directory resolving into /proc, /sys or /dev, unless the scan was started inside that one. */
+  const isSystemDir = (dir: string): boolean => {
+    const real = realPathOf(dir) ?? dir;
+    return SYSTEM_DIRS.some((d) => within(real, d) && !(within(realRoot, d) && within(real, realRoot)));
+  };
   const walk = (dir: string, depth: number): void => {
     let ino: string;
     try {
@@ -68,7 +89,8 @@ export function scanDirectory(root: string, options: ScanOptions): Candidate[] {
           viaSymlink: entry.isSymbolicLink(),
         });
       } else if (isDir && depth < options.maxDepth && !entry.name.startsWith(".") && !SKIP_DIRS.has(entry.name)) {
-        walk(full, depth + 1);
+        if (isSystemDir(full)) options.note(`skipped ${full}: a system directory (/proc, /sys, /dev)`);
+        else walk(full, depth + 1);
       }
     }
   };

@@ -68,11 +68,15 @@ function finiteNumber(schema: SchemaObject, keyword: string, path: string): numb
   return value;
 }
 
+const MAX_EXPANDED_MEMBERS = 10_000;
+
 /** Builds one GBNF grammar out of rules; names are made unique. */
 export class GbnfBuilder {
   private readonly rules: GbnfRules;
   private readonly refRules = new Map<unknown, Map<string, string>>();
   private where: { path: string; keyword: string } = { path: "#", keyword: "$schema" };
+  /** allOf members and $ref targets expanded so far: refs inside allOf can double the work per level. */
+  private expanded = 0;
 
   constructor() {
     this.rules = new GbnfRules((size) => {
@@ -158,6 +162,7 @@ export class GbnfBuilder {
     const members: SchemaObject[] = [];
     const collect = (member: unknown, memberContext: WalkContext): void => {
       if (member === true) return;
+      if (++this.expanded > MAX_EXPANDED_MEMBERS) throw new UnsupportedSchemaError("allOf", memberContext.path, `the schema's allOf/$ref members expand to more than ${MAX_EXPANDED_MEMBERS}`);
       assertSchemaObject(member, memberContext.path);
       const { $ref: ref, allOf, ...rest } = member;
       if (ref !== undefined) {

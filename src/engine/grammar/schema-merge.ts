@@ -41,10 +41,16 @@ function intersectTypes(a: unknown, b: unknown, path: string): string[] {
   return [...result];
 }
 
+/** JSON text with object keys sorted: equal for deep-equal values. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : v));
+}
+
+/** The values two enums share, in linear time (enums can hold tens of thousands of values). */
 function intersectValues(a: unknown, b: unknown): unknown[] {
   const left = Array.isArray(a) ? a : [];
-  const right = Array.isArray(b) ? b : [];
-  return left.filter((value) => right.some((other) => deepEqual(value, other)));
+  const right = new Set((Array.isArray(b) ? b : []).map(canonical));
+  return left.filter((value) => right.has(canonical(value)));
 }
 
 /** Combines one keyword's values from two allOf members. */

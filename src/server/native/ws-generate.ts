@@ -85,6 +85,8 @@ function parseRequest(raw: string): { model: string; request: Omit<GenerationReq
       },
       maxTokens: body.max_tokens ?? undefined,
       stop,
+      // One frame per token of text, reasoning included: this protocol has no field for it.
+      reasoning: "inline",
     },
   };
 }

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
 import type { ModelSpec } from "../../discovery/types.js";
+import { detectReasoning } from "../../engine/chat-format/detect.js";
 import type { LoadedModelInfo } from "../../engine/model-pool.js";
-import { inspectModel } from "../../registry/inspect.js";
+import { cachedInspection, inspectModel } from "../../registry/inspect.js";
 
 /** Ollama's `details` object from what discovery read. */
 function details(m: ModelSpec) {
@@ -56,12 +57,25 @@ export function runningJson(m: ModelSpec, info: LoadedModelInfo) {
 }
 
 /**
+ * Ollama's capability names. Every generative model takes tools (its template's own syntax, or the
+ * generic JSON fallback); thinking is what the template shows (a vocabulary with think tokens is
+ * only known once loaded).
+ */
+function capabilitiesOf(m: ModelSpec, template: string | undefined): string[] {
+  if (m.capabilities.includes("embedding")) return ["embedding"];
+  const caps = ["completion", "tools"];
+  if (detectReasoning(template, false) !== "none") caps.push("thinking");
+  return caps;
+}
+
+/**
  * /api/show: the model's own metadata (GGUF key/values, or the HF config for a SafeTensors
  * folder; long arrays such as the vocabulary summarised, with or without `verbose`), its chat
- * template (Jinja, as the file holds it; Ollama's are Go templates) and capabilities.
+ * template (Jinja, as the file holds it; Ollama's are Go templates) and capabilities. Answered
+ * from the bounded report cached per file identity; `verbose` re-reads the file.
  */
-export function showJson(m: ModelSpec) {
-  const report = inspectModel(m);
+export function showJson(m: ModelSpec, verbose = false) {
+  const report = verbose ? inspectModel(m) : cachedInspection(m);
   return {
     license: "",
     modelfile: `# Shimmy serves this model from disk as it is\nFROM ${m.files[0] ?? ""}\n`,
@@ -69,7 +83,7 @@ export function showJson(m: ModelSpec) {
     template: report.chatTemplate ?? "",
     details: details(m),
     model_info: report.metadata,
-    capabilities: m.capabilities.includes("embedding") ? ["embedding"] : ["completion"],
+    capabilities: capabilitiesOf(m, report.chatTemplate),
     modified_at: modifiedAt(m).toISOString(),
   };
 }

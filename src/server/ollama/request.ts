@@ -97,7 +97,7 @@ const UNSUPPORTED_OPTIONS: Record<string, unknown> = {
  * --batch-size, …). They do not change the answer, so they are accepted and ignored, as editors
  * send them with every request.
  */
-const RUNNER_OPTIONS = new Set(["num_thread", "num_batch", "num_gpu", "main_gpu", "low_vram", "f16_kv", "use_mmap", "use_mlock", "numa", "num_keep", "vocab_only", "logits_all"]);
+export const RUNNER_OPTIONS = ["num_thread", "num_batch", "num_gpu", "main_gpu", "low_vram", "f16_kv", "use_mmap", "use_mlock", "numa", "num_keep", "vocab_only", "logits_all"] as const;
 
 export interface RequestParts {
   sampling: SamplingOptions;
@@ -111,7 +111,7 @@ export function fromOptions(options: OllamaOptions | null | undefined): RequestP
   const o = options ?? {};
   for (const [key, value] of Object.entries(o)) {
     if (value === undefined || value === null) continue;
-    if (RUNNER_OPTIONS.has(key)) continue;
+    if ((RUNNER_OPTIONS as readonly string[]).includes(key)) continue;
     if (key in UNSUPPORTED_OPTIONS && value !== UNSUPPORTED_OPTIONS[key]) notYet(`option '${key}'`);
   }
   if (o.repeat_last_n !== undefined && o.repeat_last_n !== PENALTY_WINDOW) notYet(`option 'repeat_last_n' other than ${PENALTY_WINDOW}`);

@@ -23,7 +23,8 @@ export const chatFields: OutputFields = ({ content, thinking, toolCalls }) => ({
 export const generateFields: OutputFields = ({ content, thinking }) => ({ response: content, ...(thinking ? { thinking } : {}) });
 
 /** Milliseconds (performance.now) → Ollama's nanoseconds. */
-const ns = (ms: number): number => Math.round(ms * 1e6);
+/** Milliseconds → Ollama's nanosecond durations. */
+export const ns = (ms: number): number => Math.round(ms * 1e6);
 
 const head = (model: string) => ({ model, created_at: new Date().toISOString() });
 

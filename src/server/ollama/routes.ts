@@ -1,16 +1,18 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ModelSpec } from "../../discovery/types.js";
 import type { GenerationInput, ToolSpec } from "../../engine/types.js";
-import { servableModels } from "../../engine/servability.js";
+import type { ModelUse } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
 import { errorHandler } from "../error-handler.js";
 import { ApiError } from "../errors.js";
+import { registerOllamaEmbed } from "./embed.js";
 import { toOllamaError } from "./errors.js";
 import { runningJson, showJson, tagJson } from "./models.js";
 import { abortOnDisconnect } from "../disconnect.js";
 import { runGeneration } from "../generation.js";
 import { NdjsonWriter } from "./ndjson.js";
-import { type ChatBody, type GenerateBody, constraintFrom, fromOptions, generateInput, keepAliveMs, logprobsFrom, messagesFrom, refuseUnsupportedGenerate, thinkFrom, toolsFrom } from "./request.js";
+import { logIgnoredOnce } from "../ignored-fields.js";
+import { type ChatBody, type GenerateBody, RUNNER_OPTIONS, constraintFrom, fromOptions, generateInput, keepAliveMs, logprobsFrom, messagesFrom, refuseUnsupportedGenerate, thinkFrom, toolsFrom } from "./request.js";
 import { chatFields, generateFields, loadOrUnload, type OutputFields, ollamaTranslator } from "./respond.js";
 import { chatBody, generateBody, showBody } from "./schemas.js";
 
@@ -19,15 +21,11 @@ import { chatBody, generateBody, showBody } from "./schemas.js";
  * "llama3.2:latest" and "stories260k:latest" finds "stories260k". Unknown or unservable names
  * fail as the pool says (404 / 400).
  */
-function resolveOllamaName(ctx: ServerContext, name: string): ModelSpec {
+function resolveOllamaName(ctx: ServerContext, name: string, use: ModelUse = "generate"): ModelSpec {
   const alternative = name.endsWith(":latest") ? name.slice(0, -":latest".length) : name.includes(":") ? undefined : `${name}:latest`;
   const found = ctx.registry.find(name) ?? (alternative === undefined ? undefined : ctx.registry.find(alternative));
-  return ctx.pool.resolve(found?.name ?? name);
+  return ctx.pool.resolve(found?.name ?? name, use);
 }
-
-const notYet = (what: string) => async () => {
-  throw new ApiError(501, `${what} is not supported by Shimmy yet`);
-};
 
 const notOffered = (what: string) => async () => {
   throw new ApiError(501, `${what} is not supported by Shimmy: it serves the models already on disk (GGUF files, Ollama's store, the Hugging Face cache, SafeTensors folders); put a model there and it is found at start-up`);
@@ -60,6 +58,7 @@ export async function registerOllama(app: FastifyInstance, ctx: ServerContext): 
       /** Runs one Ollama generation: the request's common fields, its output fields, NDJSON or one object. */
       const generate = async (request: FastifyRequest, reply: FastifyReply, body: ChatBody | GenerateBody, model: string, input: GenerationInput, fields: OutputFields, keepAlive: number | undefined, tools?: ToolSpec[]): Promise<void> => {
         const { sampling, maxTokens, stop, contextLimit } = fromOptions(body.options);
+        logIgnoredOnce(request.log, "ollama", body.options ?? {}, RUNNER_OPTIONS);
         const think = thinkFrom(body.think);
         const logprobs = logprobsFrom(body);
         const started = performance.now();
@@ -95,18 +94,19 @@ export async function registerOllama(app: FastifyInstance, ctx: ServerContext): 
         await generate(request, reply, body, spec.name, generateInput(body, body.prompt, spec.summary?.hasChatTemplate === true), generateFields, keepAlive);
       });
 
-      api.get("/tags", async () => ({ models: servableModels(ctx.registry.all()).map(tagJson) }));
+      api.get("/tags", async () => ({ models: ctx.pool.servable().map(tagJson) }));
       api.get("/ps", async () => ({
         models: ctx.pool.info().flatMap((info) => {
           const spec = ctx.registry.find(info.name);
           return spec ? [runningJson(spec, info)] : [];
         }),
       }));
-      api.post<{ Body: { model?: string; name?: string } }>("/show", { schema: { body: showBody } }, async (request) => showJson(resolveOllamaName(ctx, (request.body.model ?? request.body.name)!)));
+      api.post<{ Body: { model?: string; name?: string; verbose?: boolean | null } }>("/show", { schema: { body: showBody } }, async (request) =>
+        showJson(resolveOllamaName(ctx, (request.body.model ?? request.body.name)!, "embed"), request.body.verbose === true),
+      );
       api.get("/version", async () => ({ version: ctx.version }));
 
-      api.post("/embed", notYet("Embeddings (/api/embed)"));
-      api.post("/embeddings", notYet("Embeddings (/api/embeddings)"));
+      registerOllamaEmbed(api, ctx, (name) => resolveOllamaName(ctx, name, "embed").name);
       api.post("/pull", notOffered("Pulling models"));
       api.post("/push", notOffered("Pushing models"));
       api.post("/create", notOffered("Creating models"));

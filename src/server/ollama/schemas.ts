@@ -93,7 +93,8 @@ export const chatBody = {
         required: ["type", "function"],
         properties: {
           type: { type: "string" },
-          function: { type: "object", required: ["name"], properties: { name: { type: "string", minLength: 1 }, description: { type: ["string", "null"] }, parameters: { type: ["object", "null"] } } },
+          // The names every call syntax can carry (OpenAI's rule).
+          function: { type: "object", required: ["name"], properties: { name: { type: "string", minLength: 1, maxLength: 64, pattern: "^[a-zA-Z0-9_.:-]+$" }, description: { type: ["string", "null"] }, parameters: { type: ["object", "null"] } } },
         },
       },
     },
@@ -129,5 +130,32 @@ export const showBody = {
     verbose: { type: ["boolean", "null"] },
   },
   anyOf: [{ required: ["model"] }, { required: ["name"] }],
+  additionalProperties: false,
+} as const;
+
+export const embedBody = {
+  type: "object",
+  required: ["model", "input"],
+  properties: {
+    model: { type: "string", minLength: 1 },
+    input: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" } }] },
+    truncate: { type: ["boolean", "null"] },
+    dimensions: { type: ["integer", "null"], minimum: 1 },
+    keep_alive: keepAlive,
+    options,
+  },
+  additionalProperties: false,
+} as const;
+
+/** The legacy /api/embeddings body. */
+export const embeddingsBody = {
+  type: "object",
+  required: ["model", "prompt"],
+  properties: {
+    model: { type: "string", minLength: 1 },
+    prompt: { type: "string" },
+    keep_alive: keepAlive,
+    options,
+  },
   additionalProperties: false,
 } as const;

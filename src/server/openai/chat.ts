@@ -2,11 +2,12 @@ import type { FastifyInstance } from "fastify";
 import type { DoneEvent, OutputDelta, ToolCallDelta } from "../../engine/types.js";
 import type { ServerContext } from "../context.js";
 import { abortOnDisconnect } from "../disconnect.js";
+import { logIgnoredOnce } from "../ignored-fields.js";
 import { type GenerationTranslator, runGeneration } from "../generation.js";
 import { toOpenAIError } from "./errors.js";
 import { completionId, unixNow } from "./ids.js";
 import { chatLogprobs } from "./logprobs.js";
-import { type ChatBody, constraintFrom, maxTokensFrom, messagesFrom, refuseUnsupportedChat, samplingFrom, stopFrom, toolChoiceFrom, toolsFrom } from "./request.js";
+import { type ChatBody, IGNORED_FIELDS, constraintFrom, maxTokensFrom, messagesFrom, refuseUnsupportedChat, samplingFrom, stopFrom, toolChoiceFrom, toolsFrom } from "./request.js";
 import { chatCompletionBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
 import { summedUsage, timingsJson, usageJson, wireFinish } from "./usage.js";
@@ -77,6 +78,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
   app.post<{ Body: ChatBody }>("/v1/chat/completions", { schema: { body: chatCompletionBody } }, async (request, reply) => {
     const body = request.body;
     refuseUnsupportedChat(body);
+    logIgnoredOnce(request.log, "openai", body, IGNORED_FIELDS);
     const spec = ctx.pool.resolve(body.model);
     const tools = toolsFrom(body);
     const stream = body.stream === true;
@@ -94,7 +96,8 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
         parallelToolCalls: body.parallel_tool_calls ?? undefined,
         constraint: constraintFrom(body),
         reasoning: body.reasoning_format === "none" ? "inline" : "separate",
-        templateVariables: body.chat_template_kwargs ?? undefined,
+        // reasoning_effort reaches templates that read it (gpt-oss), as Ollama's think levels do.
+        templateVariables: body.reasoning_effort || body.chat_template_kwargs ? { ...(body.reasoning_effort ? { reasoning_effort: body.reasoning_effort } : {}), ...body.chat_template_kwargs } : undefined,
         logprobs: withLogprobs ? { top: body.top_logprobs ?? 0 } : undefined,
       },
       n,

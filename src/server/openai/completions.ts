@@ -1,11 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import type { ServerContext } from "../context.js";
 import { abortOnDisconnect } from "../disconnect.js";
+import { logIgnoredOnce } from "../ignored-fields.js";
 import { type GenerationTranslator, runGeneration } from "../generation.js";
 import { toOpenAIError } from "./errors.js";
 import { completionId, unixNow } from "./ids.js";
 import { completionLogprobs } from "./logprobs.js";
-import { type CompletionBody, constraintFrom, maxTokensFrom, refuseUnsupportedCompletion, samplingFrom, stopFrom } from "./request.js";
+import { type CompletionBody, IGNORED_FIELDS, constraintFrom, maxTokensFrom, refuseUnsupportedCompletion, samplingFrom, stopFrom } from "./request.js";
 import { completionBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
 import { summedUsage, timingsJson, usageJson, wireFinish } from "./usage.js";
@@ -64,6 +65,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
   app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: completionBody } }, async (request, reply) => {
     const body = request.body;
     refuseUnsupportedCompletion(body);
+    logIgnoredOnce(request.log, "openai", body, IGNORED_FIELDS);
     const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0]!;
     // Legacy logprobs: an integer count of alternatives (true = 0); null, false and absent = none.
     const logprobsTop = body.logprobs == null || body.logprobs === false ? undefined : body.logprobs === true ? 0 : body.logprobs;

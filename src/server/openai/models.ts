@@ -1,6 +1,5 @@
 import type { FastifyInstance } from "fastify";
 import type { ModelSpec } from "../../discovery/types.js";
-import { servableModels, unservableReason } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
 import { ApiError } from "../errors.js";
 
@@ -36,12 +35,12 @@ function modelJson(ctx: ServerContext, m: ModelSpec) {
 }
 
 export function registerModels(app: FastifyInstance, ctx: ServerContext): void {
-  // Only models that can answer requests are listed; `shimmy list` shows the rest.
-  app.get("/v1/models", async () => ({ object: "list", data: servableModels(ctx.registry.all()).map((m) => modelJson(ctx, m)) }));
+  // Only models that can answer requests are listed (not those known to crash llama.cpp); `shimmy list` shows the rest.
+  app.get("/v1/models", async () => ({ object: "list", data: ctx.pool.servable().map((m) => modelJson(ctx, m)) }));
   app.get<{ Params: { "*": string } }>("/v1/models/*", async (request) => {
     const id = request.params["*"];
     const spec = ctx.registry.find(id);
-    if (!spec || unservableReason(spec)) throw new ApiError(404, `The model '${id}' does not exist`, "invalid_request_error", "model", "model_not_found");
+    if (!spec || !ctx.pool.servable().includes(spec)) throw new ApiError(404, `The model '${id}' does not exist`, "invalid_request_error", "model", "model_not_found");
     return modelJson(ctx, spec);
   });
 }

@@ -68,6 +68,7 @@ export interface ChatBody extends SamplingBody {
   function_call?: unknown;
   response_format?: { type: string; json_schema?: { name?: string; schema?: unknown; strict?: boolean | null }; schema?: unknown } | null;
   chat_template_kwargs?: Record<string, unknown> | null;
+  reasoning_effort?: string | null;
   reasoning_format?: string | null;
   modalities?: string[] | null;
   audio?: unknown;
@@ -82,6 +83,9 @@ export interface CompletionBody extends SamplingBody {
   best_of?: number | null;
   logprobs?: number | boolean | null;
 }
+
+/** Fields clients send that do not change the answer here (docs/api.md): accepted and ignored. */
+export const IGNORED_FIELDS = ["user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "verbosity", "cache_prompt", "id_slot", "timings_per_token", "return_progress"] as const;
 
 const notYet = (param: string, what = param): never => {
   throw invalidParam(param, `'${what}' is not supported by Shimmy yet; remove it from the request.`, "unsupported_parameter");
@@ -104,7 +108,8 @@ function refuseUnsupportedSampling(body: SamplingBody): void {
     const ours = names.filter((s) => SAMPLER_ORDER.includes(s)).map((s) => SAMPLER_ORDER.indexOf(s));
     if (ours.some((v, i) => i > 0 && v < ours[i - 1]!)) throw invalidParam("samplers", `Shimmy samples in the order ${SAMPLER_ORDER.join(";")}; another order is not supported.`, "unsupported_parameter");
   }
-  if (body.grammar != null && body.json_schema != null) throw invalidParam("grammar", "Send either 'grammar' or 'json_schema', not both.");
+  const formats = [body.grammar != null && "grammar", body.json_schema != null && "json_schema", "response_format" in body && (body as ChatBody).response_format != null && (body as ChatBody).response_format!.type !== "text" && "response_format"].filter(Boolean);
+  if (formats.length > 1) throw invalidParam(formats[1] as string, `Send one of 'grammar', 'json_schema' or 'response_format', not ${formats.join(" and ")}.`);
 }
 
 export function refuseUnsupportedChat(body: ChatBody): void {
@@ -120,6 +125,7 @@ export function refuseUnsupportedCompletion(body: CompletionBody): void {
   refuseUnsupportedSampling(body);
   if (body.suffix != null && body.suffix !== "") notYet("suffix");
   if (body.best_of != null && body.best_of !== 1) notYet("best_of", "best_of > 1");
+  if (body.echo && body.logprobs != null && body.logprobs !== false) throw invalidParam("logprobs", "'logprobs' with 'echo' would need the prompt's log-probabilities, which Shimmy does not compute; drop one of them.", "unsupported_parameter");
 }
 
 export function samplingFrom(body: SamplingBody): SamplingOptions {

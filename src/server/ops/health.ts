@@ -1,7 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { loadedCpuLibrary } from "../../engine/cpu-library.js";
 import { poolThreadReserve } from "../../engine/pool-reserve.js";
-import { servableModels } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
 
 export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
@@ -14,9 +13,11 @@ export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
       uptime_seconds: Math.round((Date.now() - ctx.startedAt) / 100) / 10,
       models: {
         discovered: ctx.registry.all().length,
-        available: servableModels(ctx.registry.all()).length,
+        available: ctx.pool.servable().length,
         loaded: loaded.length,
       },
+      // Crash isolation (docs/security.md): model files refused because they made a probe child die.
+      isolation: { enabled: ctx.config.isolation, probes_run: ctx.pool.probesRun, unusable: ctx.pool.unusable() },
       in_flight: ctx.pool.inFlight,
       // What this process computes with. The pool size is what libuv read at its first job (the
       // `shimmy` launcher sets 2 unless the user chose; libuv's default is 4); all but one of its
