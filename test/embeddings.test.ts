@@ -154,6 +154,16 @@ describe("embeddings", () => {
     assertMatchesReference(first.data[0]!.embedding, ids.slice(0, CTX), true);
   });
 
+  it("a huge input (1 MB) is refused without tokenizing, or cut to what truncation keeps, with the same vector as the cut text", async () => {
+    const huge = LONG_TEXT.repeat(Math.ceil(1_000_000 / LONG_TEXT.length));
+    const refused = await postJson(`${server.url}/v1/embeddings`, { model: "stories260k", input: huge });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.json.error.code, "context_length_exceeded");
+    const cut = await ollama.embed({ model: "stories260k", input: huge });
+    assert.equal(cut.prompt_eval_count, CTX);
+    assert.deepEqual(cut.embeddings[0], (await ollama.embed({ model: "stories260k", input: LONG_TEXT })).embeddings[0]);
+  });
+
   it("refuses dimensions other than the model's, empty input and token ids outside the vocabulary (400, before any work)", async () => {
     const dims = await postJson(`${server.url}/v1/embeddings`, { model: "stories260k", input: "hi", dimensions: 32 });
     assert.equal(dims.status, 400);

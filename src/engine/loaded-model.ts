@@ -202,6 +202,16 @@ export class LoadedModel {
     }
   }
 
+  /** At least this many tokens for `text`, without tokenizing it (0: no bound; PromptBound). */
+  minTokens(text: string): number {
+    return this.promptBound.minTokens(text);
+  }
+
+  /** The start of `text` that still holds at least `tokens` tokens (the rest would be truncated away). */
+  prefixHolding(text: string, tokens: number): string {
+    return this.promptBound.prefixHolding(text, tokens);
+  }
+
   /** Tokenizes and validates; throws typed errors before any response is started. */
   prepare(request: GenerationRequest): PreparedGeneration {
     const longStop = request.stop.find((s) => s.length > MAX_STOP_LENGTH);

@@ -29,6 +29,17 @@ export class PromptBound {
     return Math.floor(bytes / longest);
   }
 
+  /**
+   * The start of a text that still holds at least `tokens` tokens (every token covers at most
+   * `longest` bytes, so at least one per `longest` characters): what a truncated input needs
+   * tokenized, whatever its length.
+   */
+  prefixHolding(text: string, tokens: number): string {
+    if (this.minTokens(text) === 0) return text;
+    const { longest } = (this.vocab ??= this.readVocabulary());
+    return text.slice(0, (tokens + 64) * longest);
+  }
+
   /** One walk over the vocabulary (on the first large prompt): its longest entry, and the strip-marked special tokens. */
   private readVocabulary(): { longest: number; stripped?: RegExp } {
     const size = this.model.fileInfo.metadata?.tokenizer?.ggml?.tokens?.length;

@@ -1,5 +1,6 @@
 import type { Token } from "node-llama-cpp";
 import { type EmbeddingInput, checkEmbeddingInputs, fitEmbeddingInputs, l2Normalized } from "../engine/embedding-input.js";
+import { InputTooLongError } from "../engine/errors.js";
 import type { ServerContext } from "./context.js";
 import { invalidParam } from "./errors.js";
 
@@ -46,9 +47,17 @@ export async function runEmbeddings(ctx: ServerContext, run: EmbeddingRun): Prom
       if (run.dimensions !== undefined && run.dimensions !== embedder.dimensions) {
         throw invalidParam("dimensions", `'dimensions' ${run.dimensions}: "${loaded.spec.name}" gives ${embedder.dimensions}-dimensional vectors and cannot shorten them (its metadata declares no Matryoshka training); omit the field or send ${embedder.dimensions}`, "invalid_value");
       }
-      const tokenized = run.inputs.map((input) => (input.kind === "text" ? embedder.tokenize(input.text) : (input.tokens as Token[])));
+      const limit = Math.min(run.contextLimit ?? embedder.contextSize, embedder.contextSize);
+      // Tokenizing is a synchronous native call: an input proven too long is refused (or cut to
+      // the part truncation keeps) before it is tokenized.
+      const tokenized = run.inputs.map((input, i) => {
+        if (input.kind !== "text") return input.tokens as Token[];
+        const atLeast = loaded.minTokens(input.text);
+        if (atLeast > limit && !run.truncate) throw new InputTooLongError(i, atLeast, limit);
+        return embedder.tokenize(run.truncate ? loaded.prefixHolding(input.text, limit) : input.text);
+      });
       const inputs = fitEmbeddingInputs(tokenized, {
-        limit: Math.min(run.contextLimit ?? embedder.contextSize, embedder.contextSize),
+        limit,
         truncate: run.truncate,
         endToken: embedder.endToken,
         vocabSize: loaded.spec.summary?.vocabSize ?? Number.POSITIVE_INFINITY,
