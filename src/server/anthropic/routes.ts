@@ -7,7 +7,7 @@ import { anthropicErrorBody, toAnthropicError } from "./errors.js";
 import { type MessagesBody, type PromptBody, promptRequest, samplingFrom } from "./request.js";
 import { messageId, messagesTranslator } from "./respond.js";
 import { countTokensBody, messagesBody } from "./schemas.js";
-import { AnthropicSseWriter } from "./sse.js";
+import { NamedEventSse } from "../named-sse.js";
 
 /** Anthropic's Messages API under /v1/messages (docs/api.md), with Anthropic's error envelope. */
 export async function registerAnthropic(app: FastifyInstance, ctx: ServerContext): Promise<void> {
@@ -30,7 +30,7 @@ export async function registerAnthropic(app: FastifyInstance, ctx: ServerContext
           request: { ...prompt, sampling: samplingFrom(body), maxTokens: body.max_tokens, stop: body.stop_sequences ?? [] },
           signal: abortOnDisconnect(reply).signal,
           translator: (loaded, _loadMs, promptTokens) => messagesTranslator({ id: messageId(), model: loaded.spec.name, promptTokens, thinkingReturned }),
-          openStream: body.stream === true ? () => new AnthropicSseWriter(reply) : undefined,
+          openStream: body.stream === true ? () => new NamedEventSse(reply) : undefined,
           sendFull: (json) => void reply.send(json),
           requestId: request.id,
           log: request.log,

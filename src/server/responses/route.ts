@@ -5,7 +5,8 @@ import { runGeneration } from "../generation.js";
 import { type ResponsesBody, generationRequest, refuseUnsupported, wantsLogprobs } from "./request.js";
 import { responseMeta } from "./response.js";
 import { responsesBody } from "./schemas.js";
-import { ResponsesSse, ResponsesTranslator } from "./stream.js";
+import { NamedEventSse } from "../named-sse.js";
+import { ResponsesTranslator } from "./stream.js";
 
 /** `POST /v1/responses`: OpenAI's Responses API, stateless (docs/api.md). */
 export function registerResponses(app: FastifyInstance, ctx: ServerContext): void {
@@ -18,7 +19,7 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
       request: generationRequest(body, spec.name),
       signal: abortOnDisconnect(reply).signal,
       translator: (loaded) => new ResponsesTranslator(responseMeta(body, loaded.spec.name, wantsLogprobs(body))),
-      openStream: body.stream === true ? () => new ResponsesSse(reply) : undefined,
+      openStream: body.stream === true ? () => new NamedEventSse(reply) : undefined,
       sendFull: (json) => void reply.send(json),
       requestId: request.id,
       log: request.log,

@@ -1,26 +1,7 @@
-import type { FastifyReply } from "fastify";
 import type { DoneEvent, OutputDelta, ToolCallDelta } from "../../engine/types.js";
 import { classifyError } from "../errors.js";
-import type { GenerationTranslator, StreamFraming } from "../generation.js";
-import { StreamWriter } from "../stream-writer.js";
+import type { GenerationTranslator } from "../generation.js";
 import { type ItemStatus, type ResponseMeta, functionCallItem, itemId, logprobsJson, messageItem, outputItems, outputTextPart, reasoningItem, responseObject } from "./response.js";
-
-/** Server-sent events named by their type: `event: <type>` + `data: <json>`; the stream ends without a `[DONE]`, as OpenAI's does. */
-export class ResponsesSse implements StreamFraming {
-  private readonly stream: StreamWriter;
-
-  constructor(reply: FastifyReply) {
-    this.stream = new StreamWriter(reply, "text/event-stream; charset=utf-8");
-  }
-
-  send(frame: object): void {
-    this.stream.write(`event: ${(frame as { type: string }).type}\ndata: ${JSON.stringify(frame)}\n\n`);
-  }
-
-  end(): void {
-    this.stream.end();
-  }
-}
 
 /** The output item being streamed: its kind, place in `output`, id, and the text so far. */
 interface OpenItem {

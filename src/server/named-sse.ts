@@ -1,12 +1,12 @@
 import type { FastifyReply } from "fastify";
-import { StreamWriter } from "../stream-writer.js";
+import type { StreamFraming } from "./generation.js";
+import { StreamWriter } from "./stream-writer.js";
 
 /**
- * Anthropic's server-sent events: each frame is `event: <type>` and `data: <json>`, the event
- * name being the frame's own `type` (message_start, content_block_delta, ping, error, …). The
- * stream ends after message_stop (or an error event), with no `[DONE]`.
+ * Server-sent events named by each frame's own `type`: `event: <type>` and `data: <json>`, with
+ * no `[DONE]` at the end — the framing of Anthropic's Messages stream and OpenAI's Responses stream.
  */
-export class AnthropicSseWriter {
+export class NamedEventSse implements StreamFraming {
   private readonly stream: StreamWriter;
 
   constructor(reply: FastifyReply) {
