@@ -4,6 +4,7 @@ import type { GenerationRequest } from "../../engine/types.js";
 import type { ServerContext } from "../context.js";
 import { type AjvError, ApiError, classifyError, fromValidation } from "../errors.js";
 import { runGeneration } from "../generation.js";
+import { samplingFromFields, stopList } from "../sampling-fields.js";
 import { lazyValidator } from "../validation.js";
 
 /**
@@ -68,23 +69,14 @@ function parseRequest(raw: string): { model: string; request: Omit<GenerationReq
     if (errors[0]?.keyword === "oneOf" || (errors[0] as { schemaPath?: string } | undefined)?.schemaPath?.startsWith("#/oneOf")) throw new ApiError(400, "send exactly one of 'prompt' or 'messages'", "invalid_request_error", "prompt", "invalid_value");
     throw fromValidation(errors);
   }
-  const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
   return {
     model: body.model,
     request: {
       input: body.prompt !== undefined ? { kind: "text", text: body.prompt } : { kind: "chat", messages: body.messages! },
       // Like Shimmy's CLI, the WebSocket defaults to greedy decoding unless a temperature is sent.
-      sampling: {
-        temperature: body.temperature ?? 0,
-        topP: body.top_p ?? undefined,
-        topK: body.top_k ?? undefined,
-        minP: body.min_p ?? undefined,
-        seed: body.seed ?? undefined,
-        presencePenalty: body.presence_penalty ?? undefined,
-        frequencyPenalty: body.frequency_penalty ?? undefined,
-      },
+      sampling: samplingFromFields(body, 0),
       maxTokens: body.max_tokens ?? undefined,
-      stop,
+      stop: stopList(body.stop),
       // One frame per token of text, reasoning included: this protocol has no field for it.
       reasoning: "inline",
     },

@@ -2,12 +2,13 @@ import type { FastifyInstance } from "fastify";
 import type { DoneEvent, OutputDelta, ToolCallDelta } from "../../engine/types.js";
 import type { ServerContext } from "../context.js";
 import { abortOnDisconnect } from "../disconnect.js";
+import { stopList } from "../sampling-fields.js";
 import { logIgnoredOnce } from "../ignored-fields.js";
 import { type GenerationTranslator, runGeneration } from "../generation.js";
 import { toOpenAIError } from "./errors.js";
 import { completionId, unixNow } from "./ids.js";
 import { chatLogprobs } from "./logprobs.js";
-import { type ChatBody, IGNORED_FIELDS, constraintFrom, maxTokensFrom, messagesFrom, refuseUnsupportedChat, samplingFrom, stopFrom, toolChoiceFrom, toolsFrom } from "./request.js";
+import { type ChatBody, IGNORED_FIELDS, constraintFrom, maxTokensFrom, messagesFrom, refuseUnsupportedChat, samplingFrom, toolChoiceFrom, toolsFrom } from "./request.js";
 import { chatCompletionBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
 import { summedUsage, timingsJson, usageJson, wireFinish } from "./usage.js";
@@ -90,7 +91,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
         input: { kind: "chat", messages: messagesFrom(body, spec.name) },
         sampling: samplingFrom(body),
         maxTokens: maxTokensFrom(body),
-        stop: stopFrom(body.stop),
+        stop: stopList(body.stop),
         tools,
         toolChoice: toolChoiceFrom(body.tool_choice, tools),
         parallelToolCalls: body.parallel_tool_calls ?? undefined,

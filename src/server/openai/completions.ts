@@ -1,12 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import type { ServerContext } from "../context.js";
 import { abortOnDisconnect } from "../disconnect.js";
+import { stopList } from "../sampling-fields.js";
 import { logIgnoredOnce } from "../ignored-fields.js";
 import { type GenerationTranslator, runGeneration } from "../generation.js";
 import { toOpenAIError } from "./errors.js";
 import { completionId, unixNow } from "./ids.js";
 import { completionLogprobs } from "./logprobs.js";
-import { type CompletionBody, IGNORED_FIELDS, constraintFrom, maxTokensFrom, refuseUnsupportedCompletion, samplingFrom, stopFrom } from "./request.js";
+import { type CompletionBody, IGNORED_FIELDS, constraintFrom, maxTokensFrom, refuseUnsupportedCompletion, samplingFrom } from "./request.js";
 import { completionBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
 import { summedUsage, timingsJson, usageJson, wireFinish } from "./usage.js";
@@ -76,7 +77,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
         input: { kind: "text", text: prompt },
         sampling: samplingFrom(body),
         maxTokens: maxTokensFrom(body) ?? 16,
-        stop: stopFrom(body.stop),
+        stop: stopList(body.stop),
         constraint: constraintFrom(body),
         logprobs: logprobsTop !== undefined ? { top: logprobsTop } : undefined,
       },

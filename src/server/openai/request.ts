@@ -1,21 +1,13 @@
 import type { ChatMessage, GenerationRequest, HistoryToolCall, OutputConstraint, SamplingOptions, ToolChoice, ToolSpec } from "../../engine/types.js";
 import { invalidParam } from "../errors.js";
+import { type SamplingFields, samplingFromFields } from "../sampling-fields.js";
 
 /** Body fields shared by chat and text completions, as validated by schemas.ts (`null` = unset). */
-export interface SamplingBody {
+export interface SamplingBody extends SamplingFields {
   model: string;
-  temperature?: number | null;
-  top_p?: number | null;
-  top_k?: number | null;
-  min_p?: number | null;
-  repeat_penalty?: number | null;
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
   n_predict?: number | null;
-  seed?: number | null;
-  presence_penalty?: number | null;
-  frequency_penalty?: number | null;
-  logit_bias?: Record<string, number> | null;
   stop?: string | string[] | null;
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null } | null;
@@ -128,27 +120,8 @@ export function refuseUnsupportedCompletion(body: CompletionBody): void {
   if (body.echo && body.logprobs != null && body.logprobs !== false) throw invalidParam("logprobs", "'logprobs' with 'echo' would need the prompt's log-probabilities, which Shimmy does not compute; drop one of them.", "unsupported_parameter");
 }
 
-export function samplingFrom(body: SamplingBody): SamplingOptions {
-  let logitBias: Map<number, number> | undefined;
-  if (body.logit_bias) logitBias = new Map(Object.entries(body.logit_bias).map(([k, v]) => [Number(k), v]));
-  return {
-    // OpenAI's default temperature is 1.
-    temperature: body.temperature ?? 1,
-    topP: body.top_p ?? undefined,
-    topK: body.top_k ?? undefined,
-    minP: body.min_p ?? undefined,
-    seed: body.seed ?? undefined,
-    presencePenalty: body.presence_penalty ?? undefined,
-    frequencyPenalty: body.frequency_penalty ?? undefined,
-    repeatPenalty: body.repeat_penalty ?? undefined,
-    logitBias,
-  };
-}
-
-export function stopFrom(stop: string | string[] | null | undefined): string[] {
-  if (stop == null) return [];
-  return typeof stop === "string" ? [stop] : stop;
-}
+/** OpenAI's default temperature is 1. */
+export const samplingFrom = (body: SamplingBody): SamplingOptions => samplingFromFields(body, 1);
 
 /** Tool-call arguments as the template wants them: an object (OpenAI sends a JSON string). */
 function argumentsObject(args: string | object | null | undefined, where: string): unknown {
