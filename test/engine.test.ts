@@ -31,7 +31,7 @@ after(async () => {
 });
 
 async function run(request: Omit<GenerationRequest, "model">): Promise<{ text: string; done: DoneEvent }> {
-  return model.complete(model.prepare({ model: "stories260k-chat", ...request }));
+  return model.complete(await model.prepare({ model: "stories260k-chat", ...request }));
 }
 
 describe("ModelPool", () => {
@@ -91,7 +91,7 @@ describe("thread plan", () => {
     try {
       const m = lease.model;
       const g = golden.greedy[0]!;
-      const { done } = await m.complete(m.prepare({ model: "stories260k", input: { kind: "text", text: g.prompt }, sampling: { temperature: 0 }, maxTokens: g.maxTokens, stop: [] }));
+      const { done } = await m.complete(await m.prepare({ model: "stories260k", input: { kind: "text", text: g.prompt }, sampling: { temperature: 0 }, maxTokens: g.maxTokens, stop: [] }));
       assert.deepEqual(done.tokenIds, g.ids);
       assert.ok(g.maxTokens > 10, "enough one-token steps for the warm-up and a try");
       assert.deepEqual([...m.oneTokenThreads.measuredMs.keys()].sort(), [1, 2]);
@@ -133,7 +133,7 @@ describe("thread plan", () => {
         watch("decodeBatch", () => void (size === 1 && steps.push({ position, threads: threadsNow })));
         const eos = m.model.tokens.eos!;
         const { done } = await m.complete(
-          m.prepare({ model: "stories260k", input: { kind: "text", text: golden.greedy[0]!.prompt }, sampling: { temperature: 0, logitBias: new Map([[eos, -100]]) }, maxTokens: 400, stop: [] }),
+          await m.prepare({ model: "stories260k", input: { kind: "text", text: golden.greedy[0]!.prompt }, sampling: { temperature: 0, logitBias: new Map([[eos, -100]]) }, maxTokens: 400, stop: [] }),
         );
         return { ids: done.tokenIds, steps };
       } finally {
@@ -207,9 +207,9 @@ describe("thread plan", () => {
       const g = golden.greedy[1]!;
       const request = (maxTokens: number) => m.prepare({ model: "stories260k", input: { kind: "text", text: g.prompt }, sampling: { temperature: 0 }, maxTokens, stop: [] });
       // One token asked: the last decode was the whole prompt, a batch.
-      await m.complete(request(1));
+      await m.complete(await request(1));
       assert.equal(m.context.currentThreads, 2);
-      const { text, done } = await m.complete(request(g.maxTokens));
+      const { text, done } = await m.complete(await request(g.maxTokens));
       assert.equal(m.context.currentThreads, 1);
       assert.deepEqual(done.tokenIds, g.ids);
       assert.equal(text, g.text);
@@ -275,16 +275,16 @@ describe("generation", () => {
     assert.deepEqual(done.usage, { promptTokens: g.promptIdsWithBos.length, completionTokens: g.maxTokens, cachedTokens: done.usage.cachedTokens });
   });
 
-  it("renders the golden chat exactly as golden.json's token ids", () => {
-    const prepared = model.prepare({ model: "stories260k-chat", input: { kind: "chat", messages: golden.chat.messages }, sampling: { temperature: 0 }, stop: [] });
-    assert.equal(model.renderChat(prepared.request), golden.chat.rendered);
+  it("renders the golden chat exactly as golden.json's token ids", async () => {
+    const prepared = await model.prepare({ model: "stories260k-chat", input: { kind: "chat", messages: golden.chat.messages }, sampling: { temperature: 0 }, stop: [] });
+    assert.equal(await model.renderChat(prepared.request), golden.chat.rendered);
     assert.deepEqual(prepared.promptTokens, golden.chat.renderedIds);
   });
 
   it("stops within one token of an abort", async () => {
     const controller = new AbortController();
     let tokens = 0;
-    const prepared = model.prepare({ model: "stories260k-chat", input: { kind: "text", text: "Once upon a time" }, sampling: { temperature: 0 }, maxTokens: 400, stop: [], signal: controller.signal });
+    const prepared = await model.prepare({ model: "stories260k-chat", input: { kind: "text", text: "Once upon a time" }, sampling: { temperature: 0 }, maxTokens: 400, stop: [], signal: controller.signal });
     const done = await model.generate(prepared, () => {
       tokens++;
       controller.abort();
@@ -307,8 +307,8 @@ describe("generation", () => {
     assert.equal(warm.text, cold.text);
   });
 
-  it("refuses a prompt that does not fit the context with a typed error", () => {
-    assert.throws(
+  it("refuses a prompt that does not fit the context with a typed error", async () => {
+    await assert.rejects(
       () => model.prepare({ model: "stories260k-chat", input: { kind: "text", text: "Once upon a time ".repeat(300) }, sampling: { temperature: 0 }, stop: [] }),
       (e: unknown) => e instanceof ContextOverflowError && e.contextSize === 512 && e.promptTokens > 512,
     );

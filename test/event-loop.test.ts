@@ -29,7 +29,7 @@ function postInTwoParts(url: string, body: string, whileOpen: () => Promise<void
 describe("a huge request does not hold up the server", () => {
   let server: RunningServer;
   before(async () => {
-    server = await startTestServer({ parallel: 1, maxMessages: 300_000 });
+    server = await startTestServer({ parallel: 1, maxMessages: 300_000, bodyLimit: 16 * 1024 * 1024 });
   });
   after(async () => {
     await server.close();

@@ -65,7 +65,7 @@ describe("libuv pool thread reserve", () => {
       assert.equal(reserve.parked, spare - 1, "the load of a second model runs on a thread of its own");
       const b = await loadingB;
       assert.equal(reserve.parked, spare);
-      const { text } = await b.model.complete(b.model.prepare({ model: "stories260k-chat", input: { kind: "text", text: "Once" }, sampling: { temperature: 0 }, maxTokens: 8, stop: [] }));
+      const { text } = await b.model.complete(await b.model.prepare({ model: "stories260k-chat", input: { kind: "text", text: "Once" }, sampling: { temperature: 0 }, maxTokens: 8, stop: [] }));
       assert.ok(text.length > 0);
       a.release();
       b.release();

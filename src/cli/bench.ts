@@ -19,7 +19,7 @@ interface BenchFlags extends ModelSourceFlags {
 async function run(m: LoadedModel, text: string, maxTokens: number): Promise<DoneEvent> {
   const banned = new Map<number, number>();
   for (const t of [m.model.tokens.eos, m.model.tokens.eot]) if (t !== null) banned.set(t, -100);
-  const prepared = m.prepare({ model: m.spec.name, input: { kind: "text", text }, sampling: { temperature: 0, logitBias: banned }, maxTokens, stop: [] });
+  const prepared = await m.prepare({ model: m.spec.name, input: { kind: "text", text }, sampling: { temperature: 0, logitBias: banned }, maxTokens, stop: [] });
   return (await m.complete(prepared)).done;
 }
 
@@ -39,15 +39,15 @@ export function registerBench(program: Command): void {
           const firstUseMs = performance.now() - t0;
           // A prompt of about the requested length, different each run so nothing is cached.
           const words = (seed: number) => Array.from({ length: flags.promptTokens }, (_, i) => ["once", "upon", "a", "time", "there", "was", "tom", "and", "sue"][(i * 7 + seed) % 9]).join(" ");
-          const fit = (seed: number): string => {
+          const fit = async (seed: number): Promise<string> => {
             let text = words(seed);
-            while (m.tokenizePrompt(text).length > flags.promptTokens) text = text.slice(0, Math.floor(text.length * 0.9));
+            while ((await m.tokenizePrompt(text)).length > flags.promptTokens) text = text.slice(0, Math.floor(text.length * 0.9));
             return text;
           };
           const promptRuns: DoneEvent[] = [];
           const decodeRuns: DoneEvent[] = [];
           for (let r = 0; r < flags.runs; r++) {
-            promptRuns.push(await run(m, fit(r), 1));
+            promptRuns.push(await run(m, await fit(r), 1));
             decodeRuns.push(await run(m, `${r} Once upon a time`, flags.genTokens));
           }
           // Aggregate decode rate of `concurrency` streams started together: all their generated

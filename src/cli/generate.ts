@@ -50,7 +50,7 @@ export function registerGenerate(program: Command): void {
       try {
         await pool.use(target, async (loaded) => {
           const messages = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: flags.prompt }];
-          const prepared = loaded.prepare({
+          const prepared = await loaded.prepare({
             model: loaded.spec.name,
             input: flags.chat ? { kind: "chat", messages } : { kind: "text", text: flags.prompt },
             sampling: { temperature: flags.temperature ?? 0.8, topP: flags.topP, topK: flags.topK, seed: flags.seed },

@@ -16,7 +16,7 @@ export function registerProbe(program: Command): void {
         await pool.use(target, async (loaded) => {
           // BOS alone where the model has one; otherwise a one-word prompt.
           const text = loaded.model.tokens.bos !== null && loaded.model.tokens.shouldPrependBosToken ? "" : "Hello";
-          const prepared = loaded.prepare({ model: loaded.spec.name, input: { kind: "text", text }, sampling: { temperature: 0 }, maxTokens: 1, stop: [] });
+          const prepared = await loaded.prepare({ model: loaded.spec.name, input: { kind: "text", text }, sampling: { temperature: 0 }, maxTokens: 1, stop: [] });
           const { done } = await loaded.complete(prepared);
           const token = done.tokenIds[0];
           const evalMs = done.timings.promptMs;

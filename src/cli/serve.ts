@@ -89,7 +89,7 @@ export function registerServe(program: Command): void {
     .option("--allowed-hosts <hosts>", "Host header names allowed besides loopback, the bound address and this machine's name, comma-separated, * globs; * = any (SHIMMY_ALLOWED_HOSTS)", splitList)
     .option("--read-timeout <seconds>", "time a client has to send a whole request, 0 = none (default 120; SHIMMY_READ_TIMEOUT)", parseNonNegativeInt)
     .option("--headers-timeout <seconds>", "time a client has to send a request's headers, 0 = none (default 30; SHIMMY_HEADERS_TIMEOUT)", parseNonNegativeInt)
-    .option("--max-body-bytes <n>", "largest request body accepted, in bytes; larger gets 413 (default 16777216 = 16 MiB; SHIMMY_MAX_BODY_BYTES)", parsePositiveInt)
+    .option("--max-body-bytes <n>", "largest request body accepted, in bytes; larger gets 413 (default 4194304 = 4 MiB; SHIMMY_MAX_BODY_BYTES)", parsePositiveInt)
     .option("--max-messages <n>", "most chat messages one request may carry; more gets 400 (default 10000; SHIMMY_MAX_MESSAGES)", parsePositiveInt)
     .option("--drain-timeout <seconds>", "on SIGTERM/SIGINT, time in-flight requests get to finish before they are cut (default 10; SHIMMY_DRAIN_TIMEOUT)", parseNonNegativeInt)
     .option("--log <level>", "log level: fatal, error, warn, info, debug", "warn")

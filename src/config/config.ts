@@ -291,7 +291,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     batchSize: overrides.batchSize ?? envInt(env, "SHIMMY_BATCH_SIZE"),
     parallel: overrides.parallel ?? envInt(env, "SHIMMY_PARALLEL") ?? 4,
     gpu,
-    bodyLimit: overrides.bodyLimit ?? envInt(env, "SHIMMY_MAX_BODY_BYTES") ?? 16 * 1024 * 1024,
+    bodyLimit: overrides.bodyLimit ?? envInt(env, "SHIMMY_MAX_BODY_BYTES") ?? 4 * 1024 * 1024,
     maxMessages: overrides.maxMessages ?? envInt(env, "SHIMMY_MAX_MESSAGES") ?? 10_000,
     drainTimeoutMs: overrides.drainTimeoutMs ?? (envInt(env, "SHIMMY_DRAIN_TIMEOUT") ?? 10) * 1000,
     cacheDir: env.SHIMMY_CACHE_DIR ? resolve(env.SHIMMY_CACHE_DIR) : join(home, ".cache", "shimmy"),

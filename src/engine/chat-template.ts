@@ -55,7 +55,12 @@ export class JinjaChatTemplate {
   }
 
   render(messages: ChatMessage[], options: RenderOptions = {}): string {
-    return this.template.render({
+    return this.template.render(this.context(messages, options));
+  }
+
+  /** The variables a render gets (plain data: the prompt worker renders from it too). */
+  context(messages: ChatMessage[], options: RenderOptions = {}): Record<string, unknown> {
+    return {
       ...options.variables,
       messages: messages.map(hfMessage),
       // Set even when absent, so chat_template_kwargs cannot offer tools the parser will not read.
@@ -63,7 +68,7 @@ export class JinjaChatTemplate {
       add_generation_prompt: true,
       bos_token: this.ctx.bosToken,
       eos_token: this.ctx.eosToken,
-    });
+    };
   }
 }
 

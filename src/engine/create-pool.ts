@@ -6,6 +6,7 @@ import { ProbeGate, type ProbeGateOptions } from "./isolation/probe-gate.js";
 import { getRuntime, runtimeOptionsFor } from "./llama.js";
 import { ModelPool, type PoolOptions } from "./model-pool.js";
 import { poolThreadReserve } from "./pool-reserve.js";
+import { PromptWorker } from "./prompt-worker/prompt-worker.js";
 
 /** Where probe verdicts are kept. */
 export const verdictCachePath = (config: Pick<Config, "cacheDir">): string => join(config.cacheDir, "model-verdicts.json");
@@ -26,5 +27,6 @@ export function createModelPool(
     runtime: () => getRuntime(runtimeOptionsFor(config)),
     conversions: new ConversionCache(config.cacheDir),
     libuvReserve: poolThreadReserve(),
+    promptWorker: new PromptWorker(runtimeOptionsFor(config)),
   });
 }

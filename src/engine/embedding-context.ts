@@ -18,6 +18,8 @@ interface NativeEmbeddingContext {
 const METHODS = ["initBatch", "addToBatch", "decodeBatch", "getEmbedding", "removeTokenCellsFromSequence"] as const;
 
 export interface EmbeddingContextOptions {
+  /** `llama_tokenize` with special tokens parsed and nothing added (the model's, off the event loop for long texts). */
+  tokenizeRaw?: (text: string) => Promise<Token[]>;
   /** Tokens one input may hold: the context and the batch (a pooled input must fit one decode). */
   contextSize: number;
   threads: number;
@@ -70,8 +72,8 @@ export class EmbeddingContext {
   }
 
   /** Text → tokens as llama.cpp tokenizes for embeddings: special tokens parsed, BOS / SEP / EOS as the vocabulary adds them. */
-  tokenize(text: string): Token[] {
-    const tokens = this.model.tokenize(text, true);
+  async tokenize(text: string): Promise<Token[]> {
+    const tokens = await (this.options.tokenizeRaw?.(text) ?? this.model.tokenize(text, true));
     const first = this.beginToken;
     const last = this.endToken;
     if (first !== null && tokens[0] !== first) tokens.unshift(first);

@@ -1,4 +1,5 @@
 import type { Llama, LlamaContext, LlamaModel, Token } from "node-llama-cpp";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { Config } from "../config/config.js";
 import type { ModelSpec } from "../discovery/types.js";
 import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./chat-template.js";
@@ -16,11 +17,20 @@ import { type SlotGrant, SlotPool } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
 import type { OneTokenThreads } from "./thread-chooser.js";
 import { PromptBound } from "./prompt-bound.js";
+import type { PromptWorker } from "./prompt-worker/prompt-worker.js";
 import { TokenBytes } from "./token-bytes.js";
-import type { DoneEvent, FinishReason, GenerationOutput, GenerationRequest, OutputSink, TokenLogprob } from "./types.js";
+import type { ChatMessage, DoneEvent, FinishReason, GenerationOutput, GenerationRequest, OutputSink, TokenLogprob } from "./types.js";
 
 /** The Config settings a load uses (documented on Config). */
-export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "threadsAlternative" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention">;
+export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "threadsAlternative" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention"> & {
+  /** Where large prompts are rendered and tokenized (absent: on the calling thread). */
+  promptWorker?: PromptWorker;
+};
+
+/** Inputs from this many characters are tokenized (and chats this large rendered) in the prompt worker. */
+const OFF_THREAD_CHARS = 16 * 1024;
+/** Chats with more messages than this are rendered in the prompt worker whatever their length. */
+const OFF_THREAD_MESSAGES = 64;
 
 /** A request after tokenization and checks: everything that can fail before streaming starts. */
 export interface PreparedGeneration {
@@ -71,6 +81,8 @@ export class LoadedModel {
 
   private constructor(
     readonly spec: ModelSpec,
+    /** The GGUF file loaded: the spec's own, or its conversion. */
+    readonly ggufPath: string,
     readonly model: LlamaModel,
     readonly context: LlamaContext,
     readonly contextSize: number,
@@ -99,6 +111,7 @@ export class LoadedModel {
       flashAttention: options.flashAttention && model.flashAttentionSupported,
       lora: spec.lora,
       requestTimeoutMs: options.requestTimeoutMs,
+      tokenizeRaw: (text) => this.tokenizeRaw(text, true),
     });
   }
 
@@ -143,16 +156,33 @@ export class LoadedModel {
         typeof source === "string"
           ? await JinjaChatTemplate.create(source, { bosToken: tokenText(model.tokens.bos), eosToken: tokenText(model.tokens.eos) })
           : new TranscriptChatTemplate();
-      return new LoadedModel(spec, model, context, contextSize, template, performance.now() - started, options, native, pooling);
+      return new LoadedModel(spec, ggufPath, model, context, contextSize, template, performance.now() - started, options, native, pooling);
     } catch (e) {
       await model.dispose();
       throw e;
     }
   }
 
+  /**
+   * `llama_tokenize` without BOS/EOS: on this thread for short texts, in the prompt worker for
+   * long ones (a synchronous native call that grows with the text would hold the event loop).
+   */
+  async tokenizeRaw(text: string, parseSpecial: boolean): Promise<Token[]> {
+    const worker = this.options.promptWorker;
+    if (worker === undefined || text.length < OFF_THREAD_CHARS) return this.model.tokenize(text, parseSpecial);
+    const tokens = (await worker.tokenize(this.ggufPath, text, parseSpecial)) as Token[];
+    this.throwIfStopped();
+    return tokens;
+  }
+
+  /** After waiting on the prompt worker: the model may have been unloaded (shutdown) meanwhile, and its native handles with it. */
+  private throwIfStopped(): void {
+    if (this.stopping.signal.aborted) throw this.stopping.signal.reason;
+  }
+
   /** Prompt text → tokens, parsing special tokens and adding BOS where the model expects it. */
-  tokenizePrompt(text: string): Token[] {
-    const tokens = this.model.tokenize(text, true);
+  async tokenizePrompt(text: string): Promise<Token[]> {
+    const tokens = await this.tokenizeRaw(text, true);
     const bos = this.model.tokens.bos;
     if (bos !== null && this.model.tokens.shouldPrependBosToken && tokens[0] !== bos) tokens.unshift(bos);
     return tokens;
@@ -163,8 +193,8 @@ export class LoadedModel {
    * (`<s>`, `<|im_start|>`) as those tokens; `addSpecial` adds BOS (and EOS) where the model's
    * metadata asks for them.
    */
-  tokenize(text: string, options: { addSpecial: boolean; parseSpecial: boolean }): Token[] {
-    const tokens = this.model.tokenize(text, options.parseSpecial);
+  async tokenize(text: string, options: { addSpecial: boolean; parseSpecial: boolean }): Promise<Token[]> {
+    const tokens = await this.tokenizeRaw(text, options.parseSpecial);
     if (!options.addSpecial) return tokens;
     const { bos, eos, shouldPrependBosToken, shouldAppendEosToken } = this.model.tokens;
     if (bos !== null && shouldPrependBosToken) tokens.unshift(bos);
@@ -191,11 +221,20 @@ export class LoadedModel {
     return id as Token;
   }
 
-  renderChat(request: GenerationRequest): string {
+  /** The chat as the model's template writes it; large chats are rendered in the prompt worker. */
+  async renderChat(request: GenerationRequest): Promise<string> {
     const { messages, templateTools } = renderPlan(request, this.outputFormat, this.template.usesTools);
+    const options = { tools: templateTools, variables: request.templateVariables };
+    const worker = this.options.promptWorker;
     try {
-      return this.template.render(messages, { tools: templateTools, variables: request.templateVariables });
+      if (worker === undefined || this.template.kind !== "model" || !isLargeChat(messages)) return this.template.render(messages, options);
+      // Its own event-loop turn: building and copying a large chat's variables is a block of its own.
+      await nextTurn();
+      const text = await worker.render(this.template.source, this.template.context(messages, options));
+      this.throwIfStopped();
+      return text;
     } catch (e) {
+      if (e === this.stopping.signal.reason) throw e;
       // Templates reject conversations they do not support (roles out of order, a system
       // message the model has no place for): the request is at fault, not the server.
       throw new InvalidGenerationError(`the model's chat template rejected these messages: ${(e as Error).message}`, "messages");
@@ -213,18 +252,18 @@ export class LoadedModel {
   }
 
   /** Tokenizes and validates; throws typed errors before any response is started. */
-  prepare(request: GenerationRequest): PreparedGeneration {
+  async prepare(request: GenerationRequest): Promise<PreparedGeneration> {
     const longStop = request.stop.find((s) => s.length > MAX_STOP_LENGTH);
     // Text that might begin a stop string is held back and compared again with every token.
     if (longStop !== undefined) throw new InvalidGenerationError(`stop strings are at most ${MAX_STOP_LENGTH} characters (one has ${longStop.length})`, "stop");
-    const rendered = request.input.kind === "chat" ? this.renderChat(request) : undefined;
+    const rendered = request.input.kind === "chat" ? await this.renderChat(request) : undefined;
     const text = rendered ?? (request.input as { text: string }).text;
     const plan = outputPlan(request, this.outputFormat, rendered);
     const limit = Math.min(request.contextLimit ?? this.contextSize, this.contextSize);
-    // A prompt that cannot fit is refused before the (synchronous, native) tokenizer runs.
+    // A prompt that cannot fit is refused before it is tokenized.
     const atLeast = this.promptBound.minTokens(text);
     if (atLeast >= limit) throw new ContextOverflowError(atLeast, limit, true);
-    const promptTokens = this.tokenizePrompt(text);
+    const promptTokens = await this.tokenizePrompt(text);
     if (promptTokens.length === 0) throw new InvalidGenerationError("the prompt is empty and the model has no BOS token to start from", "prompt");
     if (promptTokens.length >= limit) throw new ContextOverflowError(promptTokens.length, limit);
     const vocab = this.spec.summary?.vocabSize ?? Number.POSITIVE_INFINITY;
@@ -427,5 +466,14 @@ export class LoadedModel {
     await this.embeddings.dispose();
     await this.context.dispose();
     await this.model.dispose();
+    this.options.promptWorker?.forget(this.ggufPath);
   }
+}
+
+/** Whether rendering this chat could hold the event loop noticeably (Jinja costs per message and per character). */
+function isLargeChat(messages: readonly ChatMessage[]): boolean {
+  if (messages.length > OFF_THREAD_MESSAGES) return true;
+  let chars = 0;
+  for (const m of messages) chars += m.content.length + (m.reasoning?.length ?? 0) + (m.toolCalls?.length ?? 0) * 256;
+  return chars >= OFF_THREAD_CHARS;
 }

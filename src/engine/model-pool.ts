@@ -344,5 +344,6 @@ export class ModelPool {
     if (entries.length > 0) this.options.libuvReserve?.drop();
     for (const e of entries) if (e.timer) clearTimeout(e.timer);
     await Promise.all(entries.map((e) => e.model.dispose()));
+    await this.options.promptWorker?.close();
   }
 }

@@ -17,6 +17,7 @@ import { registerLimits } from "./limits.js";
 import { registerHealth } from "./ops/health.js";
 import { registerMetrics } from "./ops/metrics.js";
 import { registerResponses } from "./responses/route.js";
+import { registerJsonBody } from "./json-body.js";
 import { registerSlots } from "./ops/slots.js";
 import { transportOptions } from "./transport.js";
 import { lazyValidator } from "./validation.js";
@@ -35,6 +36,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
     ...transportOptions(ctx.config),
   });
   registerAccess(app, ctx.config);
+  registerJsonBody(app, ctx.config.bodyLimit);
   registerLimits(app, ctx.config);
   if (ctx.metrics) registerMetrics(app, ctx.metrics);
 

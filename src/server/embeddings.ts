@@ -50,12 +50,16 @@ export async function runEmbeddings(ctx: ServerContext, run: EmbeddingRun): Prom
       const limit = Math.min(run.contextLimit ?? embedder.contextSize, embedder.contextSize);
       // Tokenizing is a synchronous native call: an input proven too long is refused (or cut to
       // the part truncation keeps) before it is tokenized.
-      const tokenized = run.inputs.map((input, i) => {
-        if (input.kind !== "text") return input.tokens as Token[];
+      const tokenized: Token[][] = [];
+      for (const [i, input] of run.inputs.entries()) {
+        if (input.kind !== "text") {
+          tokenized.push(input.tokens as Token[]);
+          continue;
+        }
         const atLeast = loaded.minTokens(input.text);
         if (atLeast > limit && !run.truncate) throw new InputTooLongError(i, atLeast, limit);
-        return embedder.tokenize(run.truncate ? loaded.prefixHolding(input.text, limit) : input.text);
-      });
+        tokenized.push(await embedder.tokenize(run.truncate ? loaded.prefixHolding(input.text, limit) : input.text));
+      }
       const inputs = fitEmbeddingInputs(tokenized, {
         limit,
         truncate: run.truncate,

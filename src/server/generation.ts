@@ -58,7 +58,7 @@ export async function runGeneration(ctx: ServerContext, run: GenerationRun): Pro
     run.model,
     async (loaded) => {
       const loadMs = performance.now() - started;
-      const prepared = loaded.prepare({ ...run.request, model: loaded.spec.name, signal: run.signal });
+      const prepared = await loaded.prepare({ ...run.request, model: loaded.spec.name, signal: run.signal });
       const translator = run.translator(loaded, loadMs, prepared.promptTokens.length);
       const n = run.n ?? 1;
       // Each choice holds a slot for its whole generation; more than the model has would queue behind itself.

@@ -28,10 +28,10 @@ async function probe(job: ProbeJob): Promise<ProbeReport> {
   let prepared;
   try {
     // The chat path renders the model's template, as a chat request would.
-    prepared = model.prepare({ ...base, input: { kind: "chat", messages: [{ role: "user", content: "Hello" }] } });
+    prepared = await model.prepare({ ...base, input: { kind: "chat", messages: [{ role: "user", content: "Hello" }] } });
   } catch {
     // A template that refuses this conversation fails requests with a 400, not a crash.
-    prepared = model.prepare({ ...base, input: { kind: "text", text: "Hello" } });
+    prepared = await model.prepare({ ...base, input: { kind: "text", text: "Hello" } });
   }
   const done = await model.generate(prepared);
   await model.dispose();

@@ -41,7 +41,7 @@ export async function registerAnthropic(app: FastifyInstance, ctx: ServerContext
       api.post<{ Body: PromptBody }>("/count_tokens", { schema: { body: countTokensBody } }, async (request) => {
         const spec = ctx.pool.resolve(request.body.model);
         const { request: prompt } = promptRequest(request.body, spec.name);
-        const inputTokens = await ctx.pool.use(spec.name, async (loaded) => loaded.prepare({ ...prompt, model: loaded.spec.name, sampling: { temperature: 1 }, stop: [] }).promptTokens.length);
+        const inputTokens = await ctx.pool.use(spec.name, async (loaded) => (await loaded.prepare({ ...prompt, model: loaded.spec.name, sampling: { temperature: 1 }, stop: [] })).promptTokens.length);
         return { input_tokens: inputTokens };
       });
     },

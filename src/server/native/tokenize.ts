@@ -55,7 +55,7 @@ export function registerTokenize(app: FastifyInstance, ctx: ServerContext): void
     const body = request.body;
     return ctx.pool.use(modelName(ctx, body.model), async (loaded) => {
       // llama-server's defaults: no BOS/EOS added, special-token text parsed.
-      const tokens = loaded.tokenize(body.content, { addSpecial: body.add_special ?? false, parseSpecial: body.parse_special ?? true });
+      const tokens = await loaded.tokenize(body.content, { addSpecial: body.add_special ?? false, parseSpecial: body.parse_special ?? true });
       return { tokens: body.with_pieces === true ? tokens.map((id) => ({ id, piece: piece(loaded.tokenPiece(id)) })) : tokens };
     });
   });

@@ -4,6 +4,7 @@ import type { GenerationInput, ToolSpec } from "../../engine/types.js";
 import type { ModelUse } from "../../engine/servability.js";
 import type { ServerContext } from "../context.js";
 import { errorHandler } from "../error-handler.js";
+import { readBodyText, stepLargeBody } from "../json-body.js";
 import { ApiError } from "../errors.js";
 import { registerOllamaEmbed } from "./embed.js";
 import { toOllamaError } from "./errors.js";
@@ -47,12 +48,15 @@ export async function registerOllama(app: FastifyInstance, ctx: ServerContext): 
       // Ollama reads any body as JSON, whatever its content type: its documented `curl -d '{…}'`
       // sends a form type, and fetch() with a string body sends text/plain.
       api.removeAllContentTypeParsers();
-      api.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => {
-        try {
-          done(null, JSON.parse(body as string));
-        } catch (e) {
-          done(new ApiError(400, `the request body is not valid JSON: ${(e as Error).message}`), undefined);
-        }
+      api.addContentTypeParser("*", (request, payload, done) => {
+        readBodyText(request, payload, ctx.config.bodyLimit).then(async (text) => {
+          await stepLargeBody(request);
+          try {
+            done(null, JSON.parse(text));
+          } catch (e) {
+            done(new ApiError(400, `the request body is not valid JSON: ${(e as Error).message}`), undefined);
+          }
+        }, (e: Error) => done(e, undefined));
       });
 
       /** Runs one Ollama generation: the request's common fields, its output fields, NDJSON or one object. */
