@@ -1,4 +1,5 @@
-import { type FSWatcher, watch } from "node:fs";
+import { type Dirent, type FSWatcher, readdirSync, watch } from "node:fs";
+import { join } from "node:path";
 import type { DiscoveryResult } from "../discovery/discover.js";
 import type { SourceName } from "../discovery/types.js";
 import type { Registry } from "./registry.js";
@@ -17,6 +18,8 @@ export interface RescanOptions {
   intervalMs: number;
   /** Quiet time after the last file event before rescanning (a copy in progress keeps it waiting). */
   debounceMs?: number;
+  /** How deep below a scanned folder to watch (discovery's scan depth). */
+  maxDepth?: number;
   /** Longest a steady stream of file events may put a rescan off. */
   maxWaitMs?: number;
   /** Told after every rescan (the pool retires models whose files went or changed). */
@@ -27,6 +30,28 @@ export interface RescanOptions {
 
 /** Folders whose contents are models; explicit files are left to the periodic rescan. */
 const WATCHED_SOURCES = new Set<SourceName>(["dir", "lmstudio", "hf-cache", "ollama"]);
+
+/** Most folders watched one by one; past that, the periodic rescan covers the rest. */
+const MAX_WATCHED_FOLDERS = 4096;
+
+/** A folder and its subfolders down to `maxDepth`, as discovery walks them (hidden folders skipped). */
+function foldersUnder(root: string, maxDepth: number): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number): void => {
+    if (found.length >= MAX_WATCHED_FOLDERS) return;
+    found.push(dir);
+    if (depth >= maxDepth) return;
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) if (e.isDirectory() && !e.name.startsWith(".") && e.name !== "node_modules") walk(join(dir, e.name), depth + 1);
+  };
+  walk(root, 0);
+  return found;
+}
 
 /**
  * Keeps the registry in step with the disk while serving: file events in the scanned folders
@@ -90,7 +115,9 @@ export class ModelRescanner {
   /** Watches every scanned folder that exists now; drops watchers of folders no longer scanned. */
   private armWatchers(): void {
     if (!this.options.watch) return;
-    const wanted = new Set(this.registry.discovery.locations.filter((l) => l.exists && WATCHED_SOURCES.has(l.source)).map((l) => l.path));
+    const roots = this.registry.discovery.locations.filter((l) => l.exists && WATCHED_SOURCES.has(l.source)).map((l) => l.path);
+    // Node 20's recursive watch on Linux misses removals and renames: there, each folder is watched on its own.
+    const wanted = new Set(process.platform === "linux" ? roots.flatMap((r) => foldersUnder(r, this.options.maxDepth ?? 6)) : roots);
     for (const [path, watcher] of this.watchers) {
       if (!wanted.has(path)) {
         watcher.close();
@@ -100,7 +127,7 @@ export class ModelRescanner {
     for (const path of wanted) {
       if (this.watchers.has(path)) continue;
       try {
-        const watcher = watch(path, { recursive: true, persistent: false }, () => this.onFileEvent());
+        const watcher = watch(path, { recursive: process.platform !== "linux", persistent: false }, () => this.onFileEvent());
         // A watched folder removed, or the OS out of watches: the periodic rescan still covers it.
         watcher.on("error", (e) => {
           watcher.close();

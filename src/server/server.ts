@@ -49,6 +49,7 @@ export async function startServer(config: Config, version: string, logger: Fasti
   const rescanner = new ModelRescanner(registry, {
     watch: config.watchModels,
     intervalMs: config.rescanIntervalMs,
+    maxDepth: config.maxScanDepth,
     onRescan: async ({ added, removed }) => {
       if (added.length > 0 || removed.length > 0) logs.log?.info({ added, removed }, "models changed on disk");
       const retired = await pool.retireStale();
