@@ -9,6 +9,7 @@ export interface ModelSourceFlags {
   modelDirs?: string[];
   modelPath?: string[];
   defaultLocations?: boolean;
+  demo?: boolean;
   threads?: number | "auto";
   threadsBatch?: number;
   ctxSize?: number;
@@ -40,7 +41,8 @@ export function withModelSources(cmd: Command): Command {
   return cmd
     .option("--model-dirs <dirs...>", "extra directories to scan for models (also SHIMMY_MODEL_PATHS)")
     .option("--model-path <paths...>", "explicit model files (GGUF) or HF folders")
-    .option("--no-default-locations", "scan only the given dirs/paths, not ./models, Ollama, the HF cache or LM Studio");
+    .option("--no-default-locations", "scan only the given dirs/paths, not ./models, Ollama, the HF cache or LM Studio (nor the built-in demo model)")
+    .option("--no-demo", `never list the built-in demo model "shimmy-demo" (listed only while no other servable model is found; SHIMMY_DEMO=0)`);
 }
 
 export function withEngineOptions(cmd: Command): Command {
@@ -62,6 +64,7 @@ export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {})
       modelDirs: flags.modelDirs,
       modelPaths: flags.modelPath,
       scanDefaultLocations: flags.defaultLocations === false ? false : undefined,
+      demo: flags.demo === false ? false : undefined,
       threads: flags.threads,
       batchThreads: flags.threadsBatch,
       ctxSize: flags.ctxSize,

@@ -4,6 +4,7 @@ import { registerBench } from "./bench.js";
 import { registerBuildNative } from "./build-native.js";
 import { registerConvert } from "./convert.js";
 import { registerDiscover } from "./discover.js";
+import { registerDoctor } from "./doctor.js";
 import { registerGenerate } from "./generate.js";
 import { registerGpuInfo } from "./gpu-info.js";
 import { registerInspect } from "./inspect.js";
@@ -26,6 +27,7 @@ registerProbe(program);
 registerGenerate(program);
 registerConvert(program);
 registerGpuInfo(program);
+registerDoctor(program);
 registerBuildNative(program);
 registerBench(program);
 

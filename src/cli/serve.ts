@@ -1,9 +1,11 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { createRequire } from "node:module";
+import { resolve } from "node:path";
 import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
 import { startServer } from "../server/server.js";
 import { type Config, DEFAULT_PORT, parseDuration, splitList } from "../config/config.js";
 import { isLoopbackHost } from "../server/access.js";
+import { DEMO_MODEL_NAME } from "../discovery/sources/demo.js";
 import { configFrom, type ModelSourceFlags, parseNonNegativeInt, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
 import { bold, describeThreads, dim, green } from "./output.js";
 
@@ -31,6 +33,8 @@ interface ServeFlags extends ModelSourceFlags {
   maxBodyBytes?: number;
   maxMessages?: number;
   drainTimeout?: number;
+  watch?: boolean;
+  rescanInterval?: number;
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -71,6 +75,22 @@ function listenFailure(e: NodeJS.ErrnoException, host: string, port: number): st
   }
 }
 
+/** A model worth pulling first: small, real, and instruction-tuned. */
+export const SUGGESTED_PULL = "hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF";
+
+/** What to say when no model of the user's own was found: how to get one, and what is served meanwhile. */
+function firstModelHint(config: Config, demoServed: boolean): string[] {
+  const dir = config.modelDirs[0] ?? (config.scanDefaultLocations ? resolve("models") : undefined);
+  return [
+    "no models of your own found (`shimmy discover` shows where Shimmy looked). To get one:",
+    `  shimmy pull ${SUGGESTED_PULL}    (a 0.5B chat model, ~400 MB)`,
+    dir ? `  or copy any .gguf file into ${dir} — it is picked up while serving, no restart` : "  or name a folder of .gguf files with --model-dirs DIR",
+    demoServed
+      ? dim(`  meanwhile the built-in demo model ${DEMO_MODEL_NAME} answers (a 260K-parameter story toy; --no-demo hides it)`)
+      : dim("  the built-in demo model is off (--no-demo, SHIMMY_DEMO=0, or --no-default-locations)"),
+  ];
+}
+
 export function registerServe(program: Command): void {
   withEngineOptions(withModelSources(program.command("serve").description("serve every discovered model over an OpenAI-compatible HTTP API")))
     .option("--bind <addr>", "HOST:PORT to listen on, or auto (11435…11535, then any free port)", "127.0.0.1:11435")
@@ -92,6 +112,8 @@ export function registerServe(program: Command): void {
     .option("--max-body-bytes <n>", "largest request body accepted, in bytes; larger gets 413 (default 4194304 = 4 MiB; SHIMMY_MAX_BODY_BYTES)", parsePositiveInt)
     .option("--max-messages <n>", "most chat messages one request may carry; more gets 400 (default 10000; SHIMMY_MAX_MESSAGES)", parsePositiveInt)
     .option("--drain-timeout <seconds>", "on SIGTERM/SIGINT, time in-flight requests get to finish before they are cut (default 10; SHIMMY_DRAIN_TIMEOUT)", parseNonNegativeInt)
+    .option("--no-watch", "do not watch the model folders for new, changed or removed files (SHIMMY_WATCH=0)")
+    .option("--rescan-interval <seconds>", "rescan every model location this often even without file events, 0 = never (default 30; SHIMMY_RESCAN_INTERVAL)", parseNonNegativeInt)
     .option("--log <level>", "log level: fatal, error, warn, info, debug", "warn")
     .option("--json", "print the startup line as JSON")
     .action(async (flags: ServeFlags) => {
@@ -119,6 +141,8 @@ export function registerServe(program: Command): void {
           bodyLimit: flags.maxBodyBytes,
           maxMessages: flags.maxMessages,
           drainTimeoutMs: flags.drainTimeout === undefined ? undefined : flags.drainTimeout * 1000,
+          watchModels: flags.watch === false ? false : undefined,
+          rescanIntervalMs: flags.rescanInterval === undefined ? undefined : flags.rescanInterval * 1000,
         });
       } catch (e) {
         // A bad setting (an unreadable key file, say) is the user's to fix: its message, no stack.
@@ -146,7 +170,7 @@ export function registerServe(program: Command): void {
         console.log(dim(`  compute: ${config.nativeBuild ? "native build" : "prebuilt binary"}, ${describeThreads(config)}`));
         // CPU-only on the prebuilt binary: the native build is the faster choice (docs/configuration.md).
         if (!config.nativeBuild && !nativeBuildExists() && (config.gpu === false || !gpuMayBeAvailable())) console.log(dim("  tip: `shimmy build-native` (once, ~7 min on 2 cores) builds llama.cpp for this CPU; it is used from then on"));
-        if (models.length === 0) console.log("no servable models found — run `shimmy discover` to see where Shimmy looked");
+        if (models.every((m) => m.source === "demo")) for (const line of firstModelHint(config, models.length > 0)) console.log(line);
         for (const m of models) console.log(`  ${m.name} ${dim(`${m.architecture ?? "?"} ${m.quantization ?? ""} ${m.source}`)}`);
       }
       let stopping = false;

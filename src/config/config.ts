@@ -17,6 +17,12 @@ export interface Config {
   /** Whether to look in the well-known stores (HF cache, Ollama, LM Studio) and ./models. */
   scanDefaultLocations: boolean;
   maxScanDepth: number;
+  /** Serve the built-in demo model (assets/demo) while no other servable model is found. */
+  demo: boolean;
+  /** While serving: watch the model folders and rescan (debounced) when files change. */
+  watchModels: boolean;
+  /** While serving: rescan every model location this often anyway (ms); 0 = never. */
+  rescanIntervalMs: number;
   home: string;
   env: NodeJS.ProcessEnv;
 
@@ -117,6 +123,9 @@ export interface ConfigOverrides {
   modelDirs?: string[];
   modelPaths?: string[];
   scanDefaultLocations?: boolean;
+  demo?: boolean;
+  watchModels?: boolean;
+  rescanIntervalMs?: number;
   host?: string;
   port?: number;
   bindAuto?: boolean;
@@ -277,6 +286,9 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     loraGguf: env.SHIMMY_LORA_GGUF ? resolve(env.SHIMMY_LORA_GGUF) : undefined,
     scanDefaultLocations: overrides.scanDefaultLocations ?? env.SHIMMY_NO_DEFAULT_LOCATIONS !== "1",
     maxScanDepth: envInt(env, "SHIMMY_SCAN_DEPTH") ?? 6,
+    demo: overrides.demo ?? env.SHIMMY_DEMO !== "0",
+    watchModels: overrides.watchModels ?? env.SHIMMY_WATCH !== "0",
+    rescanIntervalMs: overrides.rescanIntervalMs ?? (envInt(env, "SHIMMY_RESCAN_INTERVAL") ?? 30) * 1000,
     home,
     env,
     host: overrides.host ?? "127.0.0.1",

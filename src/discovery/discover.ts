@@ -2,8 +2,9 @@ import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Config } from "../config/config.js";
 import { assemble } from "./assemble.js";
-import { inspectCandidate } from "./inspect-candidate.js";
+import { type InspectedCandidate, InspectionMemo, inspectCandidate } from "./inspect-candidate.js";
 import { folderName, ggufStemName } from "./naming.js";
+import { demoCandidate, demoModelPath } from "./sources/demo.js";
 import { hfCacheRoot, scanHfCache } from "./sources/hf-cache.js";
 import { ollamaRoots, scanOllama } from "./sources/ollama.js";
 import { scanDirectory } from "./sources/scan-dir.js";
@@ -19,8 +20,11 @@ export interface DiscoveryResult {
 
 export type DiscoveryConfig = Pick<
   Config,
-  "modelDirs" | "modelPaths" | "baseGguf" | "loraGguf" | "scanDefaultLocations" | "maxScanDepth" | "home" | "env"
+  "modelDirs" | "modelPaths" | "baseGguf" | "loraGguf" | "scanDefaultLocations" | "maxScanDepth" | "home" | "env" | "demo"
 >;
+
+/** Whether a model can answer some request, as far as its files tell (the engine knows more). */
+const looksServable = (m: ModelSpec): boolean => !m.error && m.capabilities.length > 0;
 
 function explicitCandidate(path: string, source: SourceName, loraPath?: string): Candidate {
   const isDir = existsSync(path) && statSync(path).isDirectory();
@@ -37,9 +41,11 @@ function explicitCandidate(path: string, source: SourceName, loraPath?: string):
 /**
  * Finds every model the configuration points at, in priority order: explicit paths, the
  * SHIMMY_BASE_GGUF pair, model dirs (flags, SHIMMY_MODEL_PATHS, ./models), Ollama, the HF cache,
- * LM Studio. Never throws because of one bad file: such a model is listed with its error.
+ * LM Studio; then, when none of them can be served, the built-in demo model. Never throws because
+ * of one bad file: such a model is listed with its error. A memo (a server's rescans) re-reads
+ * only the files that changed since its last scan.
  */
-export function discoverModels(config: DiscoveryConfig, cwd = process.cwd()): DiscoveryResult {
+export function discoverModels(config: DiscoveryConfig, cwd = process.cwd(), memo?: InspectionMemo): DiscoveryResult {
   const started = performance.now();
   const notes: string[] = [];
   const note = (m: string): void => void notes.push(m);
@@ -83,6 +89,18 @@ export function discoverModels(config: DiscoveryConfig, cwd = process.cwd()): Di
     scan(join(config.home, ".cache", "lm-studio", "models"), "lmstudio", "lmstudio");
   }
 
-  const models = assemble(candidates.map(inspectCandidate));
+  const inspect = (c: Candidate): InspectedCandidate => (memo ? memo.inspect(c) : inspectCandidate(c));
+  const items = candidates.map(inspect);
+  let models = assemble(items);
+  // The demo stands in for "no model yet"; --no-default-locations means only what was named.
+  if (config.demo && config.scanDefaultLocations && !models.some(looksServable)) {
+    const demo = demoModelPath();
+    locations.push({ source: "demo", path: demo ?? "(built-in demo model missing from this install)", exists: demo !== undefined });
+    if (demo) {
+      models = assemble([...items, inspect(demoCandidate(demo))]);
+      note("no servable model found: serving the built-in demo model");
+    }
+  }
+  memo?.prune();
   return { models, locations, notes, elapsedMs: performance.now() - started };
 }

@@ -1,4 +1,4 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { type GgufFile, readGguf } from "../formats/gguf.js";
 import { readHfFolder } from "../formats/hf-folder.js";
@@ -58,5 +58,51 @@ export function inspectCandidate(candidate: Candidate): InspectedCandidate {
       // the error below already says why
     }
     return { candidate, files, sizeBytes, error: (e as Error).message, identity };
+  }
+}
+
+/** What changes when a candidate's files change: size, mtime and inode of each; undefined when unreadable. */
+function stampOf(candidate: Candidate): string | undefined {
+  const stamp = (p: string): string => {
+    const st = statSync(p);
+    return `${p}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
+  };
+  try {
+    if (candidate.kind === "hf-folder") {
+      const dir = candidate.path;
+      return [stamp(dir), ...readdirSync(dir).sort().map((f) => stamp(join(dir, f)))].join("\n");
+    }
+    if (!SPLIT_RE.test(basename(candidate.path))) return stamp(candidate.path);
+    // A split model also changes when a part appears or goes: the folder's mtime says so.
+    const parts = readdirSync(dirname(candidate.path)).filter((f) => SPLIT_RE.exec(f)?.[1] === SPLIT_RE.exec(basename(candidate.path))?.[1]);
+    return [stamp(dirname(candidate.path)), ...parts.sort().map((f) => stamp(join(dirname(candidate.path), f)))].join("\n");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Remembers inspections by file identity (path, size, mtime, inode), so a rescan re-reads only
+ * the headers of files that changed. `prune()` forgets candidates the last scan did not meet.
+ */
+export class InspectionMemo {
+  private readonly entries = new Map<string, { stamp: string; item: InspectedCandidate }>();
+  private readonly seen = new Set<string>();
+
+  inspect(candidate: Candidate): InspectedCandidate {
+    const key = `${candidate.kind}\0${candidate.path}`;
+    this.seen.add(key);
+    const stamp = stampOf(candidate);
+    const hit = this.entries.get(key);
+    if (stamp !== undefined && hit?.stamp === stamp) return { ...hit.item, candidate };
+    const item = inspectCandidate(candidate);
+    if (stamp === undefined) this.entries.delete(key);
+    else this.entries.set(key, { stamp, item });
+    return item;
+  }
+
+  prune(): void {
+    for (const key of this.entries.keys()) if (!this.seen.has(key)) this.entries.delete(key);
+    this.seen.clear();
   }
 }

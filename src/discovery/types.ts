@@ -1,6 +1,6 @@
 import type { ModelSummary } from "../formats/summary.js";
 
-export type SourceName = "path" | "env" | "dir" | "hf-cache" | "ollama" | "lmstudio";
+export type SourceName = "path" | "env" | "dir" | "hf-cache" | "ollama" | "lmstudio" | "demo";
 
 /** Something a source found that may be a model; assembled into ModelSpecs after inspection. */
 export interface Candidate {

@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import type { Llama } from "node-llama-cpp";
 import type { ConversionCache } from "../convert/cache.js";
 import type { ConvertProgress, RequestedType } from "../convert/convert.js";
@@ -62,6 +63,25 @@ interface Entry {
   keepAliveMs: number;
   timer?: NodeJS.Timeout;
   expiresAt: number | null;
+  /** The model's files as loaded (fileStamp), to notice a rescan that finds them changed. */
+  stamp: string;
+  /** Its files went or changed on disk: unloads once idle, and new requests wait for that. */
+  stale?: boolean;
+}
+
+/** Size and mtime of a model's files (and adapter); "-" for a file that is gone. */
+function fileStamp(spec: ModelSpec): string {
+  const files = [...spec.files, ...(spec.lora ? [spec.lora] : [])];
+  return `${spec.sizeBytes}|${files
+    .map((f) => {
+      try {
+        const st = statSync(f);
+        return `${f}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
+      } catch {
+        return `${f}\0-`;
+      }
+    })
+    .join("|")}`;
 }
 
 /**
@@ -126,9 +146,14 @@ export class ModelPool {
   async acquire(name: string, keepAliveMs?: number, use: ModelUse = "generate"): Promise<ModelLease> {
     if (this.closed) throw new Error("server is shutting down");
     const spec = this.resolve(name, use);
+    // The file changed on disk: the old load finishes its requests and goes before the new one loads.
+    while (this.loaded.get(spec.name)?.stale) {
+      await new Promise<void>((wake) => this.idleWaiters.push(wake));
+      if (this.closed) throw new Error("server is shutting down");
+    }
     const model = this.loaded.get(spec.name)?.model ?? (await this.awaitLoad(spec));
     const entry = this.loaded.get(spec.name);
-    if (!entry || entry.model !== model) return this.acquire(name, keepAliveMs, use); // unloaded between load and pin
+    if (!entry || entry.model !== model || entry.stale) return this.acquire(name, keepAliveMs, use); // unloaded (or retired) between load and pin
     this.pin(entry, keepAliveMs ?? this.options.keepAliveMs);
     let released = false;
     return {
@@ -242,7 +267,7 @@ export class ModelPool {
         await model.dispose();
         throw new Error("server is shutting down");
       }
-      this.loaded.set(spec.name, { model, keepAliveMs: this.options.keepAliveMs, expiresAt: null });
+      this.loaded.set(spec.name, { model, keepAliveMs: this.options.keepAliveMs, expiresAt: null, stamp: fileStamp(spec) });
       if (this.loaded.size === 1) this.options.libuvReserve?.hold();
       this.options.onEvent?.({ type: "load", model: spec.name, ms: Math.round(model.loadMs) });
       return model;
@@ -284,6 +309,25 @@ export class ModelPool {
     if (!entry) return;
     entry.keepAliveMs = 0;
     await this.unload(name, "keep_alive 0");
+  }
+
+  /**
+   * After a rescan: a loaded model whose name is gone or whose files changed unloads now if idle,
+   * else once its requests in flight finish; the next request loads (and probes) the current file.
+   */
+  async retireStale(): Promise<string[]> {
+    const retired: string[] = [];
+    for (const [name, entry] of this.loaded) {
+      if (entry.stale) continue;
+      const now = this.registry.find(name);
+      const gone = !now || now.name !== name;
+      if (!gone && fileStamp(now) === entry.stamp) continue;
+      entry.stale = true;
+      entry.keepAliveMs = 0;
+      retired.push(name);
+      await this.unload(name, gone ? "its model is no longer on disk" : "its file changed on disk");
+    }
+    return retired;
   }
 
   isLoaded(name: string): boolean {

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { type DiscoveryConfig, type DiscoveryResult, discoverModels } from "../discovery/discover.js";
+import { InspectionMemo } from "../discovery/inspect-candidate.js";
 import type { ModelSpec } from "../discovery/types.js";
 
 export class ModelNotFoundError extends Error {
@@ -13,9 +14,11 @@ export class ModelNotFoundError extends Error {
 export class Registry {
   private result: DiscoveryResult;
   private byKey = new Map<string, ModelSpec>();
+  /** Rescans re-read only the headers of files that changed. */
+  private readonly memo = new InspectionMemo();
 
   constructor(private readonly config: DiscoveryConfig, private readonly cwd = process.cwd()) {
-    this.result = this.index(discoverModels(config, cwd));
+    this.result = this.index(discoverModels(config, cwd, this.memo));
   }
 
   private index(result: DiscoveryResult): DiscoveryResult {
@@ -26,8 +29,9 @@ export class Registry {
     return result;
   }
 
+  /** Scans again; lookups see the new list from now on. */
   refresh(): DiscoveryResult {
-    this.result = this.index(discoverModels(this.config, this.cwd));
+    this.result = this.index(discoverModels(this.config, this.cwd, this.memo));
     return this.result;
   }
 

@@ -16,6 +16,7 @@ import { registerOllama } from "./ollama/routes.js";
 import { registerLimits } from "./limits.js";
 import { registerHealth } from "./ops/health.js";
 import { registerMetrics } from "./ops/metrics.js";
+import { registerRefresh } from "./ops/refresh.js";
 import { registerResponses } from "./responses/route.js";
 import { registerJsonBody } from "./json-body.js";
 import { registerSlots } from "./ops/slots.js";
@@ -56,6 +57,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
   await app.register(websocket, { options: { maxPayload: ctx.config.bodyLimit } });
   registerHealth(app, ctx);
   registerSlots(app, ctx);
+  registerRefresh(app, ctx);
   registerModels(app, ctx);
   registerChat(app, ctx);
   registerCompletions(app, ctx);

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { AUTO_PORT_LAST, type Config, DEFAULT_PORT } from "../config/config.js";
 import { createModelPool } from "../engine/create-pool.js";
 import { Registry } from "../registry/registry.js";
+import { ModelRescanner } from "../registry/rescan.js";
 import { buildApp } from "./app.js";
 import type { ServerContext } from "./context.js";
 import { ServerMetrics } from "./metrics.js";
@@ -45,15 +46,28 @@ export async function startServer(config: Config, version: string, logger: Fasti
     onEvent: (e) => logs.log?.info(e, e.type === "load" ? "model loaded" : "model unloaded"),
     onProbe: (e) => (e.ok ? logs.log?.info(e, "model file passed its probe") : logs.log?.warn(e, "model file refused: its probe failed")),
   });
-  const ctx: ServerContext = { registry, pool, config, version, startedAt: Date.now() };
+  const rescanner = new ModelRescanner(registry, {
+    watch: config.watchModels,
+    intervalMs: config.rescanIntervalMs,
+    maxDepth: config.maxScanDepth,
+    onRescan: async ({ added, removed }) => {
+      if (added.length > 0 || removed.length > 0) logs.log?.info({ added, removed }, "models changed on disk");
+      const retired = await pool.retireStale();
+      if (retired.length > 0) logs.log?.info({ models: retired }, "models whose files went or changed are unloaded once idle");
+    },
+    onError: (e) => logs.log?.warn({ err: e }, "model rescan or folder watch failed"),
+  });
+  const ctx: ServerContext = { registry, rescanner, pool, config, version, startedAt: Date.now() };
   ctx.metrics = new ServerMetrics(ctx);
   const app = await buildApp(ctx, { logger });
   logs.log = app.log;
   const port = await listen(app, config.host, config.port, config.bindAuto);
+  rescanner.start();
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
+      rescanner.close();
       const drained = app.close();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, config.drainTimeoutMs)));

@@ -16,6 +16,8 @@ export function registerHealth(app: FastifyInstance, ctx: ServerContext): void {
         available: ctx.pool.servable().length,
         loaded: loaded.length,
       },
+      // Rescans of the model folders (file events, the periodic timer, POST /refresh).
+      discovery: { rescans: ctx.rescanner.count, watched_folders: ctx.rescanner.watched().length, rescan_interval_ms: ctx.config.rescanIntervalMs },
       // Crash isolation (docs/security.md): model files refused because they made a probe child die.
       isolation: { enabled: ctx.config.isolation, probes_run: ctx.pool.probesRun, unusable: ctx.pool.unusable() },
       in_flight: ctx.pool.inFlight,
