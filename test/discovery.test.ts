@@ -230,6 +230,10 @@ describe("registry", () => {
     assert.ok(servable.includes("big-model"));
     assert.ok(!servable.some((n) => /mmproj-vision|corrupt/.test(n)));
     assert.ok(["orphan-adapter", "gpt2-folder"].every((name) => reg.all().some((m) => m.name === name) && !servable.includes(name)));
+    // Discovery itself says so, so `discover`, `list` and the demo rule agree with serve.
+    const gpt2 = reg.find("gpt2-folder")!;
+    assert.deepEqual(gpt2.capabilities, []);
+    assert.match(gpt2.note ?? "", /architecture GPT2LMHeadModel cannot be converted yet; supported: LlamaForCausalLM/);
     const pool = createModelPool(config, reg);
     try {
       assert.throws(() => pool.resolve("nope"), { name: "ModelNotFoundError", message: `model "nope" not found; available: ${servable.slice(0, 20).join(", ")}` });

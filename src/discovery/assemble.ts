@@ -1,12 +1,16 @@
 import { createHash } from "node:crypto";
 import { dirname } from "node:path";
+import { converterFor, SUPPORTED_ARCHITECTURES } from "../convert/architectures/index.js";
 import { readGguf } from "../formats/gguf.js";
 import { summarizeGguf } from "../formats/summary.js";
 import type { InspectedCandidate } from "./inspect-candidate.js";
 import type { Capability, ModelSpec } from "./types.js";
 
+/** An HF folder is served through the converter: one whose architecture it cannot convert serves nothing. */
+const unconvertible = (item: InspectedCandidate): boolean => item.candidate.kind === "hf-folder" && !converterFor(item.summary?.architecture);
+
 function capabilitiesOf(item: InspectedCandidate): Capability[] {
-  if (item.error || !item.summary) return [];
+  if (item.error || !item.summary || unconvertible(item)) return [];
   if (item.summary.kind === "generative") return ["completion", "chat"];
   if (item.summary.kind === "embedding") return ["embedding"];
   return [];
@@ -37,6 +41,7 @@ function toSpec(item: InspectedCandidate): ModelSpec {
 
 function noteFor(item: InspectedCandidate): string | undefined {
   if (item.error || !item.summary) return undefined;
+  if (unconvertible(item)) return `architecture ${item.summary.architecture ?? "(unknown)"} cannot be converted yet; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`;
   switch (item.summary.kind) {
     case "projector": return "multimodal projector: used by a vision model, not served on its own";
     case "vocab-only": return "vocabulary-only file: has no weights";
