@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import Fastify from "fastify";
 import { type Browser, type BrowserContext, type Page, chromium } from "playwright-core";
 import type { RunningServer } from "../src/server/server.js";
-import { PROBE_TEXT } from "../src/server/web/routes.js";
+import { loadWebAssets } from "../src/server/web/assets.js";
+import { PROBE_TEXT, registerWeb } from "../src/server/web/routes.js";
 import { REPO_ROOT, STORIES_CHAT_GGUF } from "./helpers/paths.js";
 import { postJson, startTestServer, until } from "./helpers/server.js";
 
@@ -186,6 +188,23 @@ describe("web UI", () => {
     assert.equal(await page.evaluate(() => (window as { __pwned?: unknown }).__pwned), undefined);
     assert.deepEqual(problems, []);
     await context.close();
+  });
+});
+
+describe("web UI not built", () => {
+  it("browsers get a plain-text 404 saying how to build it; the probe is unchanged", async () => {
+    const assets = loadWebAssets(join(REPO_ROOT, "no-such-build"));
+    assert.equal(assets, undefined);
+    const app = Fastify();
+    registerWeb(app, assets);
+    const page = await app.inject({ url: "/", headers: { accept: "text/html" } });
+    assert.equal(page.statusCode, 404);
+    assert.match(page.headers["content-type"] as string, /^text\/plain/);
+    assert.match(page.body, /not built: run `npm run build`/);
+    const probe = await app.inject({ url: "/" });
+    assert.equal(probe.statusCode, 200);
+    assert.equal(probe.body, PROBE_TEXT);
+    await app.close();
   });
 });
 

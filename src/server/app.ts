@@ -20,6 +20,7 @@ import { registerResponses } from "./responses/route.js";
 import { registerSlots } from "./ops/slots.js";
 import { transportOptions } from "./transport.js";
 import { lazyValidator } from "./validation.js";
+import { loadWebAssets } from "./web/assets.js";
 import { registerWeb } from "./web/routes.js";
 
 export interface AppOptions {
@@ -52,7 +53,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
     void reply.code(status).send(body);
   });
 
-  registerWeb(app);
+  registerWeb(app, loadWebAssets());
   await app.register(websocket, { options: { maxPayload: ctx.config.bodyLimit } });
   registerHealth(app, ctx);
   registerSlots(app, ctx);

@@ -92,8 +92,8 @@ function LoadedModels({ snapshot, now }: { snapshot: Snapshot; now: number }) {
                 </span>
                 <span class="slots">
                   {modelSlots.map((s) => (
-                    <span key={s.id} class={s.busy ? "slot busy" : "slot"} title={`slot ${s.id}: ${s.cached_tokens} tokens cached`}>
-                      {s.cached_tokens}
+                    <span key={s.id} class={s.busy ? "slot busy" : "slot"} title={`slot ${s.id}${s.busy ? " (busy)" : ""}: ${s.cached_tokens} tokens of its context cached`}>
+                      {s.cached_tokens} cached
                     </span>
                   ))}
                 </span>
@@ -121,6 +121,7 @@ export function ServerView({ shown, keyVersion, onUnauthorized }: { shown: boole
       try {
         const [health, slots, running] = await Promise.all([getJson<Health>("/health"), getJson<Slots>("/slots"), getJson<Running>("/api/ps")]);
         if (stopped) return;
+        setNow(Date.now());
         setSnapshot({ health, slots, running });
         setError(null);
       } catch (e) {

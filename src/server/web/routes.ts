@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ApiError } from "../errors.js";
-import { type WebAssets, type WebFile, loadWebAssets } from "./assets.js";
+import type { WebAssets, WebFile } from "./assets.js";
 
 /** What Ollama clients expect from `GET /`: plain text saying the server runs. */
 export const PROBE_TEXT = "Shimmy is running (Ollama API under /api, OpenAI API under /v1)";
@@ -31,9 +31,9 @@ function varyAlso(reply: FastifyReply, field: string): void {
 
 /**
  * `GET /`: the chat page for browsers (an Accept naming text/html), Ollama's plain-text probe for
- * everything else; and the page's files under /ui/. The page is read from dist/web at start-up.
+ * everything else; and the page's files under /ui/. `assets` undefined: the page was not built.
  */
-export function registerWeb(app: FastifyInstance, assets: WebAssets | undefined = loadWebAssets()): void {
+export function registerWeb(app: FastifyInstance, assets: WebAssets | undefined): void {
   app.get("/", async (request, reply) => {
     varyAlso(reply, "Accept");
     const browser = request.headers.accept?.toLowerCase().includes("text/html") === true;
