@@ -49,6 +49,9 @@ async function send(page: Page, text: string): Promise<void> {
   await page.getByRole("button", { name: "Send" }).click();
 }
 
+/** An item of the page's localStorage (this file is typed without the DOM, hence the cast). */
+const stored = (page: Page, key: string): Promise<string | null> => page.evaluate((k) => (globalThis as any).localStorage.getItem(k), key);
+
 const lastAnswer = (page: Page) => page.locator(".message.assistant").last();
 const collapse = (s: string): string => s.replace(/\s+/g, " ").trim();
 
@@ -113,8 +116,8 @@ describe("web UI", () => {
     const stats = lastAnswer(page).locator(".stats");
     await stats.waitFor();
     assert.equal(collapse(await lastAnswer(page).locator(".markdown").innerText()), collapse(expected));
-    const stored = await page.evaluate(() => JSON.parse(localStorage.getItem("shimmy.conversations")!));
-    assert.equal(stored[0].messages[1].content, expected, "the raw answer is kept as streamed");
+    const conversations = JSON.parse((await stored(page, "shimmy.conversations"))!);
+    assert.equal(conversations[0].messages[1].content, expected, "the raw answer is kept as streamed");
     const text = await stats.innerText();
     assert.ok(text.includes(`${api.json.usage.prompt_tokens} prompt tokens`), text);
     assert.ok(text.includes(` ${api.json.usage.completion_tokens} tokens ·`), text);
@@ -133,7 +136,7 @@ describe("web UI", () => {
     // Deleted, it is gone from the list and from storage.
     await page.getByRole("button", { name: `Delete ${question}` }).click();
     assert.equal(await entry.count(), 0);
-    assert.deepEqual(await page.evaluate(() => JSON.parse(localStorage.getItem("shimmy.conversations")!)), []);
+    assert.deepEqual(JSON.parse((await stored(page, "shimmy.conversations"))!), []);
     assert.deepEqual(problems, []);
     await context.close();
   });
@@ -143,7 +146,7 @@ describe("web UI", () => {
     await setSettings(page, "0", "2000");
     await send(page, "Tell me a long story.");
     const answer = lastAnswer(page).locator(".markdown");
-    await page.waitForFunction(() => (document.querySelector(".message.assistant .markdown")?.textContent ?? "").length > 20);
+    await page.waitForFunction(() => ((globalThis as any).document.querySelector(".message.assistant .markdown")?.textContent ?? "").length > 20);
     await page.getByRole("button", { name: "Stop" }).click();
     await lastAnswer(page).getByText("stopped").waitFor();
     const stoppedAt = await answer.innerText();
@@ -185,7 +188,7 @@ describe("web UI", () => {
     assert.equal(await page.locator(".messages [onerror]").count(), 0);
     assert.equal(await page.locator(".messages script").count(), 0);
     assert.equal(await user.locator("a").getAttribute("href"), null);
-    assert.equal(await page.evaluate(() => (window as { __pwned?: unknown }).__pwned), undefined);
+    assert.equal(await page.evaluate(() => (globalThis as any).__pwned), undefined);
     assert.deepEqual(problems, []);
     await context.close();
   });
@@ -232,7 +235,7 @@ describe("web UI with API keys", () => {
     await setSettings(page, "0", "8");
     await send(page, "Hello");
     await lastAnswer(page).locator(".stats").waitFor();
-    assert.equal(await page.evaluate(() => localStorage.getItem("shimmy.apiKey")), KEY);
+    assert.equal(await stored(page, "shimmy.apiKey"), KEY);
     assert.equal(await dialog.count(), 0);
     assert.deepEqual(problems, []);
     await context.close();

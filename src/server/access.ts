@@ -134,7 +134,9 @@ function pathOf(url: string): string {
  * but the page's code. The page then asks for the key, which every API route needs.
  */
 function isPagePath(method: string, path: string): boolean {
-  return (method === "GET" || method === "HEAD") && (path === "/" || path.startsWith(ASSET_PREFIX));
+  if (method !== "GET" && method !== "HEAD") return false;
+  // One file name under the prefix, nothing that a router could read as another route.
+  return path === "/" || (path.startsWith(ASSET_PREFIX) && !path.slice(ASSET_PREFIX.length).includes("/"));
 }
 
 /**

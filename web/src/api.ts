@@ -8,16 +8,6 @@ const KEY_STORAGE = "shimmy.apiKey";
 /** The server refused the key (or got none): the page asks for one. */
 export class UnauthorizedError extends Error {}
 
-/** Any other refusal, with the server's own message. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 export function storedApiKey(): string | null {
   return localStorage.getItem(KEY_STORAGE);
 }
@@ -34,14 +24,14 @@ export function errorMessage(body: unknown, fallback: string): string {
   return typeof message === "string" ? message : fallback;
 }
 
-/** fetch() with the key; throws UnauthorizedError on 401 and HttpError on any other failure status. */
+/** fetch() with the key; throws UnauthorizedError on 401, and an Error with the server's message on any other failure. */
 export async function apiFetch(path: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
   const key = storedApiKey();
   if (key !== null && key !== "") headers.set("authorization", `Bearer ${key}`);
   const response = await fetch(path, { ...init, headers });
   if (response.status === 401) throw new UnauthorizedError(errorMessage(await response.json().catch(() => null), "This server needs an API key."));
-  if (!response.ok) throw new HttpError(response.status, errorMessage(await response.json().catch(() => null), `${response.status} ${response.statusText}`));
+  if (!response.ok) throw new Error(errorMessage(await response.json().catch(() => null), `${response.status} ${response.statusText}`));
   return response;
 }
 

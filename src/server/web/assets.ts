@@ -31,6 +31,7 @@ export function defaultWebDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   for (let dir = here; ; dir = dirname(dir)) {
     if (existsSync(join(dir, "package.json"))) return join(dir, "dist", "web");
+    // No package around this module: a folder that does not exist, so the page counts as not built.
     if (dirname(dir) === dir) return join(here, "web");
   }
 }
