@@ -22,9 +22,9 @@ async function getJson(url: string, headers: Record<string, string> = {}): Promi
 }
 
 /** A GET through node:http, which (unlike fetch) lets the test choose the Host header. */
-function getWithHost(port: number, path: string, host: string): Promise<{ status: number; body: string }> {
+function getWithHost(port: number, path: string, host: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: "127.0.0.1", port, path, headers: { host } }, (res) => {
+    const req = httpRequest({ host: "127.0.0.1", port, path, headers: { ...headers, host } }, (res) => {
       let body = "";
       res.on("data", (d) => (body += d));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
@@ -92,7 +92,8 @@ describe("API keys", () => {
   });
 
   it("without a key every route answers 401 in its API's envelope", async () => {
-    for (const path of ["/v1/models", "/slots", "/", "/v1/nonexistent"]) {
+    // `GET /` and the chat page's files stay open: test/web-ui.test.ts.
+    for (const path of ["/v1/models", "/slots", "/v1/nonexistent"]) {
       const res = await getJson(`${server.url}${path}`);
       assert.equal(res.status, 401, path);
       assertOpenAIError(res.json, "invalid_api_key");
@@ -277,6 +278,15 @@ describe("Host header (DNS rebinding)", () => {
     for (const host of [`localhost:${server.port}`, `127.0.0.1:${server.port}`, "[::1]:80", "app.localhost", `shimmy.lan:${server.port}`]) {
       assert.equal((await getWithHost(server.port, "/v1/models", host)).status, 200, host);
     }
+  });
+
+  it("a page this server served (its origin is the allowed address asked) may call it; other origins stay refused", async () => {
+    const host = `shimmy.lan:${server.port}`;
+    assert.equal((await getWithHost(server.port, "/v1/models", host, { origin: `http://${host}` })).status, 200);
+    assert.equal((await getWithHost(server.port, "/v1/models", host, { origin: "http://other.lan" })).status, 403);
+    assert.equal((await getWithHost(server.port, "/v1/models", host, { origin: `http://shimmy.lan:${server.port + 1}` })).status, 403);
+    // A name outside the allow-list fails the Host check first, whatever its Origin says.
+    assert.equal((await getWithHost(server.port, "/v1/models", "evil.example", { origin: "http://evil.example" })).status, 403);
   });
 
   it("bound to every interface, IP literals pass and names still need the allow-list", () => {

@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../config/config.js";
 import { anthropicErrorBody } from "./anthropic/errors.js";
+import { ASSET_PREFIX } from "./web/routes.js";
 
 /**
  * Who may use the server (docs/security.md), checked in one onRequest hook, which runs before the
@@ -128,6 +129,28 @@ function pathOf(url: string): string {
   return url.split(/[?#]/, 1)[0]!;
 }
 
+/**
+ * The chat page and its files, and Ollama's `GET /` probe, load without a key: they hold nothing
+ * but the page's code. The page then asks for the key, which every API route needs.
+ */
+function isPagePath(method: string, path: string): boolean {
+  if (method !== "GET" && method !== "HEAD") return false;
+  // One file name under the prefix, nothing that a router could read as another route.
+  return path === "/" || (path.startsWith(ASSET_PREFIX) && !path.slice(ASSET_PREFIX.length).includes("/"));
+}
+
+/**
+ * A page this server served itself (the chat page at whatever address it was opened with): its
+ * origin is the address the request was sent to. The Host check has already vouched for that
+ * address, so a rebound name never gets here.
+ */
+function isSameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const o = origin.toLowerCase();
+  const h = host.toLowerCase();
+  return o === `http://${h}` || o === `https://${h}`;
+}
+
 export function registerAccess(app: FastifyInstance, config: Config): void {
   const hostAllowed = hostPolicy(config);
   const originAllowed = originPolicy(config.corsOrigins);
@@ -154,7 +177,7 @@ export function registerAccess(app: FastifyInstance, config: Config): void {
     reply.raw.setHeader("vary", "Origin");
     const origin = headers.origin;
     if (origin !== undefined) {
-      if (!originAllowed(origin)) {
+      if (!originAllowed(origin) && !isSameOrigin(origin, headers.host)) {
         return refuse(request, reply, 403, `Origin '${origin}' is not allowed; start shimmy with --cors-origins to allow it (docs/security.md).`, "origin_not_allowed");
       }
       reply.raw.setHeader("access-control-allow-origin", origin);
@@ -174,7 +197,8 @@ export function registerAccess(app: FastifyInstance, config: Config): void {
       }
       return reply.code(204).send();
     }
-    if (checkKey && !openPaths.has(pathOf(request.url))) {
+    const path = pathOf(request.url);
+    if (checkKey && !openPaths.has(path) && !isPagePath(request.method, path)) {
       const verdict = checkKey(headers);
       if (verdict === "missing") return refuse(request, reply, 401, "Missing API key: send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'.", "invalid_api_key");
       if (verdict === "wrong") return refuse(request, reply, 401, "Incorrect API key provided.", "invalid_api_key");

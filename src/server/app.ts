@@ -22,6 +22,8 @@ import { registerJsonBody } from "./json-body.js";
 import { registerSlots } from "./ops/slots.js";
 import { transportOptions } from "./transport.js";
 import { lazyValidator } from "./validation.js";
+import { loadWebAssets } from "./web/assets.js";
+import { registerWeb } from "./web/routes.js";
 
 export interface AppOptions {
   logger?: FastifyServerOptions["logger"];
@@ -54,6 +56,7 @@ export async function buildApp(ctx: ServerContext, options: AppOptions = {}): Pr
     void reply.code(status).send(body);
   });
 
+  registerWeb(app, loadWebAssets());
   await app.register(websocket, { options: { maxPayload: ctx.config.bodyLimit } });
   registerHealth(app, ctx);
   registerSlots(app, ctx);

@@ -32,10 +32,8 @@ const notOffered = (what: string) => async () => {
   throw new ApiError(501, `${what} is not supported by Shimmy: it serves the models already on disk (GGUF files, Ollama's store, the Hugging Face cache, SafeTensors folders); put a model there and it is found at start-up`);
 };
 
-/** Ollama's API under /api (docs/api.md), with Ollama's error envelope, plus its `GET /` probe. */
+/** Ollama's API under /api (docs/api.md), with Ollama's error envelope; its `GET /` probe is server/web's. */
 export async function registerOllama(app: FastifyInstance, ctx: ServerContext): Promise<void> {
-  app.get("/", async (_request, reply) => reply.type("text/plain; charset=utf-8").send("Shimmy is running (Ollama API under /api, OpenAI API under /v1)"));
-
   await app.register(
     async (api) => {
       api.setErrorHandler(
