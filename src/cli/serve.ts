@@ -166,7 +166,7 @@ export function registerServe(program: Command): void {
       if (flags.json) {
         console.log(JSON.stringify({ event: "listening", url: server.url, port: server.port, version, models: models.map((m) => m.name) }));
       } else {
-        console.log(`${bold("shimmy")} ${version} listening on ${green(server.url)}  ${dim(`(OpenAI API at ${server.url}/v1)`)}`);
+        console.log(`${bold("shimmy")} ${version} listening on ${green(server.url)}  ${dim(`(chat page at ${server.url}/, OpenAI API at ${server.url}/v1, Ollama API at ${server.url}/api)`)}`);
         console.log(dim(`  compute: ${config.nativeBuild ? "native build" : "prebuilt binary"}, ${describeThreads(config)}`));
         // CPU-only on the prebuilt binary: the native build is the faster choice (docs/configuration.md).
         if (!config.nativeBuild && !nativeBuildExists() && (config.gpu === false || !gpuMayBeAvailable())) console.log(dim("  tip: `shimmy build-native` (once, ~7 min on 2 cores) builds llama.cpp for this CPU; it is used from then on"));
