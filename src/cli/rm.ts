@@ -19,7 +19,7 @@ export function registerRm(program: Command): void {
         const registry = new Registry(includeTargetPath(configFrom(flags), target));
         const spec = findByOllamaName(registry, target);
         if (!spec) throw new ModelNotFoundError(target, registry.all().map((m) => m.name));
-        const result = await deleteModel(spec, { force: flags.force });
+        const result = await deleteModel(spec, { force: flags.force, requestedName: target });
         if (flags.json) console.log(JSON.stringify({ ok: true, model: spec.name, ...result }));
         else console.log(`${green("deleted")} ${spec.name} (${result.removed.length + result.blobsRemoved.length} entries removed)`);
       } catch (e) {

@@ -4,6 +4,7 @@ import { dirname, join, resolve, sep } from "node:path";
 import type { ModelSpec } from "../discovery/types.js";
 import { PullError } from "./errors.js";
 import { allManifestPaths, digestsIn, ollamaBlobPath, ollamaManifestPath } from "./ollama-store.js";
+import { parseOllamaName } from "./refs.js";
 
 export interface DeleteResult {
   /** The model's own entries removed (links, manifest, files). */
@@ -74,15 +75,33 @@ async function deleteFromHfCache(spec: ModelSpec): Promise<DeleteResult> {
   return { removed, blobsRemoved };
 }
 
+const LONG_NAME = /^([^/]+)\/([^/]+)\/([^/:]+):([^/:]+)$/;
+
+/**
+ * Which manifest a name means: one file may be listed by several manifests (discovery shows one
+ * model with their long names as aliases), so the name typed picks among them.
+ */
+function manifestFor(spec: ModelSpec, root: string, requested: string | undefined): string {
+  const names = spec.aliases.map((a) => LONG_NAME.exec(a)).filter((m): m is RegExpExecArray => m !== null);
+  let wanted: RegExpExecArray | undefined = names.length === 1 ? names[0] : undefined;
+  if (requested !== undefined) {
+    try {
+      const r = parseOllamaName(requested);
+      wanted = names.find((m) => m[1] === r.host && m[2] === r.namespace && m[3] === r.model && m[4] === r.tag) ?? wanted;
+    } catch {
+      // Not an Ollama name (a path, say): the model's only manifest, if it has one.
+    }
+  }
+  if (!wanted) throw new PullError(400, `${spec.name} is listed by several Ollama manifests (${names.map((m) => m[0]).join(", ")}); name the one to delete`);
+  const [, host, namespace, model, tag] = wanted as unknown as [string, string, string, string, string];
+  return ollamaManifestPath(root, { host, namespace, model, tag });
+}
+
 /** An Ollama model: its manifest, then the blobs no other manifest names (as `ollama rm` does). */
-async function deleteFromOllama(spec: ModelSpec): Promise<DeleteResult> {
+async function deleteFromOllama(spec: ModelSpec, requested: string | undefined): Promise<DeleteResult> {
   const root = dirname(dirname(spec.files[0]!));
-  // Discovery's first alias is the full name host/namespace/model:tag.
-  const long = /^([^/]+)\/([^/]+)\/([^/:]+):([^/:]+)$/.exec(spec.aliases[0] ?? "");
-  if (!long) throw new PullError(500, `cannot tell which Ollama manifest lists ${spec.name}`);
-  const [, host, namespace, model, tag] = long as unknown as [string, string, string, string, string];
-  const manifest = ollamaManifestPath(root, { host, namespace, model, tag });
-  if (!existsSync(manifest)) throw new PullError(404, `model '${spec.name}' not found (no manifest at ${manifest})`);
+  const manifest = manifestFor(spec, root, requested);
+  if (!existsSync(manifest)) throw new PullError(404, `model '${requested ?? spec.name}' not found (no manifest at ${manifest})`);
   const digests = digestsIn(manifest);
   await rm(manifest);
   for (const dir of [dirname(manifest), dirname(dirname(manifest)), dirname(dirname(dirname(manifest)))]) if (!(await removeIfEmpty(dir))) break;
@@ -101,10 +120,11 @@ async function deleteFromOllama(spec: ModelSpec): Promise<DeleteResult> {
 /**
  * Deletes a discovered model. What a pull writes — an HF cache snapshot, an Ollama manifest — goes
  * with the blobs nothing else uses. A model file placed by hand is refused (403) unless `force`.
+ * `requestedName`, the name the user typed, picks the manifest when several list the same file.
  */
-export async function deleteModel(spec: ModelSpec, options: { force?: boolean } = {}): Promise<DeleteResult> {
+export async function deleteModel(spec: ModelSpec, options: { force?: boolean; requestedName?: string } = {}): Promise<DeleteResult> {
   if (spec.source === "hf-cache") return deleteFromHfCache(spec);
-  if (spec.source === "ollama") return deleteFromOllama(spec);
+  if (spec.source === "ollama") return deleteFromOllama(spec, options.requestedName);
   if (!options.force) {
     throw new PullError(403, `${spec.name} is ${spec.files[0]}, a model Shimmy did not download (found in ${spec.source === "dir" || spec.source === "path" ? "a model directory or path" : spec.source}); it is left alone — delete it by hand, or use \`shimmy rm --force\``);
   }

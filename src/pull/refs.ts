@@ -45,6 +45,10 @@ function parseHf(text: string, rest: string): HfRef {
 }
 
 /** Ollama's name grammar: `[host/][namespace/]model[:tag]`, defaults registry.ollama.ai, library, latest. */
+export function parseOllamaName(name: string): OllamaRef {
+  return parseOllama(name, name);
+}
+
 function parseOllama(text: string, name: string): OllamaRef {
   const slash = name.lastIndexOf("/");
   const colon = name.lastIndexOf(":");

@@ -51,7 +51,7 @@ export function registerOllamaManage(api: FastifyInstance, ctx: ServerContext): 
     const spec = findByOllamaName(ctx.registry, name);
     if (!spec) throw new ApiError(404, `model '${name}' not found`, "invalid_request_error", "model", "model_not_found");
     // Never forced over HTTP: a file placed by hand stays (403).
-    await deleteModel(spec);
+    await deleteModel(spec, { requestedName: name });
     await ctx.pool.unload(spec.name, "deleted");
     ctx.registry.refresh();
     return reply.code(200).send();
