@@ -193,7 +193,7 @@ describe("Ollama API with the ollama client", () => {
       assert.deepEqual(Object.keys(r.json), ["error"], JSON.stringify(r.json));
       assert.match(r.json.error, message);
     }
-    for (const [route, status] of [["embed", 400], ["pull", 501], ["create", 501], ["nothing", 404]] as const) {
+    for (const [route, status] of [["embed", 400], ["push", 501], ["create", 501], ["nothing", 404]] as const) {
       const r = await postJson(`${server.url}/api/${route}`, { model: "stories260k" });
       assert.equal(r.status, status, route);
       assert.equal(typeof r.json.error, "string");

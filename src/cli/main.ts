@@ -10,6 +10,8 @@ import { registerGpuInfo } from "./gpu-info.js";
 import { registerInspect } from "./inspect.js";
 import { registerList } from "./list.js";
 import { registerProbe } from "./probe.js";
+import { registerPull } from "./pull.js";
+import { registerRm } from "./rm.js";
 import { registerServe } from "./serve.js";
 
 const pkg = createRequire(import.meta.url)("../../package.json") as { version: string };
@@ -26,6 +28,8 @@ registerInspect(program);
 registerProbe(program);
 registerGenerate(program);
 registerConvert(program);
+registerPull(program);
+registerRm(program);
 registerGpuInfo(program);
 registerDoctor(program);
 registerBuildNative(program);

@@ -1,5 +1,6 @@
 import type { FastifyError } from "fastify";
 import { ContextOverflowError, InputTooLongError, InvalidGenerationError, ModelLoadError, ModelUnusableError, QueueFullError, RequestTimeoutError } from "../engine/errors.js";
+import { PullError } from "../pull/errors.js";
 import { ModelNotFoundError } from "../registry/registry.js";
 
 /**
@@ -79,6 +80,7 @@ export function classifyError(err: unknown, requestId: string): ClassifiedError 
   if (err instanceof InputTooLongError) return ok(new ApiError(400, err.message, "invalid_request_error", "input", "context_length_exceeded"));
   if (err instanceof InvalidGenerationError) return ok(new ApiError(400, err.message, "invalid_request_error", err.param ?? null, "invalid_value"));
   if (err instanceof ModelLoadError) return ok(new ApiError(500, err.message, "server_error", "model", "model_load_failed"));
+  if (err instanceof PullError) return ok(new ApiError(err.status, err.message, err.status >= 500 ? "server_error" : "invalid_request_error", "model", err.status === 404 ? "model_not_found" : null));
   const fe = err as FastifyError & { validation?: AjvError[] };
   if (fe && Array.isArray(fe.validation) && fe.validation.length > 0) return ok(fromValidation(fe.validation));
   switch (fe?.code) {

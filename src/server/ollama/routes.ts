@@ -7,6 +7,8 @@ import { errorHandler } from "../error-handler.js";
 import { readBodyText, stepLargeBody } from "../json-body.js";
 import { ApiError } from "../errors.js";
 import { registerOllamaEmbed } from "./embed.js";
+import { registerOllamaManage } from "./manage.js";
+import { findByOllamaName } from "../../registry/ollama-names.js";
 import { toOllamaError } from "./errors.js";
 import { runningJson, showJson, tagJson } from "./models.js";
 import { abortOnDisconnect } from "../disconnect.js";
@@ -17,19 +19,13 @@ import { type ChatBody, type GenerateBody, RUNNER_OPTIONS, constraintFrom, fromO
 import { chatFields, generateFields, loadOrUnload, type OutputFields, ollamaTranslator } from "./respond.js";
 import { chatBody, generateBody, showBody } from "./schemas.js";
 
-/**
- * A model by its Ollama name: names are `model:tag` with `latest` implied, so "llama3.2" finds
- * "llama3.2:latest" and "stories260k:latest" finds "stories260k". Unknown or unservable names
- * fail as the pool says (404 / 400).
- */
+/** A model by its Ollama name (`latest` implied); unknown or unservable names fail as the pool says (404 / 400). */
 function resolveOllamaName(ctx: ServerContext, name: string, use: ModelUse = "generate"): ModelSpec {
-  const alternative = name.endsWith(":latest") ? name.slice(0, -":latest".length) : name.includes(":") ? undefined : `${name}:latest`;
-  const found = ctx.registry.find(name) ?? (alternative === undefined ? undefined : ctx.registry.find(alternative));
-  return ctx.pool.resolve(found?.name ?? name, use);
+  return ctx.pool.resolve(findByOllamaName(ctx.registry, name)?.name ?? name, use);
 }
 
 const notOffered = (what: string) => async () => {
-  throw new ApiError(501, `${what} is not supported by Shimmy: it serves the models already on disk (GGUF files, Ollama's store, the Hugging Face cache, SafeTensors folders); put a model there and it is found at start-up`);
+  throw new ApiError(501, `${what} is not supported by Shimmy: it serves the models on disk (GGUF files, Ollama's store, the Hugging Face cache, SafeTensors folders); get one with /api/pull or shimmy pull, or put it there`);
 };
 
 /** Ollama's API under /api (docs/api.md), with Ollama's error envelope; its `GET /` probe is server/web's. */
@@ -109,11 +105,10 @@ export async function registerOllama(app: FastifyInstance, ctx: ServerContext): 
       api.get("/version", async () => ({ version: ctx.version }));
 
       registerOllamaEmbed(api, ctx, (name) => resolveOllamaName(ctx, name, "embed").name);
-      api.post("/pull", notOffered("Pulling models"));
+      registerOllamaManage(api, ctx);
       api.post("/push", notOffered("Pushing models"));
       api.post("/create", notOffered("Creating models"));
       api.post("/copy", notOffered("Copying models"));
-      api.delete("/delete", notOffered("Deleting models"));
       api.route({ method: ["HEAD", "POST"], url: "/blobs/:digest", handler: notOffered("Uploading blobs") });
     },
     { prefix: "/api" },

@@ -133,6 +133,31 @@ export const showBody = {
   additionalProperties: false,
 } as const;
 
+export const pullBody = {
+  type: "object",
+  properties: {
+    model: { type: "string", minLength: 1 },
+    name: { type: "string", minLength: 1 },
+    stream: { type: ["boolean", "null"] },
+    // Deprecated in Ollama and ignored there too.
+    insecure: { type: ["boolean", "null"] },
+    username: { type: ["string", "null"] },
+    password: { type: ["string", "null"] },
+  },
+  anyOf: [{ required: ["model"] }, { required: ["name"] }],
+  additionalProperties: false,
+} as const;
+
+export const deleteBody = {
+  type: "object",
+  properties: {
+    model: { type: "string", minLength: 1 },
+    name: { type: "string", minLength: 1 },
+  },
+  anyOf: [{ required: ["model"] }, { required: ["name"] }],
+  additionalProperties: false,
+} as const;
+
 export const embedBody = {
   type: "object",
   required: ["model", "input"],
