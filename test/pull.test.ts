@@ -60,8 +60,9 @@ async function pull(ref: string, settings: PullSettings): Promise<{ events: Pull
   return { events, result };
 }
 
+/** What discovery finds in the test's home (the built-in demo model, which stands in for "nothing", left out). */
 function discovered(settings: PullSettings) {
-  return discoverModels(loadConfig({ scanDefaultLocations: true }, settings.env), join(settings.home, "cwd")).models;
+  return discoverModels(loadConfig({ scanDefaultLocations: true, demo: false }, settings.env), join(settings.home, "cwd")).models;
 }
 
 const repoDir = (hfCache: string, repo: string) => join(hfCache, `models--${repo.replace("/", "--")}`);
