@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { convertHfFolder } from "../src/convert/convert.js";
 import { median } from "../src/engine/rates.js";
-import { writeSyntheticHfLlama } from "./synthetic-hf.js";
+import { writeSyntheticHfLlama } from "../src/convert/synthetic-hf.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number): number => {

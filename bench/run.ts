@@ -20,7 +20,7 @@ import type { OutputType } from "../src/convert/quantize.js";
 import { median } from "../src/engine/rates.js";
 import { concurrent, type ConcurrencyResult, promptText, streamCompletion } from "./scenarios.js";
 import { REPO, rssBytes, SHIMMY_BIN, type ServerOptions, startLlamaServer, startShimmy, type ServerUnderTest } from "./servers.js";
-import { type SyntheticSize, syntheticLlamaGguf } from "./synthetic-gguf.js";
+import { type SyntheticSize, syntheticLlamaGguf } from "../src/convert/synthetic-gguf.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, fallback: string): string => {

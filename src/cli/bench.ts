@@ -1,13 +1,25 @@
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { SYNTHETIC_SHAPES, type SyntheticSize, syntheticLlamaGguf } from "../convert/synthetic-gguf.js";
 import { loadedCpuLibrary } from "../engine/cpu-library.js";
 import { createModelPool } from "../engine/create-pool.js";
 import type { LoadedModel } from "../engine/loaded-model.js";
 import { median, tokenRates } from "../engine/rates.js";
 import type { DoneEvent } from "../engine/types.js";
 import { configFrom, includeTargetPath, type ModelSourceFlags, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
-import { bold, describeThreads, toJson } from "./output.js";
+import { bold, describeThreads, formatBytes, toJson } from "./output.js";
+
+function parseSizes(value: string): SyntheticSize[] {
+  const sizes = value.split(",").map((s) => s.trim().toLowerCase());
+  const unknown = sizes.filter((s) => !(s in SYNTHETIC_SHAPES));
+  if (unknown.length) throw new InvalidArgumentError(`unknown size ${unknown.join(", ")}; sizes: ${Object.keys(SYNTHETIC_SHAPES).join(", ")}`);
+  return sizes as SyntheticSize[];
+}
 
 interface BenchFlags extends ModelSourceFlags {
+  loadSweep?: boolean;
+  sweepSizes: SyntheticSize[];
   promptTokens: number;
   genTokens: number;
   runs: number;
@@ -23,14 +35,75 @@ async function run(m: LoadedModel, text: string, maxTokens: number): Promise<Don
   return (await m.complete(prepared)).done;
 }
 
+/** A row of the load sweep: a model file's size and its load time (model and context; median of runs, warm page cache). */
+interface LoadRow {
+  model: string;
+  path: string;
+  size_bytes: number;
+  load_ms: number;
+  mb_per_second: number;
+}
+
+/** Loads each model `runs` times (unloading in between) and reports the median load time. */
+async function loadSweep(flags: BenchFlags, target: string | undefined): Promise<LoadRow[]> {
+  const sizes = flags.sweepSizes;
+  const cacheDir = configFrom(flags).cacheDir;
+  const files = [];
+  for (const size of sizes) files.push(await syntheticLlamaGguf(join(cacheDir, "synthetic"), size, "q8_0"));
+  const rows: LoadRow[] = [];
+  for (const file of [...files, ...(target === undefined ? [] : [target])]) {
+    const config = includeTargetPath(configFrom(flags, { parallel: 1 }), file);
+    const pool = createModelPool(config);
+    try {
+      const name = pool.resolve(file).name;
+      const times: number[] = [];
+      let path = file;
+      for (let r = 0; r < flags.runs; r++) {
+        await pool.use(name, async (m) => {
+          times.push(m.loadMs);
+          path = m.ggufPath;
+        });
+        await pool.unload(name, "load sweep");
+      }
+      const size = statSync(path).size;
+      const ms = median(times);
+      rows.push({ model: name, path, size_bytes: size, load_ms: Math.round(ms * 10) / 10, mb_per_second: Math.round(size / 1e6 / (ms / 1000)) });
+    } finally {
+      await pool.close();
+    }
+  }
+  return rows;
+}
+
 export function registerBench(program: Command): void {
-  withEngineOptions(withModelSources(program.command("bench").description("measure one model: load time, prompt and decode tokens/s, time to first token").argument("<model>", "model name or path")))
+  withEngineOptions(withModelSources(program.command("bench").description("measure one model: load time, prompt and decode tokens/s, time to first token; or load times across model sizes (--load-sweep)").argument("[model]", "model name or path")))
+    .option("--load-sweep", "load synthetic models of each --sweep-sizes (made once with `shimmy synth`'s generator, Q8_0) and [model] if given, and print their load times")
+    .option("--sweep-sizes <sizes>", `comma-separated synthetic sizes for --load-sweep (${Object.keys(SYNTHETIC_SHAPES).join(", ")})`, parseSizes, ["1m", "10m", "50m", "100m"] as SyntheticSize[])
     .option("--prompt-tokens <n>", "prompt length for the prompt-processing run", parsePositiveInt, 256)
     .option("--gen-tokens <n>", "tokens to decode", parsePositiveInt, 128)
     .option("--runs <n>", "repetitions (median reported)", parsePositiveInt, 3)
     .option("--concurrency <n>", "also decode this many streams at once (batched) and report their aggregate tokens/s", parsePositiveInt, 1)
     .option("--json", "machine-readable output")
-    .action(async (target: string, flags: BenchFlags) => {
+    .action(async (target: string | undefined, flags: BenchFlags) => {
+      if (flags.loadSweep) {
+        try {
+          const rows = await loadSweep(flags, target);
+          if (flags.json) console.log(toJson({ load_sweep: rows, runs: flags.runs }));
+          else {
+            console.log(bold(`load time (model and context, median of ${flags.runs}, warm page cache)`));
+            for (const r of rows) console.log(`  ${r.model.padEnd(40)} ${formatBytes(r.size_bytes).padStart(10)}  ${String(r.load_ms).padStart(8)} ms  ${String(r.mb_per_second).padStart(6)} MB/s`);
+          }
+        } catch (e) {
+          console.error(`shimmy bench: ${(e as Error).message}`);
+          process.exitCode = 1;
+        }
+        return;
+      }
+      if (target === undefined) {
+        console.error("shimmy bench: name a model, or pass --load-sweep");
+        process.exitCode = 1;
+        return;
+      }
       const config = includeTargetPath(configFrom(flags, { parallel: flags.concurrency }), target);
       const pool = createModelPool(config);
       try {

@@ -13,6 +13,7 @@ import { registerProbe } from "./probe.js";
 import { registerPull } from "./pull.js";
 import { registerRm } from "./rm.js";
 import { registerServe } from "./serve.js";
+import { registerSynth } from "./synth.js";
 
 const pkg = createRequire(import.meta.url)("../../package.json") as { version: string };
 
@@ -34,5 +35,6 @@ registerGpuInfo(program);
 registerDoctor(program);
 registerBuildNative(program);
 registerBench(program);
+registerSynth(program);
 
 await program.parseAsync(process.argv);

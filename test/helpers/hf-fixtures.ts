@@ -2,7 +2,7 @@ import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } fro
 import { join } from "node:path";
 import { readSafetensors, readSafetensorsData } from "../../src/formats/safetensors.js";
 import { type SafetensorsWriteTensor, writeSafetensors } from "../../src/formats/safetensors-writer.js";
-import { xorshiftFloats } from "../../bench/random.js";
+import { xorshiftFloats } from "../../src/convert/random-weights.js";
 
 export interface FolderEdit {
   /** Changes to config.json. */

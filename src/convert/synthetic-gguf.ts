@@ -1,15 +1,18 @@
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { GgufValueType } from "../src/formats/gguf.js";
-import { type GgufWriteTensor, type GgufWriteValue, writeGguf } from "../src/formats/gguf-writer.js";
-import { encode, FILE_TYPE_OF, GGML_TYPE_OF, type OutputType } from "../src/convert/quantize.js";
-import { xorshiftFloats } from "./random.js";
+import { GgufValueType } from "../formats/gguf.js";
+import { type GgufWriteTensor, type GgufWriteValue, writeGguf } from "../formats/gguf-writer.js";
+import { encode, FILE_TYPE_OF, GGML_TYPE_OF, type OutputType } from "./quantize.js";
+import { xorshiftFloats } from "./random-weights.js";
 
-export type SyntheticSize = "25m" | "100m" | "300m";
+export type SyntheticSize = "1m" | "10m" | "25m" | "50m" | "100m" | "300m";
 
 /** Shapes that land near the named parameter counts (llama layout, head size 64, MHA). */
 export const SYNTHETIC_SHAPES: Record<SyntheticSize, { hidden: number; layers: number; ffn: number }> = {
+  "1m": { hidden: 128, layers: 4, ffn: 384 },
+  "10m": { hidden: 320, layers: 8, ffn: 896 },
   "25m": { hidden: 512, layers: 8, ffn: 1536 },
+  "50m": { hidden: 640, layers: 10, ffn: 1792 },
   "100m": { hidden: 768, layers: 14, ffn: 2048 },
   "300m": { hidden: 1024, layers: 23, ffn: 2816 },
 };

@@ -1,7 +1,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeSafetensors } from "../src/formats/safetensors-writer.js";
-import { xorshiftFloats } from "./random.js";
+import { writeSafetensors } from "../formats/safetensors-writer.js";
+import { xorshiftFloats } from "./random-weights.js";
 
 export interface SyntheticHfOptions {
   hidden: number;
