@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type { LlamaModel } from "node-llama-cpp";
@@ -9,6 +10,7 @@ import { type GemmaConfig, GemmaReference } from "./helpers/gemma-reference.js";
 import { copyHfFolder, randomTensor } from "./helpers/hf-fixtures.js";
 import { greedy, loadGguf } from "./helpers/llama-run.js";
 import { STORIES_HF, tempDir } from "./helpers/paths.js";
+import { golden as storiesGolden } from "./helpers/server.js";
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
@@ -36,8 +38,8 @@ const GENERATED = 12;
 const LOGPROB_TOLERANCE = 5e-3;
 const TOP = 5;
 
-function gemmaTensors(layers: number, qkNorms: boolean): SafetensorsWriteTensor[] {
-  const { hidden_size: d, intermediate_size: ff, num_attention_heads: heads, num_key_value_heads: kv, head_dim: hd, vocab_size: vocab } = DIMS;
+function gemmaTensors(layers: number, qkNorms: boolean, vocab: number): SafetensorsWriteTensor[] {
+  const { hidden_size: d, intermediate_size: ff, num_attention_heads: heads, num_key_value_heads: kv, head_dim: hd } = DIMS;
   let seed = 7;
   // Embedding rows of ±0.5 give raw logits up to about 13, which a final soft-cap of 8 bends;
   // projections of ±0.3 give attention scores well past a cap of 1.5. Norm weights w of ±0.5
@@ -57,8 +59,9 @@ function gemmaTensors(layers: number, qkNorms: boolean): SafetensorsWriteTensor[
   return tensors;
 }
 
-function gemmaFolder(label: string, config: Record<string, unknown>, qkNorms: boolean): string {
-  return copyHfFolder(STORIES_HF, join(tmp.path, label), { config: { ...DIMS, ...config }, tensors: () => gemmaTensors(config.num_hidden_layers as number, qkNorms) });
+function gemmaFolder(label: string, config: Record<string, unknown>, qkNorms: boolean, extra: SafetensorsWriteTensor[] = []): string {
+  const full: Record<string, unknown> & typeof DIMS = { ...DIMS, ...config };
+  return copyHfFolder(STORIES_HF, join(tmp.path, label), { config: full, tensors: () => [...gemmaTensors(full.num_hidden_layers as number, qkNorms, full.vocab_size), ...extra] });
 }
 
 const topIds = (probs: Float64Array): number[] => [...probs.keys()].sort((a, b) => probs[b]! - probs[a]!).slice(0, TOP);
@@ -186,5 +189,77 @@ describe("Gemma 3 text (Gemma3ForCausalLM) → GGUF", () => {
     } finally {
       await model.dispose();
     }
+  });
+});
+
+const GEMMA2_SMALL = { architectures: ["Gemma2ForCausalLM"], model_type: "gemma2", num_hidden_layers: 2, sliding_window: 4, query_pre_attn_scalar: 32 };
+
+/** Gemma's chat template (Gemma 2 / 3 instruction-tuned models). */
+const GEMMA_TEMPLATE =
+  "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}" +
+  "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}";
+
+describe("Gemma's SentencePiece tokenizer from tokenizer.json", () => {
+  it("keeps BOS, byte fallback, no space prefix, the turn tokens and the chat template", async () => {
+    // Gemma's tokenizer.json replaces spaces with ▁ but, unlike Llama 2's, prepends none; its turn
+    // markers are special added tokens. Built here from the stories260K vocabulary.
+    const dir = gemmaFolder("gemma-tokenizer", { ...GEMMA2_SMALL, vocab_size: 514 }, false);
+    const tokenizerPath = join(dir, "tokenizer.json");
+    const tokenizer = JSON.parse(readFileSync(tokenizerPath, "utf8"));
+    tokenizer.normalizer = { type: "Replace", pattern: { String: " " }, content: "\u2581" };
+    tokenizer.added_tokens.push(
+      { id: 512, content: "<start_of_turn>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+      { id: 513, content: "<end_of_turn>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+    );
+    writeFileSync(tokenizerPath, JSON.stringify(tokenizer));
+    const configPath = join(dir, "tokenizer_config.json");
+    writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, "utf8")), chat_template: GEMMA_TEMPLATE }));
+
+    const g = join(tmp.path, "gemma-tokenizer.gguf");
+    await convertHfFolder(dir, g);
+    const f = readGguf(g);
+    assert.equal(metaString(f, "tokenizer.ggml.model"), "llama");
+    assert.equal(f.metadata.get("tokenizer.ggml.add_bos_token"), true);
+    assert.equal(f.metadata.get("tokenizer.ggml.add_space_prefix"), false);
+    assert.equal(metaString(f, "tokenizer.chat_template"), GEMMA_TEMPLATE);
+    const model = await loadGguf(g);
+    try {
+      assert.equal(model.tokens.bos, 1);
+      assert.equal(model.tokens.eot, 513, "<end_of_turn> ends a turn");
+      // Without a prepended ▁, " text" tokenizes as Llama 2's tokenizer does "text" (golden ids).
+      for (const c of storiesGolden.tokenization.filter((t) => t.text !== "")) assert.deepEqual(model.tokenize(` ${c.text}`), c.ids, JSON.stringify(c.text));
+      assert.deepEqual(model.tokenize("<start_of_turn>user", true).slice(0, 1), [512]);
+      // Byte fallback: a character outside the vocabulary becomes its UTF-8 bytes (<0xE2> is id 229).
+      assert.deepEqual(model.tokenize("\u2603").slice(0, 3), [229, 155, 134]);
+    } finally {
+      await model.dispose();
+    }
+  });
+});
+
+describe("Gemma variants and settings llama.cpp cannot run are refused by name", () => {
+  const refuses = async (label: string, config: Record<string, unknown>, pattern: RegExp, qkNorms = false, extra: SafetensorsWriteTensor[] = []): Promise<void> => {
+    const dir = gemmaFolder(label, config, qkNorms, extra);
+    await assert.rejects(convertHfFolder(dir, join(tmp.path, `${label}.gguf`)), (e: Error) => {
+      assert.match(e.message, pattern);
+      return true;
+    });
+  };
+
+  it("other Gemma architectures (Gemma 1, Gemma 3 multimodal, Gemma 3n)", async () => {
+    for (const arch of ["GemmaForCausalLM", "Gemma3ForConditionalGeneration", "Gemma3nForConditionalGeneration"]) {
+      await refuses(`refuse-${arch}`, { ...GEMMA2_SMALL, architectures: [arch] }, new RegExp(`architecture "${arch}" is not supported; supported: .*Gemma2ForCausalLM, Gemma3ForCausalLM`));
+    }
+  });
+
+  it("settings outside llama.cpp's gemma2 / gemma3 graphs", async () => {
+    const gemma3 = { ...GEMMA2_SMALL, architectures: ["Gemma3ForCausalLM"] };
+    await refuses("refuse-g3-softcap", { ...gemma3, attn_logit_softcapping: 50 }, /Gemma 3 with attn_logit_softcapping is not supported/, true);
+    await refuses("refuse-g3-yarn", { ...gemma3, rope_scaling: { rope_type: "yarn", factor: 4 } }, /Gemma 3 global-layer rope type "yarn" is not supported/, true);
+    await refuses("refuse-g2-nocap", { ...GEMMA2_SMALL, final_logit_softcapping: null }, /"final_logit_softcapping": null is not supported/);
+    await refuses("refuse-g2-act", { ...GEMMA2_SMALL, hidden_activation: "gelu" }, /hidden_activation "gelu" is not supported/);
+    await refuses("refuse-g2-layers", { ...GEMMA2_SMALL, num_hidden_layers: 3, layer_types: ["full_attention", "sliding_attention", "sliding_attention"] }, /"layer_types" is not a repeating pattern/);
+    const lmHead = randomTensor("lm_head.weight", [DIMS.vocab_size, DIMS.hidden_size], 99);
+    await refuses("refuse-g2-untied", { ...GEMMA2_SMALL, tie_word_embeddings: false }, /an untied lm_head is not supported for Gemma 2/, false, [lmHead]);
   });
 });
