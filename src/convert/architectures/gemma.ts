@@ -38,7 +38,7 @@ export interface GemmaFamily {
   extraMetadata(raw: Raw, d: DecoderDims, configPath: string): Map<string, GgufWriteValue>;
 }
 
-export function isNumber(v: unknown): v is number {
+function isNumber(v: unknown): v is number {
   return typeof v === "number" && Number.isFinite(v);
 }
 

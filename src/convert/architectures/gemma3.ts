@@ -35,7 +35,7 @@ export const gemma3Converter = gemmaConverter({
     const { global, local } = gemma3Rope(raw, configPath);
     const m = new Map([...ropeMetadata("gemma3", global), ["gemma3.rope.freq_base_swa", f32(local.theta)]]);
     if (raw.final_logit_softcapping !== undefined && raw.final_logit_softcapping !== null) {
-      m.set("gemma3.final_logit_softcapping", f32(positive(raw, "final_logit_softcapping", 0, configPath)));
+      m.set("gemma3.final_logit_softcapping", f32(positive(raw, "final_logit_softcapping", 30, configPath)));
     }
     return m;
   },
