@@ -2,40 +2,56 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readSafetensorsData, readSafetensorsModel } from "../../src/formats/safetensors.js";
 
+/** Every tensor of an HF folder as float64 (F32 checkpoints only: the references compute in float64). */
+export function readF64Weights(folder: string): Map<string, Float64Array> {
+  const weights = new Map<string, Float64Array>();
+  for (const [name, tensor] of readSafetensorsModel(folder).tensors) {
+    if (tensor.dtype !== "F32") throw new Error(`reference reads F32 only; ${name} is ${tensor.dtype}`);
+    const bytes = readSafetensorsData(tensor);
+    weights.set(name, Float64Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4)));
+  }
+  return weights;
+}
+
+/** y = W x for W stored [out, in] row-major. */
+export function matVec(w: Float64Array, x: Float64Array, out: number): Float64Array {
+  const n = x.length;
+  const y = new Float64Array(out);
+  for (let r = 0; r < out; r++) {
+    let s = 0;
+    for (let c = 0; c < n; c++) s += w[r * n + c]! * x[c]!;
+    y[r] = s;
+  }
+  return y;
+}
+
+/** Softmax of scores, as a new array. */
+export function softmax(scores: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < scores.length; i++) max = Math.max(max, scores[i]!);
+  const e = Float64Array.from(scores, (x) => Math.exp(x - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / sum);
+}
+
 /**
  * An independent float64 forward pass of an HF `LlamaForCausalLM` folder (F32 weights, tied
  * embeddings): RMSNorm, rotate_half RoPE, grouped-query causal attention, SwiGLU. Written from the
  * HF modeling code's semantics, not from llama.cpp, so it checks the engine from outside.
  */
 export class LlamaReference {
-  private readonly weights = new Map<string, Float64Array>();
+  private readonly weights: Map<string, Float64Array>;
   private readonly config: { hidden_size: number; intermediate_size: number; num_hidden_layers: number; num_attention_heads: number; num_key_value_heads: number; head_dim?: number; rms_norm_eps: number; rope_theta: number };
 
   constructor(folder: string) {
     this.config = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"));
-    for (const [name, tensor] of readSafetensorsModel(folder).tensors) {
-      if (tensor.dtype !== "F32") throw new Error(`reference reads F32 only; ${name} is ${tensor.dtype}`);
-      const bytes = readSafetensorsData(tensor);
-      this.weights.set(name, Float64Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4)));
-    }
+    this.weights = readF64Weights(folder);
   }
 
   private w(name: string): Float64Array {
     const t = this.weights.get(name);
     if (!t) throw new Error(`missing tensor ${name}`);
     return t;
-  }
-
-  /** y = W x for W stored [out, in] row-major. */
-  private static matVec(w: Float64Array, x: Float64Array, out: number): Float64Array {
-    const n = x.length;
-    const y = new Float64Array(out);
-    for (let r = 0; r < out; r++) {
-      let s = 0;
-      for (let c = 0; c < n; c++) s += w[r * n + c]! * x[c]!;
-      y[r] = s;
-    }
-    return y;
   }
 
   private rmsNorm(x: Float64Array, weight: string): Float64Array {
@@ -70,16 +86,16 @@ export class LlamaReference {
       const p = `model.layers.${l}`;
       const xs = h.map((x) => this.rmsNorm(x, `${p}.input_layernorm.weight`));
       const q = xs.map((x, pos) => {
-        const v = LlamaReference.matVec(this.w(`${p}.self_attn.q_proj.weight`), x, heads * headDim);
+        const v = matVec(this.w(`${p}.self_attn.q_proj.weight`), x, heads * headDim);
         this.rope(v, heads, headDim, pos);
         return v;
       });
       const k = xs.map((x, pos) => {
-        const v = LlamaReference.matVec(this.w(`${p}.self_attn.k_proj.weight`), x, kvHeads * headDim);
+        const v = matVec(this.w(`${p}.self_attn.k_proj.weight`), x, kvHeads * headDim);
         this.rope(v, kvHeads, headDim, pos);
         return v;
       });
-      const v = xs.map((x) => LlamaReference.matVec(this.w(`${p}.self_attn.v_proj.weight`), x, kvHeads * headDim));
+      const v = xs.map((x) => matVec(this.w(`${p}.self_attn.v_proj.weight`), x, kvHeads * headDim));
       h = h.map((resid, pos) => {
         const attn = new Float64Array(heads * headDim);
         for (let hd = 0; hd < heads; hd++) {
@@ -89,18 +105,16 @@ export class LlamaReference {
             for (let i = 0; i < headDim; i++) s += q[pos]![hd * headDim + i]! * k[j]![kv * headDim + i]!;
             return s / Math.sqrt(headDim);
           });
-          const max = Math.max(...scores);
-          const e = scores.map((s) => Math.exp(s - max));
-          const sum = e.reduce((a, b) => a + b, 0);
-          for (let j = 0; j <= pos; j++) for (let i = 0; i < headDim; i++) attn[hd * headDim + i]! += (e[j]! / sum) * v[j]![kv * headDim + i]!;
+          const probs = softmax(scores);
+          for (let j = 0; j <= pos; j++) for (let i = 0; i < headDim; i++) attn[hd * headDim + i]! += probs[j]! * v[j]![kv * headDim + i]!;
         }
-        const o = LlamaReference.matVec(this.w(`${p}.self_attn.o_proj.weight`), attn, d);
+        const o = matVec(this.w(`${p}.self_attn.o_proj.weight`), attn, d);
         const mid = resid.map((r, i) => r + o[i]!);
         const x = this.rmsNorm(mid, `${p}.post_attention_layernorm.weight`);
-        const gate = LlamaReference.matVec(this.w(`${p}.mlp.gate_proj.weight`), x, ff);
-        const up = LlamaReference.matVec(this.w(`${p}.mlp.up_proj.weight`), x, ff);
+        const gate = matVec(this.w(`${p}.mlp.gate_proj.weight`), x, ff);
+        const up = matVec(this.w(`${p}.mlp.up_proj.weight`), x, ff);
         const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]!);
-        const down = LlamaReference.matVec(this.w(`${p}.mlp.down_proj.weight`), act, d);
+        const down = matVec(this.w(`${p}.mlp.down_proj.weight`), act, d);
         return mid.map((m, i) => m + down[i]!);
       });
     }
@@ -111,11 +125,7 @@ export class LlamaReference {
   nextTokenProbabilities(tokens: readonly number[]): Float64Array {
     const states = this.hiddenStates(tokens);
     const embed = this.w("model.embed_tokens.weight");
-    const logits = LlamaReference.matVec(embed, states.at(-1)!, embed.length / states[0]!.length);
-    const max = Math.max(...logits);
-    const e = logits.map((x) => Math.exp(x - max));
-    const sum = e.reduce((a, b) => a + b, 0);
-    return e.map((x) => x / sum);
+    return softmax(matVec(embed, states.at(-1)!, embed.length / states[0]!.length));
   }
 
   /** Mean of the final hidden states over all tokens (llama.cpp's mean pooling of its embeddings output). */

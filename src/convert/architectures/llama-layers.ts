@@ -25,3 +25,9 @@ export function qkvProjections(permute: boolean, suffix: "weight" | "bias", opti
     { hf: `self_attn.v_proj.${suffix}`, gguf: `attn_v.${suffix}`, shape: shape((d) => d.kvHeads * d.headDim), optional },
   ];
 }
+
+/** Per-head RMSNorm on q and k (Qwen3, Gemma 3). */
+export const QK_NORMS: LayerTensorSpec[] = [
+  { hf: "self_attn.q_norm.weight", gguf: "attn_q_norm.weight", shape: (d) => [d.headDim] },
+  { hf: "self_attn.k_norm.weight", gguf: "attn_k_norm.weight", shape: (d) => [d.headDim] },
+];

@@ -1,5 +1,5 @@
 import { llamaLikeConverter, u32 } from "./decoder.js";
-import { ATTENTION_OUTPUT, NORMS, qkvProjections, SWIGLU_MLP } from "./llama-layers.js";
+import { ATTENTION_OUTPUT, NORMS, QK_NORMS, qkvProjections, SWIGLU_MLP } from "./llama-layers.js";
 
 /** Qwen3 (dense): no qkv biases, per-head RMSNorm on q and k, explicit head_dim; NeoX RoPE. */
 export const qwen3Converter = llamaLikeConverter(
@@ -8,8 +8,7 @@ export const qwen3Converter = llamaLikeConverter(
   [
     ...qkvProjections(false, "weight"),
     ATTENTION_OUTPUT,
-    { hf: "self_attn.q_norm.weight", gguf: "attn_q_norm.weight", shape: (d) => [d.headDim] },
-    { hf: "self_attn.k_norm.weight", gguf: "attn_k_norm.weight", shape: (d) => [d.headDim] },
+    ...QK_NORMS,
     ...SWIGLU_MLP,
     ...NORMS,
   ],
