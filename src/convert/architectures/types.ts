@@ -10,11 +10,13 @@ export interface TensorPlan {
   shape: number[];
   /** Source tensors, or none for tensors computed from the config (rope factors). */
   sources: SafetensorsTensor[];
+  /** Values computed from the config, for a tensor with no sources. */
+  values?: () => Float32Array;
   /**
-   * Produces the float32 values in HF order from the decoded sources; absent means the one
-   * source is written as it is (which allows conversions without a float32 round trip).
+   * Attention heads whose rows are reordered from HF's rotate-half RoPE layout to llama.cpp's
+   * interleaved one (llama q/k); the one source is otherwise written as it is.
    */
-  values?: (sources: Float32Array[]) => Float32Array;
+  permuteHeads?: number;
   /** 1-D tensors (norms, biases, rope factors) stay F32 whatever the output type, as in llama.cpp. */
   keepF32: boolean;
 }
