@@ -8,7 +8,7 @@ import type { TensorPlan } from "./architectures/types.js";
 import { ConvertError } from "./errors.js";
 import { FILE_TYPE_OF, GGML_TYPE_OF, type OutputType } from "./quantize.js";
 import { convertTokenizer } from "./tokenizer.js";
-import { type PlannedTensor, type TensorProgress, writeGgufFile } from "./write-tensors.js";
+import { type PlannedTensor, startEncodePool, type TensorProgress, writeGgufFile } from "./write-tensors.js";
 
 export type RequestedType = OutputType | "auto";
 
@@ -71,20 +71,26 @@ export async function convertHfFolder(dir: string, output: string, requested: Re
   }
   const outType = resolveType(requested, dtypeBytes);
 
-  const metadata = new Map<string, GgufWriteValue>([
-    ["general.architecture", str(converter.ggufArchitecture)],
-    ["general.name", str(typeof folder.config.raw._name_or_path === "string" && folder.config.raw._name_or_path ? basename(folder.config.raw._name_or_path) : basename(dir))],
-    ["general.file_type", u32(FILE_TYPE_OF[outType])],
-    ["general.quantization_version", u32(2)],
-    ["general.converted_by", str("shimmy")],
-  ]);
-  for (const [k, v] of converter.metadata(folder.config, configPath)) metadata.set(k, v);
-  for (const [k, v] of convertTokenizer(folder, folder.config.vocabSize!)) metadata.set(k, v);
-
   const tensors = plans.map((plan): PlannedTensor => {
     const type = tensorType(plan, outType);
     return { plan, type, dims: [...plan.shape].reverse(), ggmlType: GGML_TYPE_OF[type] };
   });
-  const bytesRead = await writeGgufFile(output, metadata, tensors, onProgress, options.workers);
-  return { output, architecture: converter.ggufArchitecture, outType, tensors: plans.length, bytesRead, elapsedMs: performance.now() - started };
+  // Threads start now so that they are up by the time the vocabulary and header are built.
+  const pool = startEncodePool(tensors, options.workers);
+  try {
+    const metadata = new Map<string, GgufWriteValue>([
+      ["general.architecture", str(converter.ggufArchitecture)],
+      ["general.name", str(typeof folder.config.raw._name_or_path === "string" && folder.config.raw._name_or_path ? basename(folder.config.raw._name_or_path) : basename(dir))],
+      ["general.file_type", u32(FILE_TYPE_OF[outType])],
+      ["general.quantization_version", u32(2)],
+      ["general.converted_by", str("shimmy")],
+    ]);
+    for (const [k, v] of converter.metadata(folder.config, configPath)) metadata.set(k, v);
+    for (const [k, v] of convertTokenizer(folder, folder.config.vocabSize!)) metadata.set(k, v);
+
+    const bytesRead = await writeGgufFile(output, metadata, tensors, pool, onProgress);
+    return { output, architecture: converter.ggufArchitecture, outType, tensors: plans.length, bytesRead, elapsedMs: performance.now() - started };
+  } finally {
+    await pool?.close();
+  }
 }

@@ -1,70 +1,50 @@
 import { Worker } from "node:worker_threads";
 import { workerThreadEntry } from "../worker-thread-entry.js";
-import type { EncodeJob } from "./encode-rows.js";
-
-type Reply = { ok: true } | { ok: false; error: string };
-type Task = { job: EncodeJob; resolve: () => void; reject: (e: Error) => void };
+import type { Block } from "./block-runner.js";
+import type { BlocksJob, BlocksReply } from "./encode-worker.js";
 
 /**
- * A few worker threads that run encode jobs on shared buffers, so a conversion uses every core
- * and keeps its per-value work off the main event loop. Jobs go to the first idle worker; a
- * job's buffers must be SharedArrayBuffers (the worker writes the output in place).
+ * Encode threads for one conversion, started early (they take a moment to boot) and given the
+ * whole list of blocks at once: each claims blocks from a shared counter and does its own I/O,
+ * so the per-value work and the copying stay off the main event loop.
  */
 export class EncodePool {
-  private readonly idle: Worker[] = [];
-  private readonly queue: Task[] = [];
-  private readonly running = new Map<Worker, Task>();
   private readonly workers: Worker[] = [];
-  private failure: Error | undefined;
 
-  constructor(size: number) {
+  constructor(readonly size: number) {
     const entry = workerThreadEntry("convert/encode-worker");
-    for (let i = 0; i < size; i++) {
-      const worker = new Worker(entry.code, { eval: entry.eval });
-      worker.on("message", (reply: Reply) => this.finished(worker, reply.ok ? undefined : new Error(reply.error)));
-      worker.on("error", (e) => this.fail(worker, e));
-      worker.on("exit", (code) => this.fail(worker, new Error(`an encode worker stopped (exit code ${code})`)));
-      this.workers.push(worker);
-      this.idle.push(worker);
-    }
+    for (let i = 0; i < size; i++) this.workers.push(new Worker(entry.code, { eval: entry.eval }));
   }
 
-  run(job: EncodeJob): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
+  /** Converts every block into the (already created) output file; `onDone` hears of each finished block. */
+  run(output: string, blocks: Block[], onDone: (index: number) => void): Promise<void> {
+    const claim = new Int32Array(new SharedArrayBuffer(8));
+    const job: BlocksJob = {
+      output, blocks, claim,
+      srcBytes: blocks.reduce((m, b) => Math.max(m, b.srcBytes), 0),
+      outBytes: blocks.reduce((m, b) => Math.max(m, b.outBytes), 0),
+    };
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ job, resolve, reject });
-      this.dispatch();
+      let running = this.workers.length;
+      const fail = (e: Error): void => {
+        Atomics.store(claim, 1, 1);
+        reject(e);
+      };
+      for (const worker of this.workers) {
+        worker.on("message", (reply: BlocksReply) => {
+          if ("done" in reply) onDone(reply.done);
+          else if ("error" in reply) fail(new Error(reply.error));
+          else if (--running === 0) resolve();
+        });
+        worker.on("error", fail);
+        worker.on("exit", (code) => fail(new Error(`an encode thread stopped (exit code ${code})`)));
+        worker.postMessage(job);
+      }
     });
   }
 
   async close(): Promise<void> {
+    for (const worker of this.workers) worker.removeAllListeners("exit");
     await Promise.all(this.workers.map((w) => w.terminate()));
-  }
-
-  private dispatch(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const worker = this.idle.pop()!;
-      const task = this.queue.shift()!;
-      this.running.set(worker, task);
-      worker.postMessage(task.job);
-    }
-  }
-
-  private finished(worker: Worker, error: Error | undefined): void {
-    const task = this.running.get(worker);
-    this.running.delete(worker);
-    this.idle.push(worker);
-    if (error) task?.reject(error);
-    else task?.resolve();
-    this.dispatch();
-  }
-
-  /** A worker that died fails its job and every queued one; the conversion stops with that error. */
-  private fail(worker: Worker, e: Error): void {
-    if (this.failure) return;
-    this.failure = e;
-    this.running.get(worker)?.reject(e);
-    this.running.delete(worker);
-    for (const t of this.queue.splice(0)) t.reject(e);
   }
 }

@@ -1,10 +1,10 @@
-import { type FileHandle, open } from "node:fs/promises";
+import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { encodeGgufHeader, type GgufWriteValue } from "../formats/gguf-writer.js";
-import type { SafetensorsTensor } from "../formats/safetensors.js";
 import type { TensorPlan } from "./architectures/types.js";
+import { type Block, BlockRunner } from "./block-runner.js";
 import { EncodePool } from "./encode-pool.js";
-import { type EncodeJob, encodeRows, isByteCopy, permuteRowBytes, SOURCE_DTYPE_BYTES } from "./encode-rows.js";
+import { SOURCE_DTYPE_BYTES } from "./encode-rows.js";
 import { encode, encodedBytes, type OutputType } from "./quantize.js";
 
 export interface PlannedTensor {
@@ -23,25 +23,21 @@ export interface TensorProgress {
   bytesTotal: number;
 }
 
-/** Source bytes per block of rows: large positioned reads, while a few blocks in flight stay small. */
-const BLOCK_BYTES = 8 << 20;
-/** Below this much re-encoding, threads cost more to start than they save. */
-const WORKER_THRESHOLD_BYTES = 16 << 20;
+/** Source bytes per block of rows: small enough that a block stays in the CPU cache from read to write. */
+const BLOCK_BYTES = 1 << 20;
+/** Below this many source bytes, threads cost more to start than they save. */
+const THREAD_THRESHOLD_BYTES = 16 << 20;
 
-/** A run of whole rows of one tensor: read from `source` at `srcAt`, written at `outAt`. */
-interface Block {
-  tensor: number;
-  source: SafetensorsTensor;
-  srcAt: number;
-  srcBytes: number;
-  outAt: number;
-  outBytes: number;
-  rows: number;
-  cols: number;
-  headRows: number;
-  outType: OutputType;
-  /** The tensor's last block: progress is reported once it is read. */
-  last: boolean;
+const elementsOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * The encode threads a conversion should use: `workers` when given, else one per core for a
+ * model of more than a few MB (copies too run there, to keep the main event loop free).
+ */
+export function startEncodePool(tensors: readonly PlannedTensor[], workers: number | undefined): EncodePool | undefined {
+  const bytes = tensors.reduce((n, { plan }) => n + plan.sources.reduce((m, s) => m + s.end - s.start, 0), 0);
+  const threads = workers ?? (bytes > THREAD_THRESHOLD_BYTES ? availableParallelism() : 0);
+  return threads > 0 && bytes > 0 ? new EncodePool(threads) : undefined;
 }
 
 /** Cuts each sourced tensor into blocks of about BLOCK_BYTES; permuted tensors in whole heads. */
@@ -50,7 +46,7 @@ function planBlocks(tensors: readonly PlannedTensor[], dataAt: readonly number[]
   tensors.forEach(({ plan, type }, tensor) => {
     const source = plan.sources[0];
     if (!source) return;
-    const elements = plan.shape.reduce((a, b) => a * b, 1);
+    const elements = elementsOf(plan.shape);
     const rows = plan.permuteHeads ? plan.shape[0]! : elements / plan.shape[plan.shape.length - 1]!;
     const cols = elements / rows;
     const headRows = plan.permuteHeads ? rows / plan.permuteHeads : 0;
@@ -61,120 +57,89 @@ function planBlocks(tensors: readonly PlannedTensor[], dataAt: readonly number[]
     for (let r = 0; r < rows; r += perBlock) {
       const n = Math.min(perBlock, rows - r);
       blocks.push({
-        tensor, source, srcAt: source.start + r * srcRowBytes, srcBytes: n * srcRowBytes, outAt: dataAt[tensor]! + r * outRowBytes,
-        outBytes: n * outRowBytes, rows: n, cols, headRows, outType: type, last: r + n === rows,
+        tensor, file: source.file, srcDtype: source.dtype, srcAt: source.start + r * srcRowBytes, srcBytes: n * srcRowBytes,
+        outAt: dataAt[tensor]! + r * outRowBytes, outBytes: n * outRowBytes, rows: n, cols, headRows, outType: type,
       });
     }
   });
   return blocks;
 }
 
-async function readFully(fd: FileHandle, buf: Buffer, at: number): Promise<void> {
-  for (let done = 0; done < buf.length;) {
-    const { bytesRead } = await fd.read(buf, done, buf.length - done, at + done);
-    if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${at + done}`);
-    done += bytesRead;
+/**
+ * Reports progress per tensor, in order, as blocks finish in any order: tensor k is reported
+ * once it and every tensor before it are complete.
+ */
+function progressTracker(tensors: readonly PlannedTensor[], blocks: readonly Block[], onProgress?: (p: TensorProgress) => void): (block: number) => void {
+  const left = tensors.map(() => 0);
+  const bytes = tensors.map(() => 0);
+  for (const b of blocks) {
+    left[b.tensor]!++;
+    bytes[b.tensor]! += b.srcBytes;
   }
-}
-
-async function writeFully(fd: FileHandle, buf: Buffer, at: number): Promise<void> {
-  for (let done = 0; done < buf.length;) {
-    const { bytesWritten } = await fd.write(buf, done, buf.length - done, at + done);
-    done += bytesWritten;
-  }
-}
-
-/** A pair of reusable buffers for one block in flight: source bytes and encoded bytes. */
-interface Slot {
-  src: SharedArrayBuffer;
-  out: SharedArrayBuffer;
+  const bytesTotal = bytes.reduce((a, b) => a + b, 0);
+  let next = 0;
+  let bytesRead = 0;
+  const advance = (): void => {
+    for (; next < tensors.length && left[next] === 0; next++) {
+      bytesRead += bytes[next]!;
+      onProgress?.({ tensor: tensors[next]!.plan.name, index: next + 1, total: tensors.length, bytesRead, bytesTotal });
+    }
+  };
+  advance();
+  return (block) => {
+    left[blocks[block]!.tensor]!--;
+    advance();
+  };
 }
 
 /**
- * Writes the GGUF: the header, then every tensor's data at its offset. Blocks are read in file
- * order, one after another, while earlier blocks are encoded (by `workers` threads, or inline
- * when 0) and written; at most `workers + 2` blocks are in flight, each in a reused pair of
- * buffers, so memory stays a few BLOCK_BYTES whatever the model size. Byte-copy tensors skip
- * encoding (permuted ones have whole rows moved). Returns the source bytes read.
+ * Writes the GGUF: the header, then every tensor's data at its offset. Tensors are cut into
+ * blocks of whole rows; the pool's threads claim blocks in file order and each reads, encodes
+ * (or copies) and writes its block through buffers of its own, so memory is a couple of
+ * blocks per thread whatever the model size. Without a pool the calling thread does the same.
+ * Returns the source bytes read.
  */
 export async function writeGgufFile(
   path: string,
   metadata: ReadonlyMap<string, GgufWriteValue>,
   tensors: readonly PlannedTensor[],
-  onProgress: ((p: TensorProgress) => void) | undefined,
-  workers: number | undefined,
+  pool: EncodePool | undefined,
+  onProgress?: (p: TensorProgress) => void,
 ): Promise<number> {
   const { header, offsets, dataOffset, alignment } = encodeGgufHeader(metadata, tensors.map((t) => ({ name: t.plan.name, dims: t.dims, type: t.ggmlType })));
   const dataAt = offsets.map((o) => dataOffset + o);
   const blocks = planBlocks(tensors, dataAt);
-  const bytesTotal = blocks.reduce((n, b) => n + b.srcBytes, 0);
-  const encodeBytes = blocks.reduce((n, b) => n + (isByteCopy(b.source.dtype, b.outType) && !b.headRows ? 0 : b.srcBytes), 0);
-  const threads = workers ?? (encodeBytes > WORKER_THRESHOLD_BYTES ? availableParallelism() : 0);
-  const last = tensors.length - 1;
-  const end = last < 0 ? dataOffset : dataAt[last]! + Math.ceil(encodedBytes(tensors[last]!.type, tensors[last]!.plan.shape.reduce((a, b) => a * b, 1)) / alignment) * alignment;
+  const last = tensors.at(-1);
+  const end = last ? dataAt.at(-1)! + Math.ceil(encodedBytes(last.type, elementsOf(last.plan.shape)) / alignment) * alignment : dataOffset;
 
-  const out = await open(path, "w");
-  const inputs = new Map<string, FileHandle>();
-  const pool = threads > 0 && encodeBytes > 0 ? new EncodePool(threads) : undefined;
-  const pending = new Set<Promise<void>>();
-  let failure: unknown;
+  const fd = openSync(path, "w");
   try {
-    await writeFully(out, header, 0);
-    // Computed tensors (rope factors) are small: encoded and written directly.
-    for (const [i, { plan, type }] of tensors.entries()) if (plan.values) await writeFully(out, encode(plan.values(), type), dataAt[i]!);
-
-    const srcSize = Math.max(0, ...blocks.map((b) => b.srcBytes));
-    const outSize = Math.max(0, ...blocks.map((b) => b.outBytes));
-    const free: Slot[] = Array.from({ length: Math.min(blocks.length, threads + 2) }, () => ({ src: new SharedArrayBuffer(srcSize), out: new SharedArrayBuffer(outSize) }));
-    const waiting: ((slot: Slot) => void)[] = [];
-    const acquire = (): Promise<Slot> => (free.length > 0 ? Promise.resolve(free.pop()!) : new Promise((resolve) => waiting.push(resolve)));
-    const release = (slot: Slot): void => {
-      const next = waiting.shift();
-      if (next) next(slot);
-      else free.push(slot);
-    };
-
-    let bytesRead = 0;
-    for (const block of blocks) {
-      const slot = await acquire();
-      if (failure !== undefined) break;
-      let input = inputs.get(block.source.file);
-      if (!input) inputs.set(block.source.file, (input = await open(block.source.file, "r")));
-      const src = Buffer.from(slot.src, 0, block.srcBytes);
-      await readFully(input, src, block.srcAt);
-      bytesRead += block.srcBytes;
-      if (block.last) onProgress?.({ tensor: tensors[block.tensor]!.plan.name, index: block.tensor + 1, total: tensors.length, bytesRead, bytesTotal });
-      const task = finishBlock(block, slot, src, out, pool)
-        .catch((e: unknown) => void (failure ??= e))
-        .finally(() => {
-          pending.delete(task);
-          release(slot);
-        });
-      pending.add(task);
+    writeSync(fd, header, 0, header.length, 0);
+    // Computed tensors (rope factors) are small: encoded and written here.
+    for (const [i, { plan, type }] of tensors.entries()) {
+      if (!plan.values) continue;
+      const data = encode(plan.values(), type);
+      writeSync(fd, data, 0, data.length, dataAt[i]!);
     }
-    await Promise.all(pending);
-    if (failure !== undefined) throw failure;
     // Pad the last tensor so the file length is aligned, as llama.cpp's writer does.
-    await out.truncate(end);
-    return bytesRead;
+    ftruncateSync(fd, end);
   } finally {
-    await Promise.allSettled(pending);
-    await pool?.close();
-    for (const fd of inputs.values()) await fd.close();
-    await out.close();
+    closeSync(fd);
   }
-}
 
-/** Encodes (or moves) one block that has been read into `slot`, then writes it. */
-async function finishBlock(block: Block, slot: Slot, src: Buffer, out: FileHandle, pool: EncodePool | undefined): Promise<void> {
-  const encoded = Buffer.from(slot.out, 0, block.outBytes);
-  if (isByteCopy(block.source.dtype, block.outType)) {
-    if (!block.headRows) return writeFully(out, src, block.outAt);
-    permuteRowBytes(src, encoded, block.rows, block.srcBytes / block.rows, block.headRows);
+  const blockDone = progressTracker(tensors, blocks, onProgress);
+  if (pool) {
+    await pool.run(path, blocks, blockDone);
   } else {
-    const job: EncodeJob = { srcDtype: block.source.dtype, outType: block.outType, src: slot.src, out: slot.out, rows: block.rows, cols: block.cols, headRows: block.headRows };
-    if (pool) await pool.run(job);
-    else encodeRows(job);
+    const runner = new BlockRunner(path, blocks.reduce((m, b) => Math.max(m, b.srcBytes), 0), blocks.reduce((m, b) => Math.max(m, b.outBytes), 0));
+    try {
+      for (const [i, block] of blocks.entries()) {
+        runner.run(block);
+        blockDone(i);
+      }
+    } finally {
+      runner.close();
+    }
   }
-  return writeFully(out, encoded, block.outAt);
+  return blocks.reduce((n, b) => n + b.srcBytes, 0);
 }
