@@ -41,16 +41,16 @@ function tensorType(plan: TensorPlan, out: OutputType): OutputType {
 
 export interface ConvertOptions {
   /**
-   * Encode worker threads; 0 encodes on the calling thread. Default: one per core when the
-   * checkpoint has more than a few MB to re-encode, else 0 (starting threads costs more).
+   * Encode threads; 0 converts on the calling thread (synchronously). Default: one per core for
+   * checkpoints over 16 MB, else 0 (starting threads would cost more than they save).
    */
   workers?: number;
 }
 
 /**
- * Converts an HF SafeTensors folder to GGUF. Tensors are cut into blocks of whole rows that are
- * read, encoded (by worker threads) and written with positioned I/O, several blocks in flight;
- * see writeTensorData for the memory bound.
+ * Converts an HF SafeTensors folder to GGUF. Tensors are cut into blocks of whole rows that
+ * encode threads read, encode and write with positioned I/O (writeGgufFile); memory is a couple
+ * of blocks per thread.
  */
 export async function convertHfFolder(dir: string, output: string, requested: RequestedType = "auto", onProgress?: (p: ConvertProgress) => void, options: ConvertOptions = {}): Promise<ConvertResult> {
   const started = performance.now();
