@@ -31,8 +31,9 @@ export class BlockRunner {
 
   constructor(outputPath: string, srcBytes: number, outBytes: number) {
     this.output = openSync(outputPath, "r+");
-    this.src = new ArrayBuffer(srcBytes);
-    this.out = new ArrayBuffer(outBytes);
+    // Whole 8-byte units, so that every typed-array view of a buffer (up to Float64Array) fits.
+    this.src = new ArrayBuffer(Math.ceil(srcBytes / 8) * 8);
+    this.out = new ArrayBuffer(Math.ceil(outBytes / 8) * 8);
   }
 
   run(block: Block): void {

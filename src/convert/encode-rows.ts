@@ -1,19 +1,19 @@
 /**
  * The converter's per-element work on a block of whole rows: source dtype bytes → output type
- * bytes, with llama's q/k RoPE row order applied on the way. Runs on the main thread for small
- * work and in the encode workers (encode-worker.ts) otherwise; pure, no I/O.
+ * bytes, with llama's q/k RoPE row order applied on the way. Called by BlockRunner, in the
+ * encode threads or on the calling thread; pure, no I/O.
  */
 import { bf16ToF16Lookup, f16ToF32BitsLookup } from "./half.js";
 import { encodedBytes, type OutputType, writeEncoded } from "./quantize.js";
 
 export const SOURCE_DTYPE_BYTES: Readonly<Record<string, number>> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
 
-/** A block of rows to encode; `src` and `out` start 8-byte aligned (their buffers' offset 0). */
+/** A block of rows to encode, from offset 0 of `src` to offset 0 of `out` (buffers a multiple of 8 bytes long). */
 export interface EncodeJob {
   srcDtype: string;
   outType: OutputType;
-  src: SharedArrayBuffer | ArrayBuffer;
-  out: SharedArrayBuffer | ArrayBuffer;
+  src: ArrayBuffer;
+  out: ArrayBuffer;
   rows: number;
   cols: number;
   /** Rows per attention head when the rows are permuted from HF rotate-half order, else 0. */
@@ -66,7 +66,7 @@ export function encodeRows(job: EncodeJob): void {
 }
 
 /** A function that decodes `n` source values from element `at` into `x`/`bits` as float32. */
-function decoder(dtype: string, src: SharedArrayBuffer | ArrayBuffer, x: Float32Array, bits: Uint32Array): (at: number, n: number) => void {
+function decoder(dtype: string, src: ArrayBuffer, x: Float32Array, bits: Uint32Array): (at: number, n: number) => void {
   switch (dtype) {
     case "BF16": {
       const s = new Uint16Array(src);

@@ -21,6 +21,7 @@ const utf8 = new TextEncoder();
 class ByteSink {
   private buf = Buffer.allocUnsafe(1 << 16);
   length = 0;
+  /** Reserves n bytes and returns their offset; may replace `buf`, so call it before naming `buf`. */
   private room(n: number): number {
     if (this.length + n > this.buf.length) {
       const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + n));
@@ -31,24 +32,25 @@ class ByteSink {
     this.length += n;
     return at;
   }
-  u8(v: number): void { this.buf.writeUInt8(v, this.room(1)); }
-  i8(v: number): void { this.buf.writeInt8(v, this.room(1)); }
-  u16(v: number): void { this.buf.writeUInt16LE(v, this.room(2)); }
-  i16(v: number): void { this.buf.writeInt16LE(v, this.room(2)); }
-  u32(v: number): void { this.buf.writeUInt32LE(v, this.room(4)); }
-  i32(v: number): void { this.buf.writeInt32LE(v, this.room(4)); }
-  f32(v: number): void { this.buf.writeFloatLE(v, this.room(4)); }
-  f64(v: number): void { this.buf.writeDoubleLE(v, this.room(8)); }
+  u8(v: number): void { const at = this.room(1); this.buf.writeUInt8(v, at); }
+  i8(v: number): void { const at = this.room(1); this.buf.writeInt8(v, at); }
+  u16(v: number): void { const at = this.room(2); this.buf.writeUInt16LE(v, at); }
+  i16(v: number): void { const at = this.room(2); this.buf.writeInt16LE(v, at); }
+  u32(v: number): void { const at = this.room(4); this.buf.writeUInt32LE(v, at); }
+  i32(v: number): void { const at = this.room(4); this.buf.writeInt32LE(v, at); }
+  f32(v: number): void { const at = this.room(4); this.buf.writeFloatLE(v, at); }
+  f64(v: number): void { const at = this.room(8); this.buf.writeDoubleLE(v, at); }
   u64(v: number | bigint): void {
     if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) {
       const at = this.room(8);
       this.buf.writeUInt32LE(v % 0x100000000, at);
       this.buf.writeUInt32LE(Math.floor(v / 0x100000000), at + 4);
     } else {
-      this.buf.writeBigUInt64LE(BigInt(v), this.room(8));
+      const at = this.room(8);
+      this.buf.writeBigUInt64LE(BigInt(v), at);
     }
   }
-  i64(v: number | bigint): void { this.buf.writeBigInt64LE(BigInt(v), this.room(8)); }
+  i64(v: number | bigint): void { const at = this.room(8); this.buf.writeBigInt64LE(BigInt(v), at); }
   str(s: string): void {
     // Room for the worst case (3 bytes per UTF-16 unit), then give back what was not used.
     const at = this.room(8 + 3 * s.length);
