@@ -1,12 +1,14 @@
 /**
  * Conversion throughput: MB/s of SafeTensors read → GGUF written, for f16 and q8_0, beside a plain
  * read/write copy of the same bytes measured in the same run. Not a test: prints ratios.
- *   npm run bench:convert [-- --size-mb 300 --runs 3 --json]
+ * Runs the compiled converter (dist/, built by the npm script), as `shimmy` does: from source,
+ * each encode thread would first have to load tsx.
+ *   npm run bench:convert [-- --size-mb 300 --runs 3 --workers N --json]
  */
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { convertHfFolder } from "../src/convert/convert.js";
+import { pathToFileURL } from "node:url";
 import { median } from "../src/engine/rates.js";
 import { writeSyntheticHfLlama } from "../src/convert/synthetic-hf.js";
 
@@ -18,6 +20,9 @@ const flag = (name: string, fallback: number): number => {
 const json = args.includes("--json");
 const sizeMb = flag("size-mb", 300);
 const runs = flag("runs", 3);
+const workers = args.includes("--workers") ? flag("workers", 0) : undefined;
+const compiled = pathToFileURL(resolve(import.meta.dirname, "..", "dist", "convert", "convert.js")).href;
+const { convertHfFolder } = (await import(compiled)) as typeof import("../src/convert/convert.js");
 const log = (s: string): void => void (json ? process.stderr.write(s + "\n") : console.log(s));
 
 /** cat-style copy in 1 MiB chunks: the I/O floor the converter is compared against. */
@@ -47,7 +52,7 @@ try {
   const bytes = writeSyntheticHfLlama(src, { hidden: 1024, layers, ffn: 2816, vocab: 32000, dtype: "BF16", seed: 42, tokenizerFrom });
   const weights = join(src, "model.safetensors");
   const mb = statSync(weights).size / 1e6;
-  log(`source: ${mb.toFixed(1)} MB of BF16 weights (${(bytes / 2 / 1e6).toFixed(0)}M params), ${runs} runs each, median reported`);
+  log(`source: ${mb.toFixed(1)} MB of BF16 weights (${(bytes / 2 / 1e6).toFixed(0)}M params), ${runs} runs each, median reported, encode threads: ${workers ?? "default"}`);
 
   const rows: { name: string; seconds: number; mbPerS: number; outMb: number }[] = [];
   const time = (name: string, fn: (out: string) => Promise<void> | void): Promise<void> => {
@@ -70,8 +75,8 @@ try {
   copyFile(weights, join(work, "warm")); // page cache warm-up for the source
   rmSync(join(work, "warm"));
   await time("copy", (out) => copyFile(weights, out));
-  await time("f16", async (out) => void (await convertHfFolder(src, out, "f16")));
-  await time("q8_0", async (out) => void (await convertHfFolder(src, out, "q8_0")));
+  await time("f16", async (out) => void (await convertHfFolder(src, out, "f16", undefined, { workers })));
+  await time("q8_0", async (out) => void (await convertHfFolder(src, out, "q8_0", undefined, { workers })));
   const copy = rows[0]!;
   if (json) {
     console.log(JSON.stringify({ source_mb: mb, runs, results: rows.map((r) => ({ ...r, ratio_vs_copy: r.mbPerS / copy.mbPerS })) }));

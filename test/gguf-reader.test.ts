@@ -118,6 +118,23 @@ describe("GGUF writer round trip", () => {
     assert.equal(data.readFloatLE(f.dataOffset + f.tensors[1]!.offset + 8), 2);
     assert.equal(data.length % 32, 0);
   });
+
+  it("writes every value type correctly where the header outgrows its buffer (vocabulary-sized arrays)", async () => {
+    const cases: [GgufValueType, (i: number) => number | bigint | boolean | string][] = [
+      [GgufValueType.UINT8, (i) => i % 251], [GgufValueType.INT8, (i) => (i % 251) - 125], [GgufValueType.UINT16, (i) => (i * 7) % 65536],
+      [GgufValueType.INT16, (i) => ((i * 7) % 65536) - 32768], [GgufValueType.UINT32, (i) => (i * 40503) % 2 ** 32], [GgufValueType.INT32, (i) => -((i * 40503) % 2 ** 31)],
+      [GgufValueType.FLOAT32, (i) => i / 4], [GgufValueType.FLOAT64, (i) => i / 3], [GgufValueType.UINT64, (i) => BigInt(i) << 33n],
+      [GgufValueType.INT64, (i) => -BigInt(i) << 33n], [GgufValueType.BOOL, (i) => i % 3 === 0], [GgufValueType.STRING, (i) => "✓".repeat(i % 5)],
+    ];
+    for (const [type, valueOf] of cases) {
+      const path = join(tmp.path, `grow-${type}.gguf`);
+      const values = Array.from({ length: 150_000 }, (_, i) => valueOf(i));
+      await writeGguf(path, new Map<string, GgufWriteValue>([["values", { type: GgufValueType.ARRAY, arrayType: type as Exclude<GgufValueType, GgufValueType.ARRAY>, value: values }]]), []);
+      const read = readGguf(path, { maxArrayLength: values.length }).metadata.get("values") as unknown[];
+      // 64-bit integers come back as numbers where they are safe: compare as text.
+      assert.deepEqual(read.map(String), values.map(String), `type ${type}`);
+    }
+  });
 });
 
 describe("GGUF reader on corrupt files", () => {

@@ -1,24 +1,18 @@
 import { basename, join } from "node:path";
-import { type GgufWriteTensor, type GgufWriteValue, writeGguf } from "../formats/gguf-writer.js";
+import type { GgufWriteValue } from "../formats/gguf-writer.js";
 import { readHfFolder } from "../formats/hf-folder.js";
-import { readSafetensorsData, readSafetensorsModel } from "../formats/safetensors.js";
+import { readSafetensorsModel } from "../formats/safetensors.js";
 import { str, u32 } from "./architectures/decoder.js";
 import { converterFor, SUPPORTED_ARCHITECTURES } from "./architectures/index.js";
 import type { TensorPlan } from "./architectures/types.js";
 import { ConvertError } from "./errors.js";
-import { decodeToF32 } from "./half.js";
-import { encode, encodeDirect, FILE_TYPE_OF, GGML_TYPE_OF, type OutputType } from "./quantize.js";
+import { FILE_TYPE_OF, GGML_TYPE_OF, type OutputType } from "./quantize.js";
 import { convertTokenizer } from "./tokenizer.js";
+import { type PlannedTensor, startEncodePool, type TensorProgress, writeGgufFile } from "./write-tensors.js";
 
 export type RequestedType = OutputType | "auto";
 
-export interface ConvertProgress {
-  tensor: string;
-  index: number;
-  total: number;
-  bytesRead: number;
-  bytesTotal: number;
-}
+export type ConvertProgress = TensorProgress;
 
 export interface ConvertResult {
   output: string;
@@ -45,11 +39,20 @@ function tensorType(plan: TensorPlan, out: OutputType): OutputType {
   return out;
 }
 
+export interface ConvertOptions {
+  /**
+   * Encode threads; 0 converts on the calling thread (synchronously). Default: one per core for
+   * checkpoints over 16 MB, else 0 (starting threads would cost more than they save).
+   */
+  workers?: number;
+}
+
 /**
- * Converts an HF SafeTensors folder to GGUF, tensor by tensor: each is read with positioned reads,
- * decoded, transformed and encoded, then written at its offset. Peak memory is about one tensor.
+ * Converts an HF SafeTensors folder to GGUF. Tensors are cut into blocks of whole rows that
+ * encode threads read, encode and write with positioned I/O (writeGgufFile); memory is a couple
+ * of blocks per thread.
  */
-export async function convertHfFolder(dir: string, output: string, requested: RequestedType = "auto", onProgress?: (p: ConvertProgress) => void): Promise<ConvertResult> {
+export async function convertHfFolder(dir: string, output: string, requested: RequestedType = "auto", onProgress?: (p: ConvertProgress) => void, options: ConvertOptions = {}): Promise<ConvertResult> {
   const started = performance.now();
   const configPath = join(dir, "config.json");
   const folder = readHfFolder(dir);
@@ -68,39 +71,26 @@ export async function convertHfFolder(dir: string, output: string, requested: Re
   }
   const outType = resolveType(requested, dtypeBytes);
 
-  const metadata = new Map<string, GgufWriteValue>([
-    ["general.architecture", str(converter.ggufArchitecture)],
-    ["general.name", str(typeof folder.config.raw._name_or_path === "string" && folder.config.raw._name_or_path ? basename(folder.config.raw._name_or_path) : basename(dir))],
-    ["general.file_type", u32(FILE_TYPE_OF[outType])],
-    ["general.quantization_version", u32(2)],
-    ["general.converted_by", str("shimmy")],
-  ]);
-  for (const [k, v] of converter.metadata(folder.config, configPath)) metadata.set(k, v);
-  for (const [k, v] of convertTokenizer(folder, folder.config.vocabSize!)) metadata.set(k, v);
-
-  const bytesTotal = plans.reduce((n, p) => n + p.sources.reduce((m, s) => m + (s.end - s.start), 0), 0);
-  let bytesRead = 0;
-  const tensors: GgufWriteTensor[] = plans.map((plan, index) => {
+  const tensors = plans.map((plan): PlannedTensor => {
     const type = tensorType(plan, outType);
-    return {
-      name: plan.name,
-      dims: [...plan.shape].reverse(),
-      type: GGML_TYPE_OF[type],
-      data: () => {
-        const raw = plan.sources.map((s) => {
-          bytesRead += s.end - s.start;
-          return readSafetensorsData(s);
-        });
-        onProgress?.({ tensor: plan.name, index: index + 1, total: plans.length, bytesRead, bytesTotal });
-        if (!plan.values) {
-          const direct = encodeDirect(raw[0]!, plan.sources[0]!.dtype, type);
-          if (direct) return direct;
-        }
-        const inputs = raw.map((b, i) => decodeToF32(b, plan.sources[i]!.dtype));
-        return encode(plan.values ? plan.values(inputs) : inputs[0]!, type);
-      },
-    };
+    return { plan, type, dims: [...plan.shape].reverse(), ggmlType: GGML_TYPE_OF[type] };
   });
-  await writeGguf(output, metadata, tensors);
-  return { output, architecture: converter.ggufArchitecture, outType, tensors: plans.length, bytesRead, elapsedMs: performance.now() - started };
+  // Threads start now so that they are up by the time the vocabulary and header are built.
+  const pool = startEncodePool(tensors, options.workers);
+  try {
+    const metadata = new Map<string, GgufWriteValue>([
+      ["general.architecture", str(converter.ggufArchitecture)],
+      ["general.name", str(typeof folder.config.raw._name_or_path === "string" && folder.config.raw._name_or_path ? basename(folder.config.raw._name_or_path) : basename(dir))],
+      ["general.file_type", u32(FILE_TYPE_OF[outType])],
+      ["general.quantization_version", u32(2)],
+      ["general.converted_by", str("shimmy")],
+    ]);
+    for (const [k, v] of converter.metadata(folder.config, configPath)) metadata.set(k, v);
+    for (const [k, v] of convertTokenizer(folder, folder.config.vocabSize!)) metadata.set(k, v);
+
+    const bytesRead = await writeGgufFile(output, metadata, tensors, pool, onProgress);
+    return { output, architecture: converter.ggufArchitecture, outType, tensors: plans.length, bytesRead, elapsedMs: performance.now() - started };
+  } finally {
+    await pool?.close();
+  }
 }

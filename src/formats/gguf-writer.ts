@@ -15,30 +15,71 @@ export interface GgufWriteTensor {
   data: () => Buffer | Promise<Buffer>;
 }
 
+const utf8 = new TextEncoder();
+
+/** A growing little-endian byte buffer (a vocabulary is a few hundred thousand small values). */
 class ByteSink {
-  private chunks: Buffer[] = [];
+  private buf = Buffer.allocUnsafe(1 << 16);
   length = 0;
-  push(b: Buffer): void { this.chunks.push(b); this.length += b.length; }
-  u32(v: number): void { const b = Buffer.alloc(4); b.writeUInt32LE(v); this.push(b); }
-  u64(v: number | bigint): void { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); this.push(b); }
-  str(s: string): void { const b = Buffer.from(s, "utf8"); this.u64(b.length); this.push(b); }
-  concat(): Buffer { return Buffer.concat(this.chunks, this.length); }
+  /** Reserves n bytes and returns their offset; may replace `buf`, so call it before naming `buf`. */
+  private room(n: number): number {
+    if (this.length + n > this.buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + n));
+      this.buf.copy(next, 0, 0, this.length);
+      this.buf = next;
+    }
+    const at = this.length;
+    this.length += n;
+    return at;
+  }
+  u8(v: number): void { const at = this.room(1); this.buf.writeUInt8(v, at); }
+  i8(v: number): void { const at = this.room(1); this.buf.writeInt8(v, at); }
+  u16(v: number): void { const at = this.room(2); this.buf.writeUInt16LE(v, at); }
+  i16(v: number): void { const at = this.room(2); this.buf.writeInt16LE(v, at); }
+  u32(v: number): void { const at = this.room(4); this.buf.writeUInt32LE(v, at); }
+  i32(v: number): void { const at = this.room(4); this.buf.writeInt32LE(v, at); }
+  f32(v: number): void { const at = this.room(4); this.buf.writeFloatLE(v, at); }
+  f64(v: number): void { const at = this.room(8); this.buf.writeDoubleLE(v, at); }
+  u64(v: number | bigint): void {
+    if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) {
+      const at = this.room(8);
+      this.buf.writeUInt32LE(v % 0x100000000, at);
+      this.buf.writeUInt32LE(Math.floor(v / 0x100000000), at + 4);
+    } else {
+      const at = this.room(8);
+      this.buf.writeBigUInt64LE(BigInt(v), at);
+    }
+  }
+  i64(v: number | bigint): void { const at = this.room(8); this.buf.writeBigInt64LE(BigInt(v), at); }
+  str(s: string): void {
+    // Room for the worst case (3 bytes per UTF-16 unit), then give back what was not used.
+    const at = this.room(8 + 3 * s.length);
+    const n = utf8.encodeInto(s, this.buf.subarray(at + 8)).written;
+    this.length = at;
+    this.u64(n);
+    this.length += n;
+  }
+  /** The bytes written, zero-padded to `size` (at least `length`). */
+  padded(size: number): Buffer {
+    const out = Buffer.alloc(size);
+    this.buf.copy(out, 0, 0, this.length);
+    return out;
+  }
 }
 
 function writeScalar(sink: ByteSink, type: GgufValueType, v: number | bigint | boolean | string): void {
-  const b = Buffer.alloc(8);
   switch (type) {
-    case GgufValueType.UINT8: b.writeUInt8(Number(v)); sink.push(b.subarray(0, 1)); return;
-    case GgufValueType.INT8: b.writeInt8(Number(v)); sink.push(b.subarray(0, 1)); return;
-    case GgufValueType.UINT16: b.writeUInt16LE(Number(v)); sink.push(b.subarray(0, 2)); return;
-    case GgufValueType.INT16: b.writeInt16LE(Number(v)); sink.push(b.subarray(0, 2)); return;
-    case GgufValueType.UINT32: b.writeUInt32LE(Number(v)); sink.push(b.subarray(0, 4)); return;
-    case GgufValueType.INT32: b.writeInt32LE(Number(v)); sink.push(b.subarray(0, 4)); return;
-    case GgufValueType.FLOAT32: b.writeFloatLE(Number(v)); sink.push(b.subarray(0, 4)); return;
-    case GgufValueType.FLOAT64: b.writeDoubleLE(Number(v)); sink.push(b); return;
-    case GgufValueType.UINT64: b.writeBigUInt64LE(BigInt(v)); sink.push(b); return;
-    case GgufValueType.INT64: b.writeBigInt64LE(BigInt(v)); sink.push(b); return;
-    case GgufValueType.BOOL: b.writeUInt8(v ? 1 : 0); sink.push(b.subarray(0, 1)); return;
+    case GgufValueType.UINT8: sink.u8(Number(v)); return;
+    case GgufValueType.INT8: sink.i8(Number(v)); return;
+    case GgufValueType.UINT16: sink.u16(Number(v)); return;
+    case GgufValueType.INT16: sink.i16(Number(v)); return;
+    case GgufValueType.UINT32: sink.u32(Number(v)); return;
+    case GgufValueType.INT32: sink.i32(Number(v)); return;
+    case GgufValueType.FLOAT32: sink.f32(Number(v)); return;
+    case GgufValueType.FLOAT64: sink.f64(Number(v)); return;
+    case GgufValueType.UINT64: sink.u64(typeof v === "bigint" ? v : BigInt(v)); return;
+    case GgufValueType.INT64: sink.i64(v as number | bigint); return;
+    case GgufValueType.BOOL: sink.u8(v ? 1 : 0); return;
     case GgufValueType.STRING: sink.str(String(v)); return;
     default: throw new Error(`cannot write GGUF value type ${type}`);
   }
@@ -81,8 +122,7 @@ export function encodeGgufHeader(
     offset += Math.ceil(bytes / alignment) * alignment;
   }
   const dataOffset = Math.ceil(sink.length / alignment) * alignment;
-  const header = Buffer.alloc(dataOffset);
-  sink.concat().copy(header);
+  const header = sink.padded(dataOffset);
   return { header, offsets, dataOffset, alignment };
 }
 

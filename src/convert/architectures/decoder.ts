@@ -81,27 +81,6 @@ export interface LayerTensorSpec {
   permuteHeads?: (d: DecoderDims) => number;
 }
 
-/**
- * HF rotate-half row order → llama.cpp's interleaved order, per head: row i of the first half and
- * row i of the second half become rows 2i and 2i+1 (works for weights and biases).
- */
-export function permuteRows(x: Float32Array, rows: number, heads: number): Float32Array {
-  const cols = x.length / rows;
-  const perHead = rows / heads;
-  const half = perHead / 2;
-  const out = new Float32Array(x.length);
-  for (let h = 0; h < heads; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const src = (h * perHead + j * half + i) * cols;
-        const dst = (h * perHead + i * 2 + j) * cols;
-        out.set(x.subarray(src, src + cols), dst);
-      }
-    }
-  }
-  return out;
-}
-
 const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
 
 /**
@@ -137,8 +116,7 @@ export function planDecoder(
       if (!t) continue;
       const plan = direct(`blk.${i}.${spec.gguf}`, t);
       if (spec.permuteHeads) {
-        const heads = spec.permuteHeads(d);
-        plan.values = ([x]) => permuteRows(x!, shape[0]!, heads);
+        plan.permuteHeads = spec.permuteHeads(d);
       }
       plans.push(plan);
     }

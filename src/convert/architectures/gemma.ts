@@ -131,8 +131,7 @@ export function gemmaConverter(family: GemmaFamily): ArchitectureConverter {
 function gemmaValues(plan: TensorPlan, scale: number): TensorPlan {
   const shift = plan.name.endsWith("norm.weight") ? 1 : 0;
   if (shift === 0 && scale === 1) return plan;
-  const prior = plan.values;
-  return { ...plan, values: (xs) => (prior ? prior(xs) : xs[0]!).map((v) => (v + shift) * scale) };
+  return { ...plan, affine: { shift, scale } };
 }
 
 /** One RoPE setting: base frequency and an optional linear scaling factor. */

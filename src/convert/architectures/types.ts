@@ -2,19 +2,31 @@ import type { HfConfig } from "../../formats/hf-folder.js";
 import type { GgufWriteValue } from "../../formats/gguf-writer.js";
 import type { SafetensorsTensor } from "../../formats/safetensors.js";
 
+export interface Affine {
+  shift: number;
+  scale: number;
+}
+
 /** One GGUF tensor to write: where its values come from and how they are transformed. */
 export interface TensorPlan {
   /** GGUF name, e.g. blk.0.attn_q.weight. */
   name: string;
   /** HF (NumPy-order) shape of the result; GGUF dims are its reverse. */
   shape: number[];
-  /** Source tensors, or none for tensors computed from the config (rope factors). */
-  sources: SafetensorsTensor[];
   /**
-   * Produces the float32 values in HF order from the decoded sources; absent means the one
-   * source is written as it is (which allows conversions without a float32 round trip).
+   * Source tensors, or none for tensors computed from the config (rope factors). Several are
+   * stacked in order along the first dimension (MoE experts into one `*_exps` tensor).
    */
-  values?: (sources: Float32Array[]) => Float32Array;
+  sources: SafetensorsTensor[];
+  /** Values computed from the config, for a tensor with no sources. */
+  values?: () => Float32Array;
+  /**
+   * Attention heads whose rows are reordered from HF's rotate-half RoPE layout to llama.cpp's
+   * interleaved one (llama q/k); the one source is otherwise written as it is.
+   */
+  permuteHeads?: number;
+  /** Every value v written as (v + shift) × scale (Gemma's norms, stored as w for x·(1 + w); a query scale correction). */
+  affine?: Affine;
   /** 1-D tensors (norms, biases, rope factors) stay F32 whatever the output type, as in llama.cpp. */
   keepF32: boolean;
 }

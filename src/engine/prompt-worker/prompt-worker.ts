@@ -1,28 +1,9 @@
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import { workerThreadEntry } from "../../worker-thread-entry.js";
 import type { LlamaRuntimeOptions } from "../llama.js";
 import type { PromptJob, PromptReply, PromptWorkerData } from "./jobs.js";
 
 type Pending = { resolve: (reply: PromptReply) => void; reject: (e: Error) => void };
-
-/**
- * How to start the worker: the compiled worker-entry.js beside this module (or, from the CLI
- * bundle, under dist/engine/prompt-worker/), or the TypeScript source through tsx when Shimmy runs
- * from source (tests, `npm run` scripts).
- */
-function workerEntry(here = fileURLToPath(import.meta.url)): { code: string; eval: boolean } {
-  const dir = dirname(here);
-  if (here.endsWith(".ts")) {
-    const entry = JSON.stringify(new URL(`file://${join(dir, "worker-entry.ts")}`).href);
-    return { code: `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((api) => { api.register(); return import(${entry}); });`, eval: true };
-  }
-  const candidates = [join(dir, "worker-entry.js"), join(dir, "..", "engine", "prompt-worker", "worker-entry.js")];
-  const entry = candidates.find((c) => existsSync(c));
-  if (!entry) throw new Error(`the prompt worker's entry is missing (looked for ${candidates.join(", ")}); rebuild Shimmy`);
-  return { code: entry, eval: false };
-}
 
 /**
  * One worker thread that renders chat templates and tokenizes large inputs off the main event
@@ -89,7 +70,7 @@ export class PromptWorker {
 
   private started(): Worker {
     if (this.worker) return this.worker;
-    const entry = workerEntry();
+    const entry = workerThreadEntry("engine/prompt-worker/worker-entry");
     const worker = new Worker(entry.code, { eval: entry.eval, workerData: { runtime: this.runtime } satisfies PromptWorkerData });
     worker.unref();
     worker.on("message", (reply: PromptReply) => {
