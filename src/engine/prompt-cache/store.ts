@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { sharedPrefixLength } from "../slots.js";
 import { type FileStamp, stampsCurrent } from "./key.js";
 
 /** One saved sequence state: `<id>.state` (llama.cpp's file) and `<id>.json` (this). */
@@ -48,14 +49,6 @@ const STATE = ".state";
 const SIDECAR = ".json";
 const TMP = ".tmp";
 
-/** How many leading tokens two token lists share. */
-export function sharedPrefix(a: readonly number[], b: readonly number[]): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
-}
-
 function entryId(key: string, tokens: readonly number[]): string {
   return createHash("sha256").update(key).update("\n").update(Uint32Array.from(tokens)).digest("hex").slice(0, 32);
 }
@@ -102,19 +95,13 @@ export class PromptCacheStore {
     return join(this.dir, entry.id + STATE);
   }
 
-  /** Entries as known now (after the first scan of the folder). */
-  async list(): Promise<PromptCacheEntry[]> {
-    await this.ready();
-    return [...this.entries.values()];
-  }
-
   /** The entry under `key` sharing the longest prefix with `tokens`, if that is at least `atLeast` (counted up to `limit`). */
   async find(key: string, tokens: readonly number[], atLeast: number, limit = tokens.length): Promise<{ entry: PromptCacheEntry; shared: number } | undefined> {
     await this.ready();
     let best: { entry: PromptCacheEntry; shared: number } | undefined;
     for (const entry of this.entries.values()) {
       if (entry.key !== key) continue;
-      const shared = Math.min(sharedPrefix(entry.tokens, tokens), limit);
+      const shared = Math.min(sharedPrefixLength(entry.tokens, tokens), limit);
       if (shared >= atLeast && shared > (best?.shared ?? -1)) best = { entry, shared };
     }
     return best;
@@ -150,7 +137,7 @@ export class PromptCacheStore {
   }
 
   /** Removes an entry that cannot be used. */
-  async discard(entry: PromptCacheEntry): Promise<void> {
+  async discard(entry: Pick<PromptCacheEntry, "id">): Promise<void> {
     this.counts.discarded++;
     await this.remove(entry);
   }
@@ -206,7 +193,7 @@ export class PromptCacheStore {
     this.counts.savedBytes += entry.bytes;
     // A state that extends an older one of the same key serves every prompt the older one did.
     for (const other of [...this.entries.values()]) {
-      if (other.key === entry.key && other.tokens.length < entry.tokens.length && sharedPrefix(other.tokens, entry.tokens) === other.tokens.length) await this.remove(other);
+      if (other.key === entry.key && other.tokens.length < entry.tokens.length && sharedPrefixLength(other.tokens, entry.tokens) === other.tokens.length) await this.remove(other);
     }
     this.entries.set(entry.id, entry);
     await this.evict();
@@ -256,8 +243,8 @@ export class PromptCacheStore {
     const ids = new Set<string>();
     for (const name of names) {
       if (name.endsWith(SIDECAR)) ids.add(name.slice(0, -SIDECAR.length));
-      // Another process's save in progress has its pid in the name; ours cannot be (none started yet).
-      else if (name.endsWith(TMP) && !(await tmpOfLiveProcess(name))) await rm(join(this.dir, name), { force: true }).catch(() => undefined);
+      // A save in progress in another process (its pid is in the name) is left alone; ours start after this scan.
+      else if (name.endsWith(TMP) && !tmpOfLiveProcess(name)) await rm(join(this.dir, name), { force: true }).catch(() => undefined);
     }
     for (const name of names) {
       if (name.endsWith(STATE) && !ids.has(name.slice(0, -STATE.length))) await rm(join(this.dir, name), { force: true }).catch(() => undefined);
@@ -265,7 +252,7 @@ export class PromptCacheStore {
     for (const id of ids) {
       const entry = await this.readEntry(id);
       if (entry) this.entries.set(id, entry);
-      else await this.discard({ id } as PromptCacheEntry);
+      else await this.discard({ id });
     }
     await this.evict();
   }
@@ -284,7 +271,7 @@ export class PromptCacheStore {
 }
 
 /** Whether a temporary file's writer (its pid is in the name: `<id>.<pid>.<random>.tmp`) is still running. */
-async function tmpOfLiveProcess(name: string): Promise<boolean> {
+function tmpOfLiveProcess(name: string): boolean {
   const pid = Number(name.split(".")[1]);
   if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
   try {
