@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import type { ConfigOverrides } from "../src/config/config.js";
+import { type ConfigOverrides, loadConfig, parseByteSize } from "../src/config/config.js";
 import type { RunningServer } from "../src/server/server.js";
 import { tempDir } from "./helpers/paths.js";
 import { postJson, startTestServer } from "./helpers/server.js";
@@ -63,7 +63,7 @@ after(() => {
 });
 
 function serve(dir: string, overrides: ConfigOverrides = {}): Promise<RunningServer> {
-  return startTestServer({ parallel: 1, promptCacheDir: dir, promptCacheMinTokens: MIN_TOKENS, ...overrides });
+  return startTestServer({ parallel: 1, promptCache: true, promptCacheDir: dir, promptCacheMinTokens: MIN_TOKENS, ...overrides });
 }
 
 /** Runs `fn` on a fresh server and closes it (which saves the slots' long prefixes). */
@@ -235,5 +235,21 @@ describe("prompt cache: size bound", () => {
     assert.ok(kept.has(idA), "A, restored during this run, is kept");
     assert.ok(!kept.has(idB), "B, the least recently used, is evicted");
     assert.ok(!existsSync(join(dir, `${idB}.state`)));
+  });
+});
+
+describe("prompt cache settings", () => {
+  it("defaults, environment variables and sizes with units", () => {
+    const d = loadConfig({}, { HOME: "/home/u" });
+    assert.equal(d.promptCache, true);
+    assert.equal(d.promptCacheDir, "/home/u/.cache/shimmy/prompt-cache");
+    assert.equal(d.promptCacheMaxBytes, 8 * 2 ** 30);
+    assert.equal(d.promptCacheMinTokens, 1024);
+    const e = loadConfig({}, { HOME: "/home/u", SHIMMY_CACHE_DIR: "/c", SHIMMY_PROMPT_CACHE: "0", SHIMMY_PROMPT_CACHE_SIZE: "512M", SHIMMY_PROMPT_CACHE_MIN_TOKENS: "256" });
+    assert.deepEqual([e.promptCache, e.promptCacheDir, e.promptCacheMaxBytes, e.promptCacheMinTokens], [false, "/c/prompt-cache", 512 * 2 ** 20, 256]);
+    assert.equal(loadConfig({}, { HOME: "/home/u", SHIMMY_PROMPT_CACHE_DIR: "/pc" }).promptCacheDir, "/pc");
+    assert.deepEqual(["100", "4k", "1.5G", "2GiB", "3 MB"].map(parseByteSize), [100, 4096, 1.5 * 2 ** 30, 2 * 2 ** 30, 3 * 2 ** 20]);
+    for (const bad of ["", "-1", "8X", "G", "1e9"]) assert.throws(() => parseByteSize(bad), /is not a size/, bad);
+    assert.throws(() => loadConfig({}, { HOME: "/h", SHIMMY_PROMPT_CACHE_SIZE: "lots" }), /SHIMMY_PROMPT_CACHE_SIZE=lots/);
   });
 });
