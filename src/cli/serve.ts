@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
 import { startServer } from "../server/server.js";
-import { type Config, DEFAULT_PORT, parseDuration, splitList } from "../config/config.js";
+import { type Config, DEFAULT_PORT, parseByteSize, parseDuration, splitList } from "../config/config.js";
 import { isLoopbackHost } from "../server/access.js";
 import { DEMO_MODEL_NAME } from "../discovery/sources/demo.js";
 import { configFrom, type ModelSourceFlags, parseNonNegativeInt, parsePositiveInt, withEngineOptions, withModelSources } from "./common.js";
@@ -35,9 +35,21 @@ interface ServeFlags extends ModelSourceFlags {
   drainTimeout?: number;
   watch?: boolean;
   rescanInterval?: number;
+  promptCache?: boolean;
+  promptCacheDir?: string;
+  promptCacheSize?: number;
+  promptCacheMinTokens?: number;
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+function parseSize(value: string): number {
+  try {
+    return parseByteSize(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
 
 function parseKeepAlive(value: string): string {
   try {
@@ -114,6 +126,10 @@ export function registerServe(program: Command): void {
     .option("--drain-timeout <seconds>", "on SIGTERM/SIGINT, time in-flight requests get to finish before they are cut (default 10; SHIMMY_DRAIN_TIMEOUT)", parseNonNegativeInt)
     .option("--no-watch", "do not watch the model folders for new, changed or removed files (SHIMMY_WATCH=0)")
     .option("--rescan-interval <seconds>", "rescan every model location this often even without file events, 0 = never (default 30; SHIMMY_RESCAN_INTERVAL)", parseNonNegativeInt)
+    .option("--no-prompt-cache", "keep no prompt prefixes' KV state on disk (SHIMMY_PROMPT_CACHE=0)")
+    .option("--prompt-cache-dir <dir>", "where long prompt prefixes' KV states are saved (default: prompt-cache in the cache dir; SHIMMY_PROMPT_CACHE_DIR)")
+    .option("--prompt-cache-size <bytes>", "bytes of saved states kept, least recently used evicted first: a number, or with K, M, G (default 8G; SHIMMY_PROMPT_CACHE_SIZE)", parseSize)
+    .option("--prompt-cache-min-tokens <n>", "shortest prompt prefix saved or restored, in tokens (default 1024; SHIMMY_PROMPT_CACHE_MIN_TOKENS)", parsePositiveInt)
     .option("--log <level>", "log level: fatal, error, warn, info, debug", "warn")
     .option("--json", "print the startup line as JSON")
     .action(async (flags: ServeFlags) => {
@@ -143,6 +159,10 @@ export function registerServe(program: Command): void {
           drainTimeoutMs: flags.drainTimeout === undefined ? undefined : flags.drainTimeout * 1000,
           watchModels: flags.watch === false ? false : undefined,
           rescanIntervalMs: flags.rescanInterval === undefined ? undefined : flags.rescanInterval * 1000,
+          promptCache: flags.promptCache === false ? false : undefined,
+          promptCacheDir: flags.promptCacheDir,
+          promptCacheMaxBytes: flags.promptCacheSize,
+          promptCacheMinTokens: flags.promptCacheMinTokens,
         });
       } catch (e) {
         // A bad setting (an unreadable key file, say) is the user's to fix: its message, no stack.

@@ -88,6 +88,18 @@ export interface Config {
   isolation: boolean;
   /** How long that trial may take before the file is refused as hanging. */
   probeTimeoutMs: number;
+  /**
+   * Keep the KV state of long prompt prefixes on disk (docs/configuration.md, "Prompt cache"): saved
+   * when a slot's long prefix is displaced, when its model unloads and when the server stops;
+   * restored into a slot for a later prompt that shares it, after an unload or a restart too.
+   */
+  promptCache: boolean;
+  /** Where those states are kept (default: `prompt-cache` in `cacheDir`). */
+  promptCacheDir: string;
+  /** Bytes of saved states kept at most; the least recently used go first. */
+  promptCacheMaxBytes: number;
+  /** Shortest prefix worth saving or restoring, in tokens. */
+  promptCacheMinTokens: number;
 }
 
 export const DEFAULT_PORT = 11435;
@@ -157,6 +169,10 @@ export interface ConfigOverrides {
   drainTimeoutMs?: number;
   isolation?: boolean;
   probeTimeoutMs?: number;
+  promptCache?: boolean;
+  promptCacheDir?: string;
+  promptCacheMaxBytes?: number;
+  promptCacheMinTokens?: number;
 }
 
 /**
@@ -209,6 +225,26 @@ function envInt(env: NodeJS.ProcessEnv, key: string): number | undefined {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${key}=${v} is not a non-negative integer`);
   return n;
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+
+/** A byte count: a plain number of bytes, or with a binary unit: 512M, 8G, 1.5g, 100KiB. */
+export function parseByteSize(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(value);
+  const bytes = m ? Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!) : Number.NaN;
+  if (!Number.isSafeInteger(bytes)) throw new Error(`"${value}" is not a size (bytes, or a number with K, M, G or T)`);
+  return bytes;
+}
+
+function envByteSize(env: NodeJS.ProcessEnv, key: string): number | undefined {
+  const v = env[key];
+  if (v === undefined || v === "") return undefined;
+  try {
+    return parseByteSize(v);
+  } catch (e) {
+    throw new Error(`${key}=${v}: ${(e as Error).message}`);
+  }
 }
 
 /** "a, b,,c" → ["a", "b", "c"]. */
@@ -279,6 +315,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const otherDefault = defaults.threads === defaults.batchThreads ? Math.max(1, Math.floor(defaults.batchThreads / 2)) : defaults.batchThreads;
   const readTimeoutMs = overrides.readTimeoutMs ?? (envInt(env, "SHIMMY_READ_TIMEOUT") ?? 120) * 1000;
   const headersTimeoutMs = overrides.headersTimeoutMs ?? (envInt(env, "SHIMMY_HEADERS_TIMEOUT") ?? 30) * 1000;
+  const cacheDir = env.SHIMMY_CACHE_DIR ? resolve(env.SHIMMY_CACHE_DIR) : join(home, ".cache", "shimmy");
+  const promptCacheDir = overrides.promptCacheDir ?? (env.SHIMMY_PROMPT_CACHE_DIR || undefined);
   return {
     modelDirs: [...(overrides.modelDirs ?? []), ...splitPathList(env.SHIMMY_MODEL_PATHS)].map((p) => resolve(p)),
     modelPaths: (overrides.modelPaths ?? []).map((p) => resolve(p)),
@@ -306,7 +344,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     bodyLimit: overrides.bodyLimit ?? envInt(env, "SHIMMY_MAX_BODY_BYTES") ?? 4 * 1024 * 1024,
     maxMessages: overrides.maxMessages ?? envInt(env, "SHIMMY_MAX_MESSAGES") ?? 10_000,
     drainTimeoutMs: overrides.drainTimeoutMs ?? (envInt(env, "SHIMMY_DRAIN_TIMEOUT") ?? 10) * 1000,
-    cacheDir: env.SHIMMY_CACHE_DIR ? resolve(env.SHIMMY_CACHE_DIR) : join(home, ".cache", "shimmy"),
+    cacheDir,
     convertType: overrides.convertType ?? envConvertType(env) ?? "auto",
     maxQueue: overrides.maxQueue ?? envInt(env, "SHIMMY_MAX_QUEUE") ?? 256,
     requestTimeoutMs: overrides.requestTimeoutMs ?? (envInt(env, "SHIMMY_REQUEST_TIMEOUT") ?? 600) * 1000,
@@ -324,5 +362,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     readTimeoutMs,
     isolation: overrides.isolation ?? env.SHIMMY_ISOLATION !== "0",
     probeTimeoutMs: overrides.probeTimeoutMs ?? (envInt(env, "SHIMMY_PROBE_TIMEOUT") ?? 300) * 1000,
+    promptCache: overrides.promptCache ?? env.SHIMMY_PROMPT_CACHE !== "0",
+    promptCacheDir: promptCacheDir === undefined ? join(cacheDir, "prompt-cache") : resolve(promptCacheDir),
+    // llama-server's --cache-ram default: room for several long prefixes of a 7-8B model.
+    promptCacheMaxBytes: overrides.promptCacheMaxBytes ?? envByteSize(env, "SHIMMY_PROMPT_CACHE_SIZE") ?? 8 * 2 ** 30,
+    // Below this, evaluating the prefix again costs about what reading its state back does.
+    promptCacheMinTokens: overrides.promptCacheMinTokens ?? envInt(env, "SHIMMY_PROMPT_CACHE_MIN_TOKENS") ?? 1024,
   };
 }

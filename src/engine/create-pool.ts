@@ -6,6 +6,7 @@ import { ProbeGate, type ProbeGateOptions } from "./isolation/probe-gate.js";
 import { getRuntime, runtimeOptionsFor } from "./llama.js";
 import { ModelPool, type PoolOptions } from "./model-pool.js";
 import { poolThreadReserve } from "./pool-reserve.js";
+import { PromptCacheStore } from "./prompt-cache/store.js";
 import { PromptWorker } from "./prompt-worker/prompt-worker.js";
 
 /** Where probe verdicts are kept. */
@@ -28,5 +29,6 @@ export function createModelPool(
     conversions: new ConversionCache(config.cacheDir),
     libuvReserve: poolThreadReserve(),
     promptWorker: new PromptWorker(runtimeOptionsFor(config)),
+    promptStates: config.promptCache ? { store: new PromptCacheStore(config.promptCacheDir, config.promptCacheMaxBytes), minTokens: config.promptCacheMinTokens } : undefined,
   });
 }

@@ -142,6 +142,7 @@ export const THREAD_INVARIANT_CELLS = 256;
 export class DecodeLoop {
   private readonly jobs: DecodeJob[] = [];
   private readonly erasures: { sequenceId: number; start: number; done: () => void }[] = [];
+  private readonly exclusive: { task: () => Promise<unknown>; settle: (outcome: PromiseSettledResult<unknown>) => void }[] = [];
   private running = false;
   private threads = -1;
   /** Picks the thread count of one-token steps. */
@@ -168,6 +169,18 @@ export class DecodeLoop {
     });
   }
 
+  /**
+   * Runs `task` between two steps, alone: no decode is in flight while it runs and the next step
+   * waits for it. For native calls that read or replace a sequence's cache (state save and load),
+   * which llama.cpp does not make safe alongside a decode on the same context.
+   */
+  between<T>(task: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.exclusive.push({ task, settle: (o) => (o.status === "fulfilled" ? resolve(o.value as T) : reject(o.reason)) });
+      this.kick();
+    });
+  }
+
   private kick(): void {
     if (this.running) return;
     this.running = true;
@@ -177,6 +190,13 @@ export class DecodeLoop {
   private async run(): Promise<void> {
     try {
       for (;;) {
+        for (const { task, settle } of this.exclusive.splice(0)) {
+          try {
+            settle({ status: "fulfilled", value: await task() });
+          } catch (e) {
+            settle({ status: "rejected", reason: e });
+          }
+        }
         for (const e of this.erasures.splice(0)) {
           this.context.removeTokenCellsFromSequence(e.sequenceId, e.start, -1);
           e.done();
@@ -196,7 +216,7 @@ export class DecodeLoop {
       }
     } finally {
       this.running = false;
-      if (this.erasures.length > 0 || this.jobs.length > 0) this.kick();
+      if (this.exclusive.length > 0 || this.erasures.length > 0 || this.jobs.length > 0) this.kick();
     }
   }
 

@@ -19,12 +19,16 @@ import type { OneTokenThreads } from "./thread-chooser.js";
 import { PromptBound } from "./prompt-bound.js";
 import type { PromptWorker } from "./prompt-worker/prompt-worker.js";
 import { TokenBytes } from "./token-bytes.js";
+import { fileStamp, promptCacheKey } from "./prompt-cache/key.js";
+import { type PromptCacheSettings, SlotStates, type SlotStatesOptions } from "./prompt-cache/slot-states.js";
 import type { ChatMessage, DoneEvent, FinishReason, GenerationOutput, GenerationRequest, OutputSink, TokenLogprob } from "./types.js";
 
 /** The Config settings a load uses (documented on Config). */
 export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "threadsAlternative" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention"> & {
   /** Where large prompts are rendered and tokenized (absent: on the calling thread). */
   promptWorker?: PromptWorker;
+  /** Where long prompt prefixes' KV states are saved and restored (absent: off). */
+  promptStates?: PromptCacheSettings;
 };
 
 /** Inputs from this many characters are tokenized (and chats this large rendered) in the prompt worker. */
@@ -54,6 +58,9 @@ export function forChoice(prepared: PreparedGeneration, index: number): Prepared
 
 const MAX_STOP_LENGTH = 512;
 
+/** The prompt cache's settings with this load's key: what SlotStates needs besides the live context. */
+type ModelPromptCache = Omit<SlotStatesOptions, "context" | "loop" | "contextSize">;
+
 const emptyOutput = (): GenerationOutput => ({ content: "", reasoning: "", toolCalls: [] });
 
 /** A model with its context and slots, ready to generate. */
@@ -78,6 +85,8 @@ export class LoadedModel {
   private readonly stopping = new AbortController();
   /** generate() calls not yet returned: their decode steps may still be using the context. */
   private readonly running = new Set<Promise<unknown>>();
+  /** Its slots' states saved to and restored from the prompt cache (absent: off). */
+  private readonly slotStates: SlotStates | undefined;
 
   private constructor(
     readonly spec: ModelSpec,
@@ -91,6 +100,7 @@ export class LoadedModel {
     private readonly options: LoadOptions,
     private readonly native: NativeHandles,
     pooling: PoolingPlan,
+    promptCache: ModelPromptCache | undefined,
   ) {
     this.slots = new SlotPool(context.totalSequences, spec.name, options.maxQueue);
     this.loop = new DecodeLoop(native.context, {
@@ -113,6 +123,7 @@ export class LoadedModel {
       requestTimeoutMs: options.requestTimeoutMs,
       tokenizeRaw: (text) => this.tokenizeRaw(text, true),
     });
+    this.slotStates = promptCache && new SlotStates({ ...promptCache, context: native.context, loop: this.loop, contextSize });
   }
 
   /** The thread count one-token steps use now, and the measured ms per step by count. */
@@ -132,13 +143,14 @@ export class LoadedModel {
     const model = await llama.loadModel({ modelPath: ggufPath, metadataOverrides: pooling.overrides });
     try {
       const contextSize = options.ctxSize ?? Math.min(model.trainContextSize, options.ctxCap);
+      const flashAttention = options.flashAttention && model.flashAttentionSupported;
       const context = await model.createContext({
         contextSize,
         sequences: options.parallel,
         // The decode loop sets the count per step (threads / batchThreads).
         threads: options.batchThreads,
         batchSize: options.batchSize,
-        flashAttention: options.flashAttention && model.flashAttentionSupported,
+        flashAttention,
         lora: spec.lora ? { adapters: [{ filePath: spec.lora }] } : undefined,
         // Slot size is a promise to clients (/v1/models); never shrink it silently.
         failedCreationRemedy: false,
@@ -156,7 +168,13 @@ export class LoadedModel {
         typeof source === "string"
           ? await JinjaChatTemplate.create(source, { bosToken: tokenText(model.tokens.bos), eosToken: tokenText(model.tokens.eos) })
           : new TranscriptChatTemplate();
-      return new LoadedModel(spec, ggufPath, model, context, contextSize, template, performance.now() - started, options, native, pooling);
+      let promptCache: ModelPromptCache | undefined;
+      if (options.promptStates) {
+        const files = await Promise.all([ggufPath, ...(spec.lora ? [spec.lora] : [])].map(fileStamp));
+        const key = promptCacheKey(files, { contextSize, sequences: context.totalSequences, flashAttention, kvType: "f16/f16" });
+        promptCache = { ...options.promptStates, key, files };
+      }
+      return new LoadedModel(spec, ggufPath, model, context, contextSize, template, performance.now() - started, options, native, pooling, promptCache);
     } catch (e) {
       await model.dispose();
       throw e;
@@ -353,9 +371,11 @@ export class LoadedModel {
         throw e;
       }
       const queueMs = performance.now() - queued;
+      const started = performance.now();
       const slot = grant.slot;
       // Keep the shared prefix; at least the last prompt token is evaluated to get logits.
-      const cachedTokens = Math.min(grant.shared, promptTokens.length - 1);
+      let cachedTokens = Math.min(grant.shared, promptTokens.length - 1);
+      if (this.slotStates) cachedTokens = await this.slotStates.prepare(slot, promptTokens, cachedTokens);
       if (cachedTokens < slot.tokens.length) {
         await this.loop.erase(slot.id, cachedTokens);
         slot.tokens.length = cachedTokens;
@@ -364,7 +384,6 @@ export class LoadedModel {
       const decoder = new TokenTextDecoder(this.model, promptTokens, prepared.renderSpecialTokens === true);
       const stops = new StopMatcher(request.stop);
       const assembler = new OutputAssembler(onOutput, prepared.parser?.(), request.logprobs !== undefined);
-      const started = performance.now();
       let firstTokenAt: number | undefined;
       let finishReason: FinishReason = "stop";
       let stoppedByString = false;
@@ -463,6 +482,8 @@ export class LoadedModel {
   async dispose(): Promise<void> {
     this.slots.rejectWaiters(new Error(`model "${this.spec.name}" was unloaded`));
     await this.stopGenerations(`model "${this.spec.name}" was unloaded`);
+    // Its slots' long prefixes outlive the load (a failed save only means nothing was kept).
+    await this.slotStates?.saveAll(this.slots.slots).catch(() => undefined);
     await this.embeddings.dispose();
     await this.context.dispose();
     await this.model.dispose();

@@ -10,6 +10,7 @@ import type { ProbeGate, UnusableModel } from "./isolation/probe-gate.js";
 import type { PoolThreadReserve } from "./pool-reserve.js";
 import { type ModelUse, servableModels, unservableReason } from "./servability.js";
 import type { OneTokenThreads } from "./thread-chooser.js";
+import type { PromptCacheStats } from "./prompt-cache/store.js";
 
 export interface PoolOptions extends LoadOptions {
   /** Provides the node-llama-cpp runtime, created on the first load. */
@@ -358,6 +359,11 @@ export class ModelPool {
       queued: m.slots.queueLength,
       slots: m.slots.slots.map((s) => ({ id: s.id, busy: s.busy, cachedTokens: s.tokens.length })),
     }));
+  }
+
+  /** The prompt cache's counters and size; undefined when it is off. */
+  promptCacheStats(): PromptCacheStats | undefined {
+    return this.options.promptStates?.store.stats();
   }
 
   /** Requests waiting for a model that is loading (not yet in a slot queue), by model name. */

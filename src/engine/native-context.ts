@@ -27,6 +27,16 @@ export interface NativeContext {
   setThreads(threads: number): void;
   /** Drops a sequence's KV cells in positions [start, end); end -1 = to the end. Synchronous: only between decodes. */
   removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean;
+  /**
+   * `llama_state_seq_save_file` on a libuv pool thread: the sequence's KV state and `tokens` (what
+   * it holds) into a file; resolves with the file's size. Not alongside a decode (it reads the cache).
+   */
+  saveSequenceStateToFile(path: string, sequenceId: number, tokens: Uint32Array): Promise<number>;
+  /**
+   * `llama_state_seq_load_file` on a libuv pool thread: replaces the sequence's cache with a saved
+   * state (at most `maxTokens` tokens); resolves with the tokens the state holds.
+   */
+  loadSequenceStateFromFile(path: string, sequenceId: number, maxTokens: number): Promise<Uint32Array>;
 }
 
 /** The native fields of node-llama-cpp's sampler config (`AddonSampler::ApplyConfig`); absent = off. */
@@ -71,7 +81,7 @@ interface AddonBindings {
   AddonGrammarEvaluationState?: new (model: unknown, grammar: object) => object;
 }
 
-const CONTEXT_METHODS = ["initBatch", "addToBatch", "decodeBatch", "sampleToken", "setThreads", "removeTokenCellsFromSequence"] as const;
+const CONTEXT_METHODS = ["initBatch", "addToBatch", "decodeBatch", "sampleToken", "setThreads", "removeTokenCellsFromSequence", "saveSequenceStateToFile", "loadSequenceStateFromFile"] as const;
 
 /** The native objects behind a context, checked: a changed node-llama-cpp fails here, by name, not mid-request. */
 export function nativeHandles(llama: Llama, model: LlamaModel, context: LlamaContext): NativeHandles {

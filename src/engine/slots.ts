@@ -26,7 +26,7 @@ interface Waiter {
 }
 
 /** How many leading tokens two token lists share. */
-function sharedPrefixLength(a: readonly Token[], b: readonly Token[]): number {
+export function sharedPrefixLength(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
   while (i < n && a[i] === b[i]) i++;

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ModelPool } from "../engine/model-pool.js";
+import type { PromptCacheStats } from "../engine/prompt-cache/store.js";
 import type { DoneEvent } from "../engine/types.js";
 import type { ServerContext } from "./context.js";
 
@@ -18,7 +19,7 @@ const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 /** The route label of a request that matched no route (a 404): one value, however many URLs. */
 export const UNMATCHED_ROUTE = "unmatched";
 
-type MetricsSource = Pick<ServerContext, "registry" | "config"> & { pool: Pick<ModelPool, "info" | "slotInfo" | "waitingForLoad"> };
+type MetricsSource = Pick<ServerContext, "registry" | "config"> & { pool: Pick<ModelPool, "info" | "slotInfo" | "waitingForLoad" | "promptCacheStats"> };
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -42,6 +43,7 @@ export class ServerMetrics {
     this.firstToken = new Histogram({ name: "shimmy_time_to_first_token_seconds", help: "Waiting for a slot plus evaluating the prompt, up to the first sampled token (model loading not included).", labelNames: ["model"], buckets: FIRST_TOKEN_BUCKETS, registers });
     this.perToken = new Histogram({ name: "shimmy_time_per_output_token_seconds", help: "Mean time per output token after the first: decode time / (generated tokens - 1).", labelNames: ["model"], buckets: PER_TOKEN_BUCKETS, registers });
     this.registerPoolGauges();
+    this.registerPromptCacheMetrics();
     this.registerInferenceExtensionGauges();
     collectDefaultMetrics({ register: this.registry, prefix: "shimmy_" });
   }
@@ -118,6 +120,40 @@ export class ServerMetrics {
       registers,
       collect() {
         this.set(pool.info().length);
+      },
+    });
+  }
+
+  /** The prompt cache's counters (docs/configuration.md "Prompt cache"), read from its store at scrape time; absent when it is off. */
+  private registerPromptCacheMetrics(): void {
+    const { pool } = this.source;
+    if (pool.promptCacheStats() === undefined) return;
+    const registers = [this.registry];
+    const counters: [string, string, keyof PromptCacheStats][] = [
+      ["shimmy_prompt_cache_hits_total", "Requests whose slot got a saved prompt prefix's KV state from disk (after an unload, a restart, or a prefix displaced from its slot).", "hits"],
+      ["shimmy_prompt_cache_misses_total", "Requests with a prompt of at least the prompt cache's minimum whose slot held less than that of it and no saved state shared that much.", "misses"],
+      ["shimmy_prompt_cache_saves_total", "Prompt prefixes' KV states written to disk.", "saves"],
+      ["shimmy_prompt_cache_saved_bytes_total", "Bytes of the prompt prefixes' KV states written to disk.", "savedBytes"],
+      ["shimmy_prompt_cache_evictions_total", "Saved states removed to stay within --prompt-cache-size (least recently used first).", "evictions"],
+      ["shimmy_prompt_cache_discarded_total", "Saved states found unusable (truncated, corrupt, for changed model files, refused by llama.cpp) and removed.", "discarded"],
+    ];
+    for (const [name, help, field] of counters) {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(pool.promptCacheStats()?.[field] ?? 0);
+        },
+      });
+    }
+    new Gauge({
+      name: "shimmy_prompt_cache_bytes",
+      help: "Bytes of saved prompt prefix states on disk now.",
+      registers,
+      collect() {
+        this.set(pool.promptCacheStats()?.diskBytes ?? 0);
       },
     });
   }

@@ -15,10 +15,14 @@ export interface Golden {
 
 export const golden: Golden = JSON.parse(readFileSync(join(STORIES, "golden.json"), "utf8"));
 
-/** A real server on 127.0.0.1, an OS-chosen port, serving the two stories260K GGUFs with 1 thread. */
+/**
+ * A real server on 127.0.0.1, an OS-chosen port, serving the two stories260K GGUFs with 1 thread.
+ * The prompt cache is off unless asked for (with a folder of the test's own): saved states would
+ * carry cached tokens from one test into another.
+ */
 export async function startTestServer(overrides: ConfigOverrides = {}, tweak: (c: Config) => void = () => undefined): Promise<RunningServer> {
   const config = loadConfig(
-    { modelPaths: [STORIES_GGUF, STORIES_CHAT_GGUF], scanDefaultLocations: false, threads: 1, gpu: false, port: 0, parallel: 2, ...overrides },
+    { modelPaths: [STORIES_GGUF, STORIES_CHAT_GGUF], scanDefaultLocations: false, threads: 1, gpu: false, port: 0, parallel: 2, promptCache: false, ...overrides },
     { HOME: "/nonexistent-shimmy-test-home" },
   );
   tweak(config);
