@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config/config.js";
 import { startServer } from "../src/server/server.js";
-import { syntheticLlamaGguf } from "./synthetic-gguf.js";
+import { syntheticLlamaGguf } from "../src/convert/synthetic-gguf.js";
 
 const { values } = parseArgs({ options: { tokens: { type: "string", default: "4000" }, runs: { type: "string", default: "3" } } });
 const words = Number(values.tokens);
