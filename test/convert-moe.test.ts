@@ -43,6 +43,8 @@ interface Layout {
   expert: (e: number) => { gate: string; up: string; down: string };
   expertFfn: number;
   qkNorms: boolean;
+  /** Further per-layer tensors: HF name, shape, scale. */
+  extra?: (headDim: number) => [string, number[], number][];
 }
 
 function moeTensors(layout: Layout, headDim: number): SafetensorsWriteTensor[] {
@@ -62,6 +64,7 @@ function moeTensors(layout: Layout, headDim: number): SafetensorsWriteTensor[] {
       // ±1 router weights on unit-size inputs: logits a few units apart, so the top-2 are clear.
       t(`${p}.${layout.router}`, [EXPERTS, d], 2),
     );
+    for (const [name, shape, scale] of layout.extra?.(headDim) ?? []) tensors.push(t(`${p}.${name}`, shape, scale));
     if (layout.qkNorms) tensors.push(norm(`${p}.self_attn.q_norm.weight`, headDim), norm(`${p}.self_attn.k_norm.weight`, headDim));
     for (let e = 0; e < EXPERTS; e++) {
       const n = layout.expert(e);
@@ -193,6 +196,41 @@ describe("Mixtral (MixtralForCausalLM) → GGUF", () => {
   });
 });
 
+const QWEN2_LAYOUT: Layout = {
+  ...QWEN3_LAYOUT,
+  qkNorms: false,
+  extra: (hd) => [
+    ["self_attn.q_proj.bias", [DIMS.num_attention_heads * hd], 0.3],
+    ["self_attn.k_proj.bias", [DIMS.num_key_value_heads * hd], 0.3],
+    ["self_attn.v_proj.bias", [DIMS.num_key_value_heads * hd], 0.3],
+    ["mlp.shared_expert.gate_proj.weight", [48, DIMS.hidden_size], 0.6],
+    ["mlp.shared_expert.up_proj.weight", [48, DIMS.hidden_size], 0.6],
+    ["mlp.shared_expert.down_proj.weight", [DIMS.hidden_size, 48], 0.6],
+    ["mlp.shared_expert_gate.weight", [1, DIMS.hidden_size], 0.6],
+  ],
+};
+const QWEN2_CONFIG = { architectures: ["Qwen2MoeForCausalLM"], model_type: "qwen2_moe", head_dim: 16, intermediate_size: 128, num_experts: EXPERTS, moe_intermediate_size: 32, shared_expert_intermediate_size: 48, norm_topk_prob: false, decoder_sparse_step: 1, mlp_only_layers: [] };
+
+describe("Qwen2-MoE (Qwen2MoeForCausalLM) → GGUF", () => {
+  it("writes the qwen2moe keys and shared expert, and llama.cpp runs it like the float64 reference", async () => {
+    const dir = moeFolder("qwen2moe", QWEN2_CONFIG, QWEN2_LAYOUT);
+    assertRoutingMatters(dir, {
+      "routing to the wrong experts": { options: { misroute: true } },
+      "renormalising the top-k weights": { config: { norm_topk_prob: true } },
+    });
+    const g = join(tmp.path, "qwen2moe.gguf");
+    assert.equal((await convertHfFolder(dir, g)).architecture, "qwen2moe");
+    const f = readGguf(g);
+    assert.equal(f.metadata.get("qwen2moe.expert_count"), EXPERTS);
+    assert.equal(f.metadata.get("qwen2moe.expert_feed_forward_length"), 32);
+    assert.equal(f.metadata.get("qwen2moe.expert_shared_feed_forward_length"), 48);
+    const dims = new Map(f.tensors.map((t) => [t.name, t.dims]));
+    assert.deepEqual(dims.get("blk.1.ffn_gate_inp_shexp.weight"), [64]);
+    assert.deepEqual(dims.get("blk.1.ffn_down_shexp.weight"), [48, 64]);
+    await assertMatchesReference(g, new MoeReference(dir));
+  });
+});
+
 describe("MoE variants llama.cpp cannot run as configured are refused by name", () => {
   const refuses = async (label: string, config: Record<string, unknown>, layout: Layout, pattern: RegExp, edit?: (t: SafetensorsWriteTensor[]) => SafetensorsWriteTensor[]): Promise<void> => {
     const dir = moeFolder(label, config, layout, edit);
@@ -203,18 +241,20 @@ describe("MoE variants llama.cpp cannot run as configured are refused by name", 
   };
 
   it("MoE architectures without a converter", async () => {
-    for (const arch of ["DeepseekV2ForCausalLM", "OlmoeForCausalLM", "PhimoeForCausalLM", "GraniteMoeForCausalLM"]) {
-      await refuses(`refuse-${arch}`, { ...QWEN3_CONFIG, architectures: [arch] }, QWEN3_LAYOUT, new RegExp(`architecture "${arch}" is not supported; supported: .*Qwen3MoeForCausalLM, MixtralForCausalLM`));
+    for (const arch of ["DeepseekV2ForCausalLM", "OlmoeForCausalLM", "PhimoeForCausalLM", "GraniteMoeForCausalLM", "Qwen3NextForCausalLM"]) {
+      await refuses(`refuse-${arch}`, { ...QWEN3_CONFIG, architectures: [arch] }, QWEN3_LAYOUT, new RegExp(`architecture "${arch}" is not supported; supported: .*Qwen3MoeForCausalLM, Qwen2MoeForCausalLM, MixtralForCausalLM`));
     }
   });
 
-  it("settings outside llama.cpp's qwen3moe and llama (Mixtral) graphs", async () => {
+  it("settings outside llama.cpp's qwen3moe, qwen2moe and llama (Mixtral) graphs", async () => {
     await refuses("refuse-q3-norm", { ...QWEN3_CONFIG, norm_topk_prob: false }, QWEN3_LAYOUT, /Qwen3MoeForCausalLM with norm_topk_prob false is not supported/);
     await refuses("refuse-q3-dense", { ...QWEN3_CONFIG, mlp_only_layers: [1] }, QWEN3_LAYOUT, /Qwen3MoeForCausalLM with dense layers .* is not supported/);
     await refuses("refuse-q3-step", { ...QWEN3_CONFIG, decoder_sparse_step: 2 }, QWEN3_LAYOUT, /Qwen3MoeForCausalLM with dense layers \(decoder_sparse_step 2/);
     await refuses("refuse-q3-swa", { ...QWEN3_CONFIG, use_sliding_window: true }, QWEN3_LAYOUT, /use_sliding_window is not supported/);
     await refuses("refuse-q3-act", { ...QWEN3_CONFIG, hidden_act: "gelu" }, QWEN3_LAYOUT, /hidden_act "gelu" is not supported for Qwen3MoeForCausalLM/);
     await refuses("refuse-q3-topk", { ...QWEN3_CONFIG, num_experts_per_tok: EXPERTS + 1 }, QWEN3_LAYOUT, /"num_experts_per_tok" 9 exceeds "num_experts" 8/);
+    await refuses("refuse-q2-norm", { ...QWEN2_CONFIG, norm_topk_prob: true }, QWEN2_LAYOUT, /Qwen2MoeForCausalLM with norm_topk_prob true is not supported \(llama.cpp's graph never/);
+    await refuses("refuse-q2-tied", { ...QWEN2_CONFIG, tie_word_embeddings: true }, QWEN2_LAYOUT, /Qwen2MoeForCausalLM with tie_word_embeddings is not supported/, (t) => t.filter((x) => x.name !== "lm_head.weight"));
     await refuses("refuse-mixtral-swa", { ...MIXTRAL_CONFIG, sliding_window: 4 }, MIXTRAL_LAYOUT, /MixtralForCausalLM with sliding_window 4 is not supported/);
     const dropExpert = (t: SafetensorsWriteTensor[]) => t.filter((x) => x.name !== "model.layers.1.block_sparse_moe.experts.7.w3.weight");
     await refuses("refuse-mixtral-missing", MIXTRAL_CONFIG, MIXTRAL_LAYOUT, /tensor "model.layers.1.block_sparse_moe.experts.7.w3.weight" is missing/, dropExpert);

@@ -4,11 +4,12 @@ import { llamaConverter } from "./llama.js";
 import { mixtralConverter } from "./mixtral.js";
 import { phi3Converter } from "./phi3.js";
 import { qwen2Converter } from "./qwen2.js";
+import { qwen2MoeConverter } from "./qwen2-moe.js";
 import { qwen3Converter } from "./qwen3.js";
 import { qwen3MoeConverter } from "./qwen3-moe.js";
 import type { ArchitectureConverter } from "./types.js";
 
-export const CONVERTERS: readonly ArchitectureConverter[] = [llamaConverter, qwen2Converter, qwen3Converter, phi3Converter, gemma2Converter, gemma3Converter, qwen3MoeConverter, mixtralConverter];
+export const CONVERTERS: readonly ArchitectureConverter[] = [llamaConverter, qwen2Converter, qwen3Converter, phi3Converter, gemma2Converter, gemma3Converter, qwen3MoeConverter, qwen2MoeConverter, mixtralConverter];
 
 export const SUPPORTED_ARCHITECTURES: readonly string[] = CONVERTERS.flatMap((c) => c.hfArchitectures);
 
