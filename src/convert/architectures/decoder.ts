@@ -79,6 +79,22 @@ export interface LayerTensorSpec {
   optional?: boolean;
   /** Row permutation HF rotate-half → llama.cpp interleaved, with this many heads. */
   permuteHeads?: (d: DecoderDims) => number;
+  /**
+   * Mixture of experts: `hf` holds `{e}`, each of this many experts is one source of `shape`,
+   * and they are stacked into one GGUF tensor of [experts, ...shape].
+   */
+  experts?: number;
+}
+
+/** The experts' tensors one after another: llama.cpp's [n_expert, rows, cols] layout. */
+function stack(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
@@ -112,6 +128,11 @@ export function planDecoder(
   for (let i = 0; i < d.layers; i++) {
     for (const spec of layer) {
       const shape = spec.shape(d);
+      if (spec.experts !== undefined) {
+        const parts = Array.from({ length: spec.experts }, (_, e) => take(`model.layers.${i}.${spec.hf.replace("{e}", String(e))}`, shape)!);
+        plans.push({ name: `blk.${i}.${spec.gguf}`, shape: [spec.experts, ...shape], sources: parts, values: stack, keepF32: false });
+        continue;
+      }
       const t = take(`model.layers.${i}.${spec.hf}`, shape, spec.optional);
       if (!t) continue;
       const plan = direct(`blk.${i}.${spec.gguf}`, t);
@@ -190,13 +211,14 @@ export function ropeScaling(arch: string, c: HfConfig, d: DecoderDims, configPat
 
 /**
  * A converter for a llama-like family: the shared metadata keys and rope scaling, the given
- * per-layer tensors, and any family-specific metadata.
+ * per-layer tensors (or a function of the config giving them, e.g. sized by the expert count),
+ * and any family-specific metadata.
  */
 export function llamaLikeConverter(
   ggufArchitecture: string,
   hfArchitectures: readonly string[],
-  layer: LayerTensorSpec[],
-  extraMetadata: (d: DecoderDims) => [string, GgufWriteValue][] = () => [],
+  layer: LayerTensorSpec[] | ((c: HfConfig, configPath: string) => LayerTensorSpec[]),
+  extraMetadata: (d: DecoderDims, c: HfConfig, configPath: string) => [string, GgufWriteValue][] = () => [],
 ): ArchitectureConverter {
   return {
     hfArchitectures,
@@ -204,13 +226,14 @@ export function llamaLikeConverter(
     metadata(c, configPath) {
       const d = decoderDims(c, configPath);
       const m = decoderMetadata(ggufArchitecture, c, d);
-      for (const [k, v] of extraMetadata(d)) m.set(k, v);
+      for (const [k, v] of extraMetadata(d, c, configPath)) m.set(k, v);
       for (const [k, v] of ropeScaling(ggufArchitecture, c, d, configPath).metadata) m.set(k, v);
       return m;
     },
     plan(c, tensors, configPath) {
       const d = decoderDims(c, configPath);
-      return planDecoder(c, d, tensors, configPath, layer, ropeScaling(ggufArchitecture, c, d, configPath).tensors);
+      const layers = typeof layer === "function" ? layer(c, configPath) : layer;
+      return planDecoder(c, d, tensors, configPath, layers, ropeScaling(ggufArchitecture, c, d, configPath).tensors);
     },
   };
 }
