@@ -86,17 +86,6 @@ export interface LayerTensorSpec {
   experts?: number;
 }
 
-/** The experts' tensors one after another: llama.cpp's [n_expert, rows, cols] layout. */
-function stack(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
 
 /**
@@ -130,7 +119,7 @@ export function planDecoder(
       const shape = spec.shape(d);
       if (spec.experts !== undefined) {
         const parts = Array.from({ length: spec.experts }, (_, e) => take(`model.layers.${i}.${spec.hf.replace("{e}", String(e))}`, shape)!);
-        plans.push({ name: `blk.${i}.${spec.gguf}`, shape: [spec.experts, ...shape], sources: parts, values: stack, keepF32: false });
+        plans.push({ name: `blk.${i}.${spec.gguf}`, shape: [spec.experts, ...shape], sources: parts, keepF32: false });
         continue;
       }
       const t = take(`model.layers.${i}.${spec.hf}`, shape, spec.optional);
