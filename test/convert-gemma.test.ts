@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import type { LlamaModel } from "node-llama-cpp";
 import { convertHfFolder } from "../src/convert/convert.js";
 import { metaString, readGguf } from "../src/formats/gguf.js";
 import type { SafetensorsWriteTensor } from "../src/formats/safetensors-writer.js";
 import { type GemmaConfig, GemmaReference } from "./helpers/gemma-reference.js";
 import { copyHfFolder, randomTensor } from "./helpers/hf-fixtures.js";
-import { greedy, loadGguf } from "./helpers/llama-run.js";
+import { loadGguf } from "./helpers/llama-run.js";
+import { assertMatchesReference, logProbGap } from "./helpers/reference-check.js";
 import { STORIES_HF, tempDir } from "./helpers/paths.js";
 import { golden as storiesGolden } from "./helpers/server.js";
 
@@ -64,34 +64,18 @@ function gemmaFolder(label: string, config: Record<string, unknown>, qkNorms: bo
   return copyHfFolder(STORIES_HF, join(tmp.path, label), { config: full, tensors: () => [...gemmaTensors(full.num_hidden_layers as number, qkNorms, full.vocab_size), ...extra] });
 }
 
-const topIds = (probs: Float64Array): number[] => [...probs.keys()].sort((a, b) => probs[b]! - probs[a]!).slice(0, TOP);
-
-/** The largest log-probability difference over `a`'s top tokens. */
-function logProbGap(a: Float64Array, b: Float64Array): number {
-  return Math.max(...topIds(a).map((id) => Math.abs(Math.log(a[id]!) - Math.log(b[id]!))));
-}
 
 /** Each override, applied to the reference alone, must move the top log-probabilities far beyond the tolerance. */
 function assertFeaturesMatter(dir: string, features: Record<string, Partial<GemmaConfig>>): void {
   const base = new GemmaReference(dir);
   for (const [feature, overrides] of Object.entries(features)) {
     const without = new GemmaReference(dir, overrides);
-    const moved = Math.max(...PROMPTS.map((p) => logProbGap(base.nextTokenProbabilities(p), without.nextTokenProbabilities(p))));
+    const moved = Math.max(...PROMPTS.map((p) => logProbGap(base.nextTokenProbabilities(p), without.nextTokenProbabilities(p), TOP)));
     assert.ok(moved > 10 * LOGPROB_TOLERANCE, `${feature} changes the next-token log-probabilities (by ${moved.toFixed(4)})`);
   }
 }
 
-/** llama.cpp on the converted GGUF against the reference: greedy ids equal, next-token probabilities close. */
-async function assertMatchesReference(model: LlamaModel, reference: GemmaReference): Promise<void> {
-  for (const prompt of PROMPTS) {
-    const want = reference.greedy(prompt, GENERATED);
-    const got = await greedy(model, prompt, GENERATED);
-    assert.deepEqual(got.ids, want.ids, `greedy continuation of ${JSON.stringify(prompt)} (reference's smallest top-2 logit gap ${want.minMargin.toFixed(4)})`);
-    const probs = reference.nextTokenProbabilities(prompt);
-    assert.deepEqual(got.top.map((t) => t.id), topIds(probs), "top-5 next tokens");
-    for (const { id, p } of got.top) assert.ok(Math.abs(Math.log(p) - Math.log(probs[id]!)) < LOGPROB_TOLERANCE, `p(${id}) ${p} vs reference ${probs[id]}`);
-  }
-}
+const CHECK = { prompts: PROMPTS, generated: GENERATED, top: TOP, tolerance: LOGPROB_TOLERANCE };
 
 describe("Gemma 2 (Gemma2ForCausalLM) → GGUF", () => {
   const config = {
@@ -133,7 +117,7 @@ describe("Gemma 2 (Gemma2ForCausalLM) → GGUF", () => {
     await convertHfFolder(dir, g);
     const model = await loadGguf(g);
     try {
-      await assertMatchesReference(model, new GemmaReference(dir));
+      await assertMatchesReference(model, new GemmaReference(dir), CHECK);
     } finally {
       await model.dispose();
     }
@@ -185,7 +169,7 @@ describe("Gemma 3 text (Gemma3ForCausalLM) → GGUF", () => {
     await convertHfFolder(dir, g);
     const model = await loadGguf(g);
     try {
-      await assertMatchesReference(model, new GemmaReference(dir));
+      await assertMatchesReference(model, new GemmaReference(dir), CHECK);
     } finally {
       await model.dispose();
     }

@@ -6,7 +6,8 @@ import { convertHfFolder } from "../src/convert/convert.js";
 import { metaString, readGguf } from "../src/formats/gguf.js";
 import type { SafetensorsWriteTensor } from "../src/formats/safetensors-writer.js";
 import { asF32, copyHfFolder, randomTensor } from "./helpers/hf-fixtures.js";
-import { F32_CONTEXT, greedy, loadGguf } from "./helpers/llama-run.js";
+import { F32_CONTEXT, loadGguf } from "./helpers/llama-run.js";
+import { assertMatchesReference, logProbGap } from "./helpers/reference-check.js";
 import { type MoeConfig, type MoeOptions, MoeReference } from "./helpers/moe-reference.js";
 import { STORIES_HF, tempDir } from "./helpers/paths.js";
 
@@ -80,11 +81,6 @@ function moeFolder(label: string, config: Record<string, unknown>, layout: Layou
   return copyHfFolder(STORIES_HF, join(tmp.path, label), { config: full, tensors: () => edit(moeTensors(layout, headDim)) });
 }
 
-const topIds = (probs: Float64Array): number[] => [...probs.keys()].sort((a, b) => probs[b]! - probs[a]!).slice(0, TOP);
-
-function logProbGap(a: Float64Array, b: Float64Array): number {
-  return Math.max(...topIds(a).map((id) => Math.abs(Math.log(a[id]!) - Math.log(b[id]!))));
-}
 
 /** On the reference alone: tokens spread over the experts, and each change moves the answer far beyond the tolerance. */
 function assertRoutingMatters(dir: string, changes: Record<string, { config?: Partial<MoeConfig>; options?: MoeOptions }>): void {
@@ -93,22 +89,16 @@ function assertRoutingMatters(dir: string, changes: Record<string, { config?: Pa
   for (const [l, chosen] of base.chosen.entries()) assert.ok(chosen.size >= EXPERTS - 2, `layer ${l} routes the prompts' tokens to ${chosen.size} of ${EXPERTS} experts`);
   for (const [change, { config, options }] of Object.entries(changes)) {
     const other = new MoeReference(dir, config, options);
-    const moved = Math.max(...PROMPTS.map((p, i) => logProbGap(probs[i]!, other.nextTokenProbabilities(p))));
+    const moved = Math.max(...PROMPTS.map((p, i) => logProbGap(probs[i]!, other.nextTokenProbabilities(p), TOP)));
     assert.ok(moved > 100 * LOGPROB_TOLERANCE, `${change} changes the next-token log-probabilities (by ${moved.toFixed(4)})`);
   }
 }
 
-async function assertMatchesReference(gguf: string, reference: MoeReference): Promise<void> {
+/** The converted GGUF against the reference (F32 K/V: see LOGPROB_TOLERANCE). */
+async function assertGgufMatchesReference(gguf: string, reference: MoeReference): Promise<void> {
   const model = await loadGguf(gguf);
   try {
-    for (const prompt of PROMPTS) {
-      const want = reference.greedy(prompt, GENERATED);
-      const got = await greedy(model, prompt, GENERATED, TOP, F32_CONTEXT);
-      assert.deepEqual(got.ids, want.ids, `greedy continuation of ${JSON.stringify(prompt)} (reference's smallest top-2 logit gap ${want.minMargin.toFixed(4)})`);
-      const probs = reference.nextTokenProbabilities(prompt);
-      assert.deepEqual(got.top.map((t) => t.id), topIds(probs), "top-5 next tokens");
-      for (const { id, p } of got.top) assert.ok(Math.abs(Math.log(p) - Math.log(probs[id]!)) < LOGPROB_TOLERANCE, `p(${id}) ${p} vs reference ${probs[id]}`);
-    }
+    await assertMatchesReference(model, reference, { prompts: PROMPTS, generated: GENERATED, top: TOP, tolerance: LOGPROB_TOLERANCE, contextOptions: F32_CONTEXT });
   } finally {
     await model.dispose();
   }
@@ -167,7 +157,7 @@ describe("Qwen3-MoE (Qwen3MoeForCausalLM) → GGUF", () => {
     });
     const g = join(tmp.path, "qwen3moe.gguf");
     await convertHfFolder(dir, g);
-    await assertMatchesReference(g, new MoeReference(dir));
+    await assertGgufMatchesReference(g, new MoeReference(dir));
   });
 });
 
@@ -192,7 +182,7 @@ describe("Mixtral (MixtralForCausalLM) → GGUF", () => {
     assert.equal(f.metadata.get("llama.feed_forward_length"), 32);
     assert.deepEqual(f.tensors.find((t) => t.name === "blk.0.ffn_up_exps.weight")?.dims, [64, 32, EXPERTS]);
     // q/k rows are permuted to llama.cpp's interleaved RoPE; the reference uses HF's rotate_half.
-    await assertMatchesReference(g, new MoeReference(dir));
+    await assertGgufMatchesReference(g, new MoeReference(dir));
   });
 });
 
@@ -227,7 +217,7 @@ describe("Qwen2-MoE (Qwen2MoeForCausalLM) → GGUF", () => {
     const dims = new Map(f.tensors.map((t) => [t.name, t.dims]));
     assert.deepEqual(dims.get("blk.1.ffn_gate_inp_shexp.weight"), [64]);
     assert.deepEqual(dims.get("blk.1.ffn_down_shexp.weight"), [48, 64]);
-    await assertMatchesReference(g, new MoeReference(dir));
+    await assertGgufMatchesReference(g, new MoeReference(dir));
   });
 });
 

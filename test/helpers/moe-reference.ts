@@ -185,18 +185,4 @@ export class MoeReference {
     return softmax(this.nextTokenLogits(tokens));
   }
 
-  /** Greedy continuation of `prompt`, and the smallest gap between the top two logits on the way. */
-  greedy(prompt: readonly number[], maxTokens: number): { ids: number[]; minMargin: number } {
-    const tokens = [...prompt];
-    const ids: number[] = [];
-    let minMargin = Infinity;
-    while (ids.length < maxTokens) {
-      const logits = this.nextTokenLogits(tokens);
-      const order = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]!);
-      minMargin = Math.min(minMargin, logits[order[0]!]! - logits[order[1]!]!);
-      ids.push(order[0]!);
-      tokens.push(order[0]!);
-    }
-    return { ids, minMargin };
-  }
 }
