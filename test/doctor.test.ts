@@ -49,7 +49,7 @@ describe("shimmy doctor", () => {
     assert.ok(precision, JSON.stringify(story.findings));
     // 1,185,376 bytes over 292,800 weights at Q8_0's 34 bytes per 32.
     assert.match(precision.message, /3\.8× smaller/);
-    assert.match(precision.suggestion ?? "", /Q8_0/);
+    assert.match(precision.suggestion ?? "", /^`shimmy quantize \S+story\.gguf OUT\.gguf --type q8_0` makes it 3\.8× smaller$/);
     // 5 layers × 4 KV heads × (8 + 8) × 2 bytes = 640 bytes a token; context 2048 (its metadata) × 4 slots.
     const kv = story.findings.find((f) => f.message.startsWith("context "));
     assert.match(kv?.message ?? "", /^context 2048 × 4 slots needs ~5\.00 MiB of KV cache \(640 B a token\)/);

@@ -16,7 +16,7 @@ interface ConvertFlags extends ModelSourceFlags {
 }
 
 /** A progress bar on a terminal (tensors, bytes, rate); nothing otherwise. */
-async function progressReporter(enabled: boolean): Promise<{ update: (p: ConvertProgress) => void; stop: () => void }> {
+export async function progressReporter(enabled: boolean): Promise<{ update: (p: ConvertProgress) => void; stop: () => void }> {
   if (!enabled) return { update: () => undefined, stop: () => undefined };
   const { SingleBar } = await import("cli-progress");
   const started = performance.now();

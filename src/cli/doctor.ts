@@ -48,7 +48,7 @@ function precisionFinding(spec: ModelSpec): Finding | undefined {
   const suggestion =
     spec.format === "safetensors"
       ? `\`shimmy convert ${spec.name} --type q8_0\` makes it ${times.toFixed(1)}× smaller (or serve with SHIMMY_CONVERT_TYPE=q8_0)`
-      : `quantize it with llama.cpp's \`llama-quantize ${spec.files[0]} OUT.gguf Q8_0\` (\`shimmy convert\` converts SafeTensors folders only)`;
+      : `\`shimmy quantize ${spec.files[0]} OUT.gguf --type q8_0\` makes it ${times.toFixed(1)}× smaller`;
   return { level, message, suggestion };
 }
 

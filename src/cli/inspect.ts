@@ -6,6 +6,12 @@ import { inspectModel } from "../registry/inspect.js";
 import { configFrom, type ModelSourceFlags, withModelSources } from "./common.js";
 import { bold, dim, formatBytes, formatParams, red, toJson } from "./output.js";
 
+const UNQUANTIZED = new Set(["F32", "F16", "BF16"]);
+/** Size over its Q8_0 copy's (34 bytes per 32 weights). */
+const q8Ratio = (quantization: string): number => ((quantization === "F32" ? 4 : 2) * 32) / 34;
+/** How to get a Q8_0 copy: a SafeTensors folder converts, a GGUF re-encodes. */
+const shrinkCommand = (format: string, path: string): string => (format === "safetensors" ? `\`shimmy convert ${path} --type q8_0\`` : `\`shimmy quantize ${path} OUT.gguf --type q8_0\``);
+
 export function registerInspect(program: Command): void {
   withModelSources(program.command("inspect").description("everything the file readers know about a model").argument("<model>", "model name or path"))
     .option("--json", "machine-readable output")
@@ -27,7 +33,7 @@ export function registerInspect(program: Command): void {
           console.log(`  format        ${report.format}${report.gguf ? ` v${report.gguf.version}` : ""} · ${s.kind}`);
           console.log(`  architecture  ${s.architecture ?? "?"}${s.displayName ? ` (${s.displayName})` : ""}`);
           console.log(`  parameters    ${formatParams(s.parameters)} (${s.parameters})`);
-          console.log(`  quantization  ${s.quantization ?? "?"}`);
+          console.log(`  quantization  ${s.quantization ?? "?"}${s.quantization && UNQUANTIZED.has(s.quantization) ? dim(`  (unquantized: ${shrinkCommand(report.format, report.path)} makes it ~${q8Ratio(s.quantization).toFixed(1)}× smaller)`) : ""}`);
           console.log(`  context       ${s.contextLength ?? "?"} · vocab ${s.vocabSize ?? "?"} · embedding ${s.embeddingLength ?? "?"} · layers ${s.layers ?? "?"}`);
           if (s.adapter) console.log(`  adapter       ${s.adapter.type}, base ${s.adapter.baseModelName ?? s.adapter.baseModelRepo ?? "unknown"}`);
         }

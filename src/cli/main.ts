@@ -12,6 +12,7 @@ import { registerList } from "./list.js";
 import { registerProbe } from "./probe.js";
 import { registerPull } from "./pull.js";
 import { registerRm } from "./rm.js";
+import { registerQuantize } from "./quantize.js";
 import { registerServe } from "./serve.js";
 import { registerSynth } from "./synth.js";
 
@@ -29,6 +30,7 @@ registerInspect(program);
 registerProbe(program);
 registerGenerate(program);
 registerConvert(program);
+registerQuantize(program);
 registerPull(program);
 registerRm(program);
 registerGpuInfo(program);

@@ -1,6 +1,6 @@
 import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { ggmlTensorBytes } from "./ggml-types.js";
-import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GgufValueType } from "./gguf.js";
+import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, type GgufFile, GgufValueType } from "./gguf.js";
 
 export type GgufWriteValue =
   | { type: Exclude<GgufValueType, GgufValueType.ARRAY>; value: number | bigint | boolean | string }
@@ -154,4 +154,14 @@ export async function writeGguf(
   } finally {
     closeSync(fd);
   }
+}
+
+/** A read GGUF's metadata as the writer takes it, each value with its recorded type (faithful rewriting). */
+export function writableMetadata(file: Pick<GgufFile, "metadata" | "metadataTypes">): Map<string, GgufWriteValue> {
+  const out = new Map<string, GgufWriteValue>();
+  for (const [key, value] of file.metadata) {
+    const { type, arrayType } = file.metadataTypes.get(key)!;
+    out.set(key, type === GgufValueType.ARRAY ? ({ type, arrayType, value } as GgufWriteValue) : ({ type, value } as GgufWriteValue));
+  }
+  return out;
 }

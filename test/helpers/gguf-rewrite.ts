@@ -1,16 +1,6 @@
 import { closeSync, openSync, readSync } from "node:fs";
-import { type GgufFile, GgufValueType, readGguf } from "../../src/formats/gguf.js";
-import { type GgufWriteTensor, type GgufWriteValue, writeGguf } from "../../src/formats/gguf-writer.js";
-
-/** A GGUF's metadata as the writer takes it, every value with its stored type. */
-export function writableMetadata(file: GgufFile): Map<string, GgufWriteValue> {
-  const out = new Map<string, GgufWriteValue>();
-  for (const [key, value] of file.metadata) {
-    const { type, arrayType } = file.metadataTypes.get(key)!;
-    out.set(key, type === GgufValueType.ARRAY ? ({ type, arrayType, value } as GgufWriteValue) : ({ type, value } as GgufWriteValue));
-  }
-  return out;
-}
+import { type GgufFile, readGguf } from "../../src/formats/gguf.js";
+import { type GgufWriteTensor, type GgufWriteValue, writableMetadata, writeGguf } from "../../src/formats/gguf-writer.js";
 
 /** A GGUF's tensors as the writer takes them, their bytes read from the file when written. */
 export function writableTensors(file: GgufFile): GgufWriteTensor[] {
