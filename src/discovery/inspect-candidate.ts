@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
+import { fileStamp } from "../formats/file-stamp.js";
 import { basename, dirname, join } from "node:path";
 import { type GgufFile, readGguf } from "../formats/gguf.js";
 import { readHfFolder } from "../formats/hf-folder.js";
@@ -63,19 +64,15 @@ export function inspectCandidate(candidate: Candidate): InspectedCandidate {
 
 /** What changes when a candidate's files change: size, mtime and inode of each; undefined when unreadable. */
 function stampOf(candidate: Candidate): string | undefined {
-  const stamp = (p: string): string => {
-    const st = statSync(p);
-    return `${p}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
-  };
   try {
     if (candidate.kind === "hf-folder") {
       const dir = candidate.path;
-      return [stamp(dir), ...readdirSync(dir).sort().map((f) => stamp(join(dir, f)))].join("\n");
+      return [fileStamp(dir), ...readdirSync(dir).sort().map((f) => fileStamp(join(dir, f)))].join("\n");
     }
-    if (!SPLIT_RE.test(basename(candidate.path))) return stamp(candidate.path);
+    if (!SPLIT_RE.test(basename(candidate.path))) return fileStamp(candidate.path);
     // A split model also changes when a part appears or goes: the folder's mtime says so.
     const parts = readdirSync(dirname(candidate.path)).filter((f) => SPLIT_RE.exec(f)?.[1] === SPLIT_RE.exec(basename(candidate.path))?.[1]);
-    return [stamp(dirname(candidate.path)), ...parts.sort().map((f) => stamp(join(dirname(candidate.path), f)))].join("\n");
+    return [fileStamp(dirname(candidate.path)), ...parts.sort().map((f) => fileStamp(join(dirname(candidate.path), f)))].join("\n");
   } catch {
     return undefined;
   }

@@ -1,4 +1,3 @@
-import { statSync } from "node:fs";
 import type { Llama } from "node-llama-cpp";
 import type { ConversionCache } from "../convert/cache.js";
 import type { ConvertProgress, RequestedType } from "../convert/convert.js";
@@ -11,6 +10,7 @@ import type { PoolThreadReserve } from "./pool-reserve.js";
 import { type ModelUse, servableModels, unservableReason } from "./servability.js";
 import type { OneTokenThreads } from "./thread-chooser.js";
 import type { PromptCacheStats } from "./prompt-cache/store.js";
+import { fileStampOrGone } from "../formats/file-stamp.js";
 
 export interface PoolOptions extends LoadOptions {
   /** Provides the node-llama-cpp runtime, created on the first load. */
@@ -64,25 +64,16 @@ interface Entry {
   keepAliveMs: number;
   timer?: NodeJS.Timeout;
   expiresAt: number | null;
-  /** The model's files as loaded (fileStamp), to notice a rescan that finds them changed. */
+  /** The model's files as loaded (modelStamp), to notice a rescan that finds them changed. */
   stamp: string;
   /** Its files went or changed on disk: unloads once idle, and new requests wait for that. */
   stale?: boolean;
 }
 
 /** Size and mtime of a model's files (and adapter); "-" for a file that is gone. */
-function fileStamp(spec: ModelSpec): string {
+function modelStamp(spec: ModelSpec): string {
   const files = [...spec.files, ...(spec.lora ? [spec.lora] : [])];
-  return `${spec.sizeBytes}|${files
-    .map((f) => {
-      try {
-        const st = statSync(f);
-        return `${f}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
-      } catch {
-        return `${f}\0-`;
-      }
-    })
-    .join("|")}`;
+  return `${spec.sizeBytes}|${files.map(fileStampOrGone).join("|")}`;
 }
 
 /**
@@ -268,7 +259,7 @@ export class ModelPool {
         await model.dispose();
         throw new Error("server is shutting down");
       }
-      this.loaded.set(spec.name, { model, keepAliveMs: this.options.keepAliveMs, expiresAt: null, stamp: fileStamp(spec) });
+      this.loaded.set(spec.name, { model, keepAliveMs: this.options.keepAliveMs, expiresAt: null, stamp: modelStamp(spec) });
       if (this.loaded.size === 1) this.options.libuvReserve?.hold();
       this.options.onEvent?.({ type: "load", model: spec.name, ms: Math.round(model.loadMs) });
       return model;
@@ -322,7 +313,7 @@ export class ModelPool {
       if (entry.stale) continue;
       const now = this.registry.find(name);
       const gone = !now || now.name !== name;
-      if (!gone && fileStamp(now) === entry.stamp) continue;
+      if (!gone && modelStamp(now) === entry.stamp) continue;
       entry.stale = true;
       entry.keepAliveMs = 0;
       retired.push(name);

@@ -1,4 +1,5 @@
 import { existsSync, statSync } from "node:fs";
+import { fileStampOrGone } from "../formats/file-stamp.js";
 import { join } from "node:path";
 import { type GgufFile, GgufSkippedArray, type GgufValue, metaString, readGguf } from "../formats/gguf.js";
 import { readHfFolder, readHfTokenizerSummary } from "../formats/hf-folder.js";
@@ -121,16 +122,7 @@ const reportCache = new Map<string, { identity: string; report: InspectionReport
 function identityOf(spec: ModelSpec): string {
   const dir = spec.format === "safetensors" ? spec.files[0]! : undefined;
   const paths = dir ? [dir, ...["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors.index.json"].map((f) => join(dir, f))] : spec.files;
-  return paths
-    .map((p) => {
-      try {
-        const st = statSync(p);
-        return `${p}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
-      } catch {
-        return `${p}\0-`;
-      }
-    })
-    .join("\n");
+  return paths.map(fileStampOrGone).join("\n");
 }
 
 /**
