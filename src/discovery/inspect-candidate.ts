@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { fileStamp } from "../formats/file-stamp.js";
+import { fileStatKey } from "../formats/file-stat-key.js";
 import { basename, dirname, join } from "node:path";
 import { type GgufFile, readGguf } from "../formats/gguf.js";
 import { readHfFolder } from "../formats/hf-folder.js";
@@ -67,12 +67,12 @@ function stampOf(candidate: Candidate): string | undefined {
   try {
     if (candidate.kind === "hf-folder") {
       const dir = candidate.path;
-      return [fileStamp(dir), ...readdirSync(dir).sort().map((f) => fileStamp(join(dir, f)))].join("\n");
+      return [fileStatKey(dir), ...readdirSync(dir).sort().map((f) => fileStatKey(join(dir, f)))].join("\n");
     }
-    if (!SPLIT_RE.test(basename(candidate.path))) return fileStamp(candidate.path);
+    if (!SPLIT_RE.test(basename(candidate.path))) return fileStatKey(candidate.path);
     // A split model also changes when a part appears or goes: the folder's mtime says so.
     const parts = readdirSync(dirname(candidate.path)).filter((f) => SPLIT_RE.exec(f)?.[1] === SPLIT_RE.exec(basename(candidate.path))?.[1]);
-    return [fileStamp(dirname(candidate.path)), ...parts.sort().map((f) => fileStamp(join(dirname(candidate.path), f)))].join("\n");
+    return [fileStatKey(dirname(candidate.path)), ...parts.sort().map((f) => fileStatKey(join(dirname(candidate.path), f)))].join("\n");
   } catch {
     return undefined;
   }

@@ -10,7 +10,7 @@ import type { PoolThreadReserve } from "./pool-reserve.js";
 import { type ModelUse, servableModels, unservableReason } from "./servability.js";
 import type { OneTokenThreads } from "./thread-chooser.js";
 import type { PromptCacheStats } from "./prompt-cache/store.js";
-import { fileStampOrGone } from "../formats/file-stamp.js";
+import { fileStatKeyOrGone } from "../formats/file-stat-key.js";
 
 export interface PoolOptions extends LoadOptions {
   /** Provides the node-llama-cpp runtime, created on the first load. */
@@ -73,7 +73,7 @@ interface Entry {
 /** Size and mtime of a model's files (and adapter); "-" for a file that is gone. */
 function modelStamp(spec: ModelSpec): string {
   const files = [...spec.files, ...(spec.lora ? [spec.lora] : [])];
-  return `${spec.sizeBytes}|${files.map(fileStampOrGone).join("|")}`;
+  return `${spec.sizeBytes}|${files.map(fileStatKeyOrGone).join("|")}`;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { existsSync, statSync } from "node:fs";
-import { fileStampOrGone } from "../formats/file-stamp.js";
+import { fileStatKeyOrGone } from "../formats/file-stat-key.js";
 import { join } from "node:path";
 import { type GgufFile, GgufSkippedArray, type GgufValue, metaString, readGguf } from "../formats/gguf.js";
 import { readHfFolder, readHfTokenizerSummary } from "../formats/hf-folder.js";
@@ -122,7 +122,7 @@ const reportCache = new Map<string, { identity: string; report: InspectionReport
 function identityOf(spec: ModelSpec): string {
   const dir = spec.format === "safetensors" ? spec.files[0]! : undefined;
   const paths = dir ? [dir, ...["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors.index.json"].map((f) => join(dir, f))] : spec.files;
-  return paths.map(fileStampOrGone).join("\n");
+  return paths.map(fileStatKeyOrGone).join("\n");
 }
 
 /**
