@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { packageRoot } from "../../package-root.js";
 
 /** One built file of the chat page, held in memory (the whole page is a few hundred KB). */
 export interface WebFile {
@@ -23,17 +24,11 @@ const TYPES: Record<string, string> = {
   ".txt": "text/plain; charset=utf-8",
 };
 
-/**
- * dist/web in the package this module belongs to: the nearest folder above with a package.json.
- * The same whether this runs compiled (dist/server/web/), bundled (dist/cli/) or from source.
- */
+/** dist/web in the package this module belongs to (whether it runs compiled, bundled or from source). */
 export function defaultWebDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (let dir = here; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json"))) return join(dir, "dist", "web");
-    // No package around this module: a folder that does not exist, so the page counts as not built.
-    if (dirname(dir) === dir) return join(here, "web");
-  }
+  const root = packageRoot();
+  // No package around this module: a folder that does not exist, so the page counts as not built.
+  return root === undefined ? join(dirname(fileURLToPath(import.meta.url)), "web") : join(root, "dist", "web");
 }
 
 function webFile(path: string): WebFile {
