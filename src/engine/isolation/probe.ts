@@ -1,7 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { entryModule } from "../../worker-thread-entry.js";
 import { PROBE_CAUGHT_ERROR_EXIT, type ProbeJob, type ProbeReport } from "./probe-job.js";
 
 /** How a probe ended. `crash`: the child died (abort, signal, hang); `error`: it caught an ordinary error. */
@@ -14,18 +12,18 @@ export type ProbeOutcome =
 const STDERR_KEEP = 64 * 1024;
 
 /**
- * How to start the probe child: `node probe-child.js` from the compiled tree, or, when Shimmy runs
- * from source under tsx (tests, `npm run` scripts), `node --import tsx probe-child.ts`. The bundle
- * (dist/cli/shimmy.bundle.mjs) inlines this module, so from there the child is the compiled
- * dist/engine/isolation/probe-child.js that `npm run build` writes beside it.
+ * How to start the probe child: `node probe-child.js` from the compiled tree (also from the CLI
+ * bundle, which inlines this module), or, when Shimmy runs from source under tsx (tests, `npm
+ * run` scripts), `node --import tsx probe-child.ts`.
  */
-export function probeChildCommand(here = fileURLToPath(import.meta.url)): string[] {
-  const dir = dirname(here);
-  if (here.endsWith(".ts")) return ["--import", import.meta.resolve("tsx"), join(dir, "probe-child.ts")];
-  const candidates = [join(dir, "probe-child.js"), join(dir, "..", "engine", "isolation", "probe-child.js")];
-  const entry = candidates.find((c) => existsSync(c));
-  if (!entry) throw new Error(`the model probe's entry is missing (looked for ${candidates.join(", ")}); rebuild Shimmy, or run with --no-isolation`);
-  return [entry];
+export function probeChildCommand(): string[] {
+  let entry: { path: string; tsx: boolean };
+  try {
+    entry = entryModule("engine/isolation/probe-child");
+  } catch (e) {
+    throw new Error(`${(e as Error).message}, or run with --no-isolation`);
+  }
+  return entry.tsx ? ["--import", import.meta.resolve("tsx"), entry.path] : [entry.path];
 }
 
 /** Source paths of the binary's build machine, cut so the message names llama.cpp's own file. */
