@@ -15,7 +15,7 @@ export class PromptWorker {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  /** Jobs answered so far (for /metrics-style reporting and tests). */
+  /** Jobs answered so far (tests read it to see which inputs went to the worker). */
   completedJobs = 0;
   private closing: Promise<void> | undefined;
 
