@@ -1,8 +1,9 @@
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { existsSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { ConversionCache } from "../convert/cache.js";
 import { type ConvertProgress, convertHfFolder, type RequestedType } from "../convert/convert.js";
+import { DEFAULT_MAX_SHARD_BYTES, EXPORT_TYPES, type ExportType, exportGguf } from "../convert/export/export.js";
 import { OUTPUT_TYPES } from "../convert/quantize.js";
 import { ModelNotFoundError, Registry } from "../registry/registry.js";
 import { configFrom, type ModelSourceFlags, withModelSources } from "./common.js";
@@ -11,8 +12,21 @@ import { formatBytes, green, toJson } from "./output.js";
 interface ConvertFlags extends ModelSourceFlags {
   output?: string;
   type: RequestedType;
+  to?: "gguf" | "safetensors";
+  shardSize: number;
   force?: boolean;
   json?: boolean;
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** "5GB", "500MiB", "2000000" → bytes. */
+export function parseByteSize(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  const bytes = m && unit ? Math.floor(Number(m[1]) * unit) : 0;
+  if (bytes < 1) throw new InvalidArgumentError(`"${value}" is not a size (e.g. 5GB, 500MB, 2GiB)`);
+  return bytes;
 }
 
 /** A progress bar on a terminal (tensors, bytes, rate); nothing otherwise. */
@@ -36,16 +50,23 @@ export async function progressReporter(enabled: boolean): Promise<{ update: (p: 
 }
 
 export function registerConvert(program: Command): void {
-  withModelSources(program.command("convert").description("convert a Hugging Face SafeTensors folder to GGUF").argument("<model>", "HF folder, or the name of a discovered safetensors model"))
-    .option("-o, --output <file>", "write here instead of Shimmy's cache")
-    .addOption(new Option("--type <type>", "output type (auto keeps the checkpoint's precision)").choices(["auto", ...OUTPUT_TYPES]).default("auto"))
-    .option("--force", "overwrite --output if it exists")
+  withModelSources(program.command("convert").description("convert a Hugging Face SafeTensors folder to GGUF, or a GGUF to a SafeTensors folder").argument("<model>", "HF folder, GGUF file, or the name of a discovered model"))
+    .option("-o, --output <path>", "GGUF file to write instead of Shimmy's cache; with --to safetensors, the folder to write")
+    .addOption(new Option("--to <format>", "output format (default: gguf for an HF folder, safetensors for a GGUF)").choices(["gguf", "safetensors"]))
+    .addOption(new Option("--type <type>", "output type (auto keeps the checkpoint's precision; exporting to safetensors: auto, f32, f16 or bf16)").choices(["auto", ...OUTPUT_TYPES]).default("auto"))
+    .option("--shard-size <size>", "with --to safetensors: largest weights file before splitting into shards", parseByteSize, DEFAULT_MAX_SHARD_BYTES)
+    .option("--force", "overwrite --output if it exists (write into a non-empty folder)")
     .option("--json", "machine-readable result")
     .action(async (target: string, flags: ConvertFlags) => {
       const config = configFrom(flags);
       const progress = await progressReporter(process.stderr.isTTY === true && !flags.json);
       try {
         const path = resolve(target);
+        const gguf = ggufInput(() => new Registry(config), target, path);
+        if (gguf !== undefined || flags.to === "safetensors") {
+          await exportToSafetensors(gguf, target, flags, progress);
+          return;
+        }
         const folder = existsSync(path) && statSync(path).isDirectory() ? path : safetensorsFolderOf(new Registry(config), target);
         if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new Error(`${target} is not a Hugging Face model folder`);
         const started = performance.now();
@@ -74,6 +95,29 @@ export function registerConvert(program: Command): void {
         process.exitCode = 1;
       }
     });
+}
+
+/** The GGUF file a target names (a .gguf path, or a discovered GGUF model), else undefined. */
+function ggufInput(registry: () => Registry, target: string, path: string): string | undefined {
+  if (existsSync(path)) return statSync(path).isFile() ? path : undefined;
+  const spec = registry().find(target);
+  return spec?.format === "gguf" ? spec.files[0] : undefined;
+}
+
+async function exportToSafetensors(gguf: string | undefined, target: string, flags: ConvertFlags, progress: Awaited<ReturnType<typeof progressReporter>>): Promise<void> {
+  if (!gguf) throw new Error(`${target} is not a GGUF file; --to safetensors exports a GGUF`);
+  if (flags.to === "gguf") throw new Error(`${target} is already a GGUF; use --to safetensors (or \`shimmy quantize\` to re-encode it)`);
+  if (!flags.output) throw new Error("--to safetensors needs -o DIR, the folder to write");
+  if (!(EXPORT_TYPES as readonly string[]).includes(flags.type)) throw new Error(`--type ${flags.type} cannot be written to SafeTensors; use ${EXPORT_TYPES.join(", ")}`);
+  const r = exportGguf(gguf, resolve(flags.output), { type: flags.type as ExportType, maxShardBytes: flags.shardSize, force: flags.force, onProgress: progress.update });
+  progress.stop();
+  const size = r.files.reduce((n, f) => n + statSync(join(r.output, f)).size, 0);
+  const summary = { ok: true, source: gguf, output: r.output, format: "safetensors", size_bytes: size, elapsed_ms: Math.round(r.elapsedMs), architecture: r.architecture, hf_architecture: r.hfArchitecture, type: flags.type, tensors: r.tensors, dtypes: r.dtypes, files: r.files, notes: r.notes };
+  if (flags.json) console.log(toJson(summary));
+  else {
+    for (const note of r.notes) console.error(`note: ${note}`);
+    console.log(`${green("ok")} ${r.output} (${r.hfArchitecture}, ${r.files.length} files, ${formatBytes(size)}, ${summary.elapsed_ms} ms)`);
+  }
 }
 
 /** A discovered model's folder; an unknown name offers the SafeTensors models found. */
