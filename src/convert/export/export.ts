@@ -5,6 +5,7 @@ import { parseHfConfig } from "../../formats/hf-folder.js";
 import type { SafetensorsTensor } from "../../formats/safetensors.js";
 import { converterFor } from "../architectures/index.js";
 import { ConvertError } from "../errors.js";
+import { f16ToF32BitsLookup, f32BitsToF16 } from "../half.js";
 import { DEQUANTIZABLE_TYPES, dequantize, isDequantizable } from "./dequantize.js";
 import { COMPUTED_TENSORS, EXPORT_FAMILIES, generationConfig, hfConfig, hfTensorName } from "./hf-config.js";
 import { tokenizerFiles } from "./tokenizer-files.js";
@@ -43,6 +44,28 @@ const TORCH_DTYPE: Readonly<Record<WeightDtype, string>> = { F32: "float32", F16
 function dtypeFor(t: GgufTensorInfo, type: ExportType): WeightDtype {
   if (type !== "auto") return type.toUpperCase() as WeightDtype;
   return FLOAT_DTYPE[t.typeName] ?? "F32";
+}
+
+/** Every value is exactly a `dtype` value (so storing it as one loses nothing). */
+function fitsExactly(values: Float32Array, dtype: "F16" | "BF16"): boolean {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  if (dtype === "BF16") return bits.every((b) => (b & 0xffff) === 0);
+  const back = f16ToF32BitsLookup();
+  return bits.every((b) => back[f32BitsToF16(b)] === b);
+}
+
+/**
+ * Under `auto`, vectors (norms, biases) that the HF → GGUF converter widened to F32 go back to
+ * the checkpoint's 16-bit dtype when every value fits exactly, as HF checkpoints keep one dtype.
+ */
+function narrowVectors(f: GgufFile, weights: readonly ExportTensor[]): void {
+  const bytes: Record<string, number> = {};
+  for (const w of weights) if (w.shape.length > 1) bytes[w.dtype] = (bytes[w.dtype] ?? 0) + tensorBytes(w);
+  const dominant = Object.entries(bytes).sort((a, b) => b[1] - a[1])[0]?.[0];
+  if (dominant !== "F16" && dominant !== "BF16") return;
+  for (const w of weights) {
+    if (w.shape.length === 1 && w.sourceType === "F32" && fitsExactly(readF32Tensor(f, w.source), dominant)) w.dtype = dominant;
+  }
 }
 
 function readF32Tensor(f: GgufFile, t: GgufTensorInfo): Float32Array {
@@ -126,6 +149,7 @@ export function exportGguf(input: string, outDir: string, options: ExportOptions
     if (!name) throw new ConvertError(input, `tensor "${t.name}" has no Hugging Face counterpart in the ${family.hfArchitecture} layout`);
     weights.push({ name, source: t, sourceType: t.typeName as ExportTensor["sourceType"], dtype: dtypeFor(t, type), shape: [...t.dims].reverse() });
   }
+  if (type === "auto") narrowVectors(f, weights);
   const ropeFreqs = f.tensors.find((t) => t.name === "rope_freqs.weight");
   const tokenizer = tokenizerFiles(f, undefined);
 

@@ -63,19 +63,26 @@ export function hfTensorName(gguf: string): string | undefined {
 }
 
 /**
- * Llama 3.x rope factors back to rope_scaling: the canonical Llama 3.1 / 3.2 settings (low 1,
- * high 4, original context 8192, factor = the largest factor) when they reproduce every factor
- * exactly; anything else is refused rather than guessed.
+ * Llama 3.x rope factors back to rope_scaling, with Llama 3's low 1, high 4 and original context
+ * 8192: the factor is the largest factor, or solved from the first smoothed one (small heads
+ * never reach the fully scaled band). Kept only when it reproduces every factor exactly.
  */
 function llama3RopeScaling(factors: Float32Array, headDim: number, theta: number, path: string): Record<string, unknown> {
-  const factor = Math.max(...factors);
-  const scaling = { rope_type: "llama3", factor: shortestF32(factor), low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
-  const config = { ropeScaling: scaling, ropeTheta: theta } as unknown as HfConfig;
-  const again = llama3RopeFactors(config, headDim);
-  if (again.length !== factors.length || again.some((v, i) => v !== factors[i])) {
-    throw new ConvertError(path, "rope_freqs.weight holds rope factors that are not Llama 3's canonical scaling (low 1, high 4, original context 8192); exporting it is not supported");
+  const scaling = (factor: number) => ({ rope_type: "llama3", factor: shortestF32(factor), low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 });
+  const candidates = [Math.max(...factors)];
+  const i = factors.findIndex((v) => v !== 1);
+  if (i >= 0) {
+    // In the smooth band 1/f_i = (1 - s)/factor + s, with s from the wavelength of dimension pair i.
+    const wavelen = (2 * Math.PI) / (1 / theta ** ((2 * i) / headDim));
+    const s = (8192 / wavelen - 1) / 3;
+    const solved = (1 - s) / (1 / factors[i]! - s);
+    candidates.push(solved, Math.round(solved));
   }
-  return scaling;
+  for (const factor of candidates) {
+    const again = llama3RopeFactors({ ropeScaling: scaling(factor), ropeTheta: theta } as unknown as HfConfig, headDim);
+    if (again.length === factors.length && again.every((v, k) => v === factors[k])) return scaling(factor);
+  }
+  throw new ConvertError(path, "rope_freqs.weight holds rope factors that are not Llama 3's scaling with low 1, high 4 and original context 8192; exporting it is not supported");
 }
 
 export interface ConfigInputs {

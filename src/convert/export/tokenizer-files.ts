@@ -156,13 +156,15 @@ export function tokenizerFiles(f: GgufFile, contextLength: number | undefined): 
     const merges = array(f, "tokenizer.ggml.merges", isString);
     if (!merges) throw new ConvertError(f.path, "a byte-level BPE (gpt2) vocabulary needs tokenizer.ggml.merges");
     const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false };
+    const pre = metaString(f, "tokenizer.ggml.pre") ?? "default";
     tokenizerJson = {
       version: "1.0",
       truncation: null,
       padding: null,
       added_tokens: added,
-      normalizer: null,
-      pre_tokenizer: byteLevelPreTokenizer(metaString(f, "tokenizer.ggml.pre") ?? "default", f.path),
+      // GGUF records no normalizer (llama.cpp applies none); Qwen2's tokenizers all normalize to NFC.
+      normalizer: pre === "qwen2" ? { type: "NFC" } : null,
+      pre_tokenizer: byteLevelPreTokenizer(pre, f.path),
       post_processor: bosText || eosText ? { type: "Sequence", processors: [byteLevel, { type: "TemplateProcessing", single, pair: single, special_tokens: specialTokens }] } : byteLevel,
       decoder: byteLevel,
       model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
