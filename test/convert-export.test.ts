@@ -5,7 +5,9 @@ import { after, before, describe, it } from "node:test";
 import type { LlamaModel } from "node-llama-cpp";
 import { convertHfFolder, type RequestedType } from "../src/convert/convert.js";
 import { ConvertError } from "../src/convert/errors.js";
+import { blockLayout, type DequantizableType } from "../src/convert/export/dequantize.js";
 import { exportGguf, type ExportType } from "../src/convert/export/export.js";
+import { f32ToF16 } from "../src/convert/half.js";
 import { GGML_TYPE } from "../src/formats/ggml-types.js";
 import { readGguf } from "../src/formats/gguf.js";
 import { readSafetensorsData, readSafetensorsModel } from "../src/formats/safetensors.js";
@@ -34,6 +36,21 @@ function toHf(gguf: string, type: ExportType = "auto", maxShardBytes?: number): 
   const dir = path("hf");
   exportGguf(gguf, dir, { type, maxShardBytes });
   return dir;
+}
+
+/** Deterministic pseudo-random bytes (xorshift32). */
+function randomBytes(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
 }
 
 const json = (file: string): Record<string, unknown> => JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
@@ -208,6 +225,55 @@ describe("quantized GGUFs → F32", () => {
     const [a, b] = [await withModel(quantized, async (m) => (await greedy(m, g.promptIdsWithBos, 64)).ids), await withModel(f32, async (m) => (await greedy(m, g.promptIdsWithBos, 64)).ids)];
     assert.deepEqual(b, a);
   });
+});
+
+describe("K-quant and legacy blocks against llama.cpp's own dequantisation", () => {
+  // llama.cpp looks token embeddings up with get_rows, which dequantises the stored rows exactly;
+  // with an untied F32 output head, a model whose only quantized tensor is token_embd computes
+  // the same logits as its F32 export only if every dequantised value is llama.cpp's.
+  const HALF_FIELDS: Record<string, [number, number[]]> = {
+    Q4_1: [3, [0, 2]], Q5_0: [6, [0]], Q5_1: [7, [0, 2]], Q2_K: [10, [80, 82]], Q3_K: [11, [108]], Q4_K: [12, [0, 2]], Q5_K: [13, [0, 2]], Q6_K: [14, [208]],
+  };
+  let base: string;
+  before(async () => {
+    let seed = 7;
+    const hidden = 256;
+    const tensors = [randomTensor("model.embed_tokens.weight", [512, hidden], seed++), randomTensor("lm_head.weight", [512, hidden], seed++), randomTensor("model.norm.weight", [hidden], seed++, 1)];
+    const shapes: [string, number[]][] = [
+      ["self_attn.q_proj.weight", [hidden, hidden]], ["self_attn.k_proj.weight", [hidden, hidden]], ["self_attn.v_proj.weight", [hidden, hidden]], ["self_attn.o_proj.weight", [hidden, hidden]],
+      ["mlp.gate_proj.weight", [512, hidden]], ["mlp.up_proj.weight", [512, hidden]], ["mlp.down_proj.weight", [hidden, 512]], ["input_layernorm.weight", [hidden]], ["post_attention_layernorm.weight", [hidden]],
+    ];
+    for (const [name, shape] of shapes) tensors.push(randomTensor(`model.layers.0.${name}`, shape, seed++, name.endsWith("norm.weight") ? 1 : 0.05));
+    const dir = copyHfFolder(STORIES_HF, path("wide"), {
+      config: { hidden_size: hidden, intermediate_size: 512, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 4, head_dim: 64, tie_word_embeddings: false },
+      tensors: () => tensors,
+    });
+    base = await toGguf(dir);
+  });
+
+  for (const [name, [type, halves]] of Object.entries(HALF_FIELDS)) {
+    it(`${name}: the F32 export gives llama.cpp's greedy tokens and next-token probabilities`, async () => {
+      const quantized = `${path(name)}.gguf`;
+      await rewriteGguf(base, quantized, (_meta, tensors) =>
+        tensors.map((t) => {
+          if (t.name !== "token_embd.weight") return t;
+          const { blockSize, typeSize } = blockLayout(name as DequantizableType);
+          const blocks = (t.dims[0]! * t.dims[1]!) / blockSize;
+          const data = Buffer.from(randomBytes(blocks * typeSize, 3 + type));
+          // Small scales keep the embeddings near the size of the random weights around them.
+          for (let b = 0; b < blocks; b++) halves.forEach((o, k) => data.writeUInt16LE(f32ToF16(k === 0 ? 0.004 : 0.002), b * typeSize + o));
+          return { ...t, type, data: () => data };
+        }),
+      );
+      const f32 = await toGguf(toHf(quantized));
+      const run = (g: string) => withModel(g, async (m) => greedy(m, storiesGolden.greedy[1]!.promptIdsWithBos, 12));
+      const [a, b] = [await run(quantized), await run(f32)];
+      assert.deepEqual(b.ids, a.ids);
+      assert.deepEqual(b.top.map((t) => t.id), a.top.map((t) => t.id));
+      b.top.forEach((t, i) => assert.ok(Math.abs(t.p - a.top[i]!.p) < 1e-6, `${t.p} vs ${a.top[i]!.p}`));
+      assert.ok(a.top[0]!.p < 0.99, "the first step is not a certainty that any embedding would give");
+    });
+  }
 });
 
 describe("refusals", () => {
