@@ -153,22 +153,20 @@ const q5_K: BlockDecoder = (s, o, y, at, h) => q45_K(s, o, y, at, h, o + 16);
 
 function q6_K(s: Uint8Array, o: number, y: Float32Array, at: number, h: Float32Array): void {
   const d = half(s, o + 208, h);
+  const scale = new Float32Array(16);
+  for (let k = 0; k < 16; k++) scale[k] = fr(d * ((s[o + 192 + k]! << 24) >> 24));
   let ql = o;
   let qh = o + 128;
-  let sc = o + 192;
-  for (let n = 0; n < QK_K; n += 128, at += 128, ql += 64, qh += 32, sc += 8) {
+  for (let n = 0; n < 2; n++, at += 128, ql += 64, qh += 32) {
     for (let l = 0; l < 32; l++) {
-      const is = l >> 4;
+      const sc = n * 8 + (l >> 4);
       const hb = s[qh + l]!;
-      const q1 = ((s[ql + l]! & 0x0f) | ((hb & 3) << 4)) - 32;
-      const q2 = ((s[ql + l + 32]! & 0x0f) | (((hb >> 2) & 3) << 4)) - 32;
-      const q3 = ((s[ql + l]! >> 4) | (((hb >> 4) & 3) << 4)) - 32;
-      const q4 = ((s[ql + l + 32]! >> 4) | (((hb >> 6) & 3) << 4)) - 32;
-      const scale = (k: number): number => fr(d * ((s[sc + is + k]! << 24) >> 24));
-      y[at + l] = fr(scale(0) * q1);
-      y[at + l + 32] = fr(scale(2) * q2);
-      y[at + l + 64] = fr(scale(4) * q3);
-      y[at + l + 96] = fr(scale(6) * q4);
+      const lo = s[ql + l]!;
+      const lo32 = s[ql + l + 32]!;
+      y[at + l] = fr(scale[sc]! * (((lo & 0x0f) | ((hb & 3) << 4)) - 32));
+      y[at + l + 32] = fr(scale[sc + 2]! * (((lo32 & 0x0f) | (((hb >> 2) & 3) << 4)) - 32));
+      y[at + l + 64] = fr(scale[sc + 4]! * (((lo >> 4) | (((hb >> 4) & 3) << 4)) - 32));
+      y[at + l + 96] = fr(scale[sc + 6]! * (((lo32 >> 4) | (((hb >> 6) & 3) << 4)) - 32));
     }
   }
 }
@@ -180,6 +178,12 @@ const TYPE_BY_NAME = new Map([...GGML_TYPES.values()].map((t) => [t.name, t]));
 /** Elements per block and bytes per block of a ggml type. */
 export function blockLayout(type: DequantizableType): { blockSize: number; typeSize: number } {
   return TYPE_BY_NAME.get(type)!;
+}
+
+/** `n` 16-bit values at the start of `src` (copied when not 2-byte aligned). */
+function u16(src: Uint8Array, n: number): Uint16Array {
+  if (src.byteOffset % 2 === 0) return new Uint16Array(src.buffer, src.byteOffset, n);
+  return new Uint16Array(src.slice(0, 2 * n).buffer);
 }
 
 /**
@@ -198,12 +202,15 @@ export function dequantize(type: DequantizableType, src: Uint8Array, n: number, 
       return;
     case "F16": {
       const table = f16ToF32BitsLookup();
-      for (let i = 0; i < n; i++) outBits[at + i] = table[src[2 * i]! | (src[2 * i + 1]! << 8)]!;
+      const halves = u16(src, n);
+      for (let i = 0; i < n; i++) outBits[at + i] = table[halves[i]!]!;
       return;
     }
-    case "BF16":
-      for (let i = 0; i < n; i++) outBits[at + i] = ((src[2 * i]! << 16) | (src[2 * i + 1]! << 24)) >>> 0;
+    case "BF16": {
+      const halves = u16(src, n);
+      for (let i = 0; i < n; i++) outBits[at + i] = halves[i]! << 16;
       return;
+    }
   }
   const decode = BLOCK_DECODERS[type]!;
   const h = halfTable();
