@@ -15,6 +15,7 @@ import { runCli } from "./helpers/cli.js";
 import { u32 } from "./helpers/gguf-fixtures.js";
 import { rewriteGguf } from "./helpers/gguf-rewrite.js";
 import { copyHfFolder, randomTensor } from "./helpers/hf-fixtures.js";
+import { randomBytes } from "./helpers/random-bytes.js";
 import { greedy, loadGguf } from "./helpers/llama-run.js";
 import { MODELS_DIR, QWEN_HF, STORIES_GGUF, STORIES_HF, tempDir } from "./helpers/paths.js";
 import { golden as storiesGolden } from "./helpers/server.js";
@@ -36,21 +37,6 @@ function toHf(gguf: string, type: ExportType = "auto", maxShardBytes?: number): 
   const dir = path("hf");
   exportGguf(gguf, dir, { type, maxShardBytes });
   return dir;
-}
-
-/** Deterministic pseudo-random bytes (xorshift32). */
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
 }
 
 const json = (file: string): Record<string, unknown> => JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;

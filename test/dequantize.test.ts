@@ -3,23 +3,9 @@ import { describe, it } from "node:test";
 import { blockLayout, type DequantizableType, dequantize } from "../src/convert/export/dequantize.js";
 import { f16ToF32, f32ToF16 } from "../src/convert/half.js";
 import { encode } from "../src/convert/quantize.js";
+import { randomBytes } from "./helpers/random-bytes.js";
 
 const fr = Math.fround;
-
-/** Deterministic pseudo-random bytes (xorshift32). */
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = s & 0xff;
-  }
-  return out;
-}
 
 function randomValues(n: number, seed: number): Float32Array {
   const b = randomBytes(n * 2, seed);
