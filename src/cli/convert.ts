@@ -62,12 +62,14 @@ export function registerConvert(program: Command): void {
       const progress = await progressReporter(process.stderr.isTTY === true && !flags.json);
       try {
         const path = resolve(target);
-        const gguf = ggufInput(() => new Registry(config), target, path);
+        let found: Registry | undefined;
+        const registry = (): Registry => (found ??= new Registry(config));
+        const gguf = ggufInput(registry, target, path);
         if (gguf !== undefined || flags.to === "safetensors") {
           await exportToSafetensors(gguf, target, flags, progress);
           return;
         }
-        const folder = existsSync(path) && statSync(path).isDirectory() ? path : safetensorsFolderOf(new Registry(config), target);
+        const folder = existsSync(path) && statSync(path).isDirectory() ? path : safetensorsFolderOf(registry(), target);
         if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new Error(`${target} is not a Hugging Face model folder`);
         const started = performance.now();
         let output: string;

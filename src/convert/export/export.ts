@@ -151,11 +151,15 @@ export function exportGguf(input: string, outDir: string, options: ExportOptions
   }
   if (type === "auto") narrowVectors(f, weights);
   const ropeFreqs = f.tensors.find((t) => t.name === "rope_freqs.weight");
-  const tokenizer = tokenizerFiles(f, undefined);
+  const tokenizer = tokenizerFiles(f);
 
+  const bytesByDtype: Record<string, number> = {};
   const dtypes: Record<string, number> = {};
-  for (const w of weights) dtypes[w.dtype] = (dtypes[w.dtype] ?? 0) + tensorBytes(w);
-  const torchDtype = TORCH_DTYPE[Object.entries(dtypes).sort((a, b) => b[1] - a[1])[0]![0] as WeightDtype];
+  for (const w of weights) {
+    bytesByDtype[w.dtype] = (bytesByDtype[w.dtype] ?? 0) + tensorBytes(w);
+    dtypes[w.dtype] = (dtypes[w.dtype] ?? 0) + 1;
+  }
+  const torchDtype = TORCH_DTYPE[Object.entries(bytesByDtype).sort((a, b) => b[1] - a[1])[0]![0] as WeightDtype];
   const config = hfConfig({
     file: f,
     tokenizer,
@@ -189,7 +193,7 @@ export function exportGguf(input: string, outDir: string, options: ExportOptions
       write("model.safetensors.index.json", { metadata: { total_size: weights.reduce((n, w) => n + tensorBytes(w), 0) }, weight_map: weightMap });
     }
     const notes = notCarried.length ? [`not carried into config.json: ${notCarried.join(", ")}`] : [];
-    return { output: outDir, architecture: arch, hfArchitecture: family.hfArchitecture, dtypes: Object.fromEntries(Object.keys(dtypes).map((d) => [d, weights.filter((w) => w.dtype === d).length])), tensors: weights.length, files: written, bytesRead, notes, elapsedMs: performance.now() - started };
+    return { output: outDir, architecture: arch, hfArchitecture: family.hfArchitecture, dtypes, tensors: weights.length, files: written, bytesRead, notes, elapsedMs: performance.now() - started };
   } catch (e) {
     for (const name of written) rmSync(join(outDir, name), { force: true });
     throw e;

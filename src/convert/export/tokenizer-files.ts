@@ -79,7 +79,7 @@ const isString = (v: unknown): v is string => typeof v === "string";
 const isNumber = (v: unknown): v is number => typeof v === "number";
 
 /** Rebuilds the tokenizer files from a GGUF's vocabulary ("llama" SentencePiece-style or "gpt2" byte-level BPE). */
-export function tokenizerFiles(f: GgufFile, contextLength: number | undefined): TokenizerFiles {
+export function tokenizerFiles(f: GgufFile): TokenizerFiles {
   const model = metaString(f, "tokenizer.ggml.model");
   if (model !== "llama" && model !== "gpt2") {
     throw new ConvertError(f.path, `tokenizer.ggml.model "${model ?? "(none)"}" is not supported for export (supported: llama, gpt2)`);
@@ -180,7 +180,6 @@ export function tokenizerFiles(f: GgufFile, contextLength: number | undefined): 
     unk_token: text(ids.unk),
     pad_token: text(ids.pad),
     clean_up_tokenization_spaces: false,
-    model_max_length: contextLength ?? null,
     tokenizer_class: spm ? "LlamaTokenizerFast" : "PreTrainedTokenizerFast",
   };
   const template = metaString(f, "tokenizer.chat_template");
