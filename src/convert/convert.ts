@@ -7,6 +7,7 @@ import { converterFor, SUPPORTED_ARCHITECTURES } from "./architectures/index.js"
 import type { TensorPlan } from "./architectures/types.js";
 import { ConvertError } from "./errors.js";
 import { FILE_TYPE_OF, GGML_TYPE_OF, type OutputType } from "./quantize.js";
+import { convertTekkenTokenizer, usesTekken } from "./tekken.js";
 import { convertTokenizer } from "./tokenizer.js";
 import { type PlannedTensor, startEncodePool, type TensorProgress, writeGgufFile } from "./write-tensors.js";
 
@@ -63,7 +64,8 @@ export async function convertHfFolder(dir: string, output: string, requested: Re
   if (!converter) {
     throw new ConvertError(configPath, `architecture ${arch ? `"${arch}"` : "(none given)"} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`);
   }
-  if (!folder.hasTokenizerJson) throw new ConvertError(join(dir, "tokenizer.json"), "missing tokenizer.json (needed to build the GGUF vocabulary)");
+  const tekken = usesTekken(folder);
+  if (!folder.hasTokenizerJson && !tekken) throw new ConvertError(join(dir, "tokenizer.json"), "missing tokenizer.json (or Mistral's tekken.json), needed to build the GGUF vocabulary");
   const config = converter.textConfig?.(folder.config, configPath) ?? folder.config;
   const checkpoint = readSafetensorsModel(dir);
   const plans = converter.plan(config, checkpoint.tensors, configPath);
@@ -89,7 +91,7 @@ export async function convertHfFolder(dir: string, output: string, requested: Re
       ["general.converted_by", str("shimmy")],
     ]);
     for (const [k, v] of converter.metadata(config, configPath)) metadata.set(k, v);
-    for (const [k, v] of convertTokenizer(folder, config.vocabSize!)) metadata.set(k, v);
+    for (const [k, v] of (tekken ? convertTekkenTokenizer : convertTokenizer)(folder, config.vocabSize!)) metadata.set(k, v);
 
     const bytesRead = await writeGgufFile(output, metadata, tensors, pool, onProgress);
     return { output, architecture: converter.ggufArchitecture, outType, tensors: plans.length, bytesRead, elapsedMs: performance.now() - started, skipped: converter.skipped?.(checkpoint.tensors) ?? [] };
