@@ -173,3 +173,46 @@ describe("Mistral Tekken tokenizer (tekken.json, no tokenizer.json) → GGUF", (
     await refuses("tekken-size", (j) => ((j.config as Record<string, unknown>).default_vocab_size = MODEL_VOCAB + 1), /exceed config\.json's vocab_size/);
   });
 });
+
+/** GPT-2's reversible byte → character table, as byte-level tokenizer.json files spell tokens. */
+function gpt2ByteChars(): string[] {
+  const keep = [...range(0x21, 0x7e), ...range(0xa1, 0xac), ...range(0xae, 0xff)];
+  const chars: string[] = [];
+  let shifted = 0;
+  for (let b = 0; b < 256; b++) chars[b] = String.fromCodePoint(keep.includes(b) ? b : 256 + shifted++);
+  return chars;
+}
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+describe("Mistral NeMo's tokenizer.json (the Tekken regex in a Split pre-tokenizer)", () => {
+  it("is the tekken pre-tokenizer, and wins over tekken.json as in llama.cpp", async () => {
+    // tekken.json with a pattern llama.cpp does not know: converting from it would fail.
+    const dir = mistralFolder("nemo-hf", tekkenJson((j) => ((j.config as Record<string, unknown>).pattern = "\\s+")));
+    const chars = gpt2ByteChars();
+    const spell = (b: Buffer): string => [...b].map((x) => chars[x]).join("");
+    const vocab = Object.fromEntries(RANKED.map((b, rank) => [spell(b), rank + SPECIAL_COUNT]));
+    const known = new Set(RANKED.map((b) => b.toString("latin1")));
+    const merges = MERGED.map((b) => {
+      const s = b.toString("latin1");
+      const cut = range(1, s.length - 1).find((i) => known.has(s.slice(0, i)) && known.has(s.slice(i)))!;
+      return `${spell(b.subarray(0, cut))} ${spell(b.subarray(cut))}`;
+    });
+    const added = [...SPECIALS, ...range(SPECIALS.length, SPECIAL_COUNT - 1).map((i) => `<SPECIAL_${i}>`)].map((content, id) => ({ id, content, special: true, normalized: false }));
+    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify({
+      added_tokens: added,
+      pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: PATTERN }, behavior: "Isolated", invert: false }, { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false }] },
+      model: { type: "BPE", vocab, merges, ignore_merges: true, byte_fallback: false },
+    }));
+    const g = join(tmp.path, "nemo-hf.gguf");
+    await convertHfFolder(dir, g);
+    assert.equal(metaString(readGguf(g), "tokenizer.ggml.pre"), "tekken");
+    const model = await loadGguf(g);
+    try {
+      for (const text of TEXTS) assert.deepEqual([...model.tokenize(text)], expectedIds(text, false), JSON.stringify(text));
+    } finally {
+      await model.dispose();
+    }
+  });
+});
