@@ -78,7 +78,7 @@ function mistralFolder(label: string, tekken = tekkenJson()): string {
  * by lowest rank of the joined bytes (a whole piece in the vocabulary is one token); id = rank +
  * the special count.
  */
-function expectedIds(text: string, parseSpecials: boolean): number[] {
+function expectedIds(text: string, parseSpecials: boolean, pattern = PATTERN): number[] {
   const rank = new Map(RANKED.map((b, i) => [b.toString("latin1"), i]));
   const bpe = (piece: string): number[] => {
     const bytes = Buffer.from(piece, "utf8").toString("latin1");
@@ -100,11 +100,13 @@ function expectedIds(text: string, parseSpecials: boolean): number[] {
   return chunks.flatMap((chunk) => {
     const special = parseSpecials ? SPECIALS.indexOf(chunk) : -1;
     if (special >= 0) return [special];
-    return [...chunk.matchAll(new RegExp(PATTERN, "gu"))].flatMap((m) => bpe(m[0]).map((r) => r + SPECIAL_COUNT));
+    // (Node's RegExp has no inline (?i:…); the contractions are spelled out in both cases.)
+    const re = new RegExp(pattern.replaceAll("(?i:'s|'t|'re|'ve|'m|'ll|'d)", "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"), "gu");
+    return [...chunk.matchAll(re)].flatMap((m) => bpe(m[0]).map((r) => r + SPECIAL_COUNT));
   });
 }
 
-const TEXTS = ["hello world", "Hello world!\n\nhellow", "h\u00e9llo w\u00f6rld", "\u65e5\u672c\u8a9e text 42", "a  b\n c", "\u{1F642} x/y"];
+const TEXTS = ["hello world", "Hello world!\n\nhellow", "h\u00e9llo w\u00f6rld", "\u65e5\u672c\u8a9e text 42", "a  b\n c", "\u{1F642} x/y", "It's 2024"];
 
 describe("Mistral Tekken tokenizer (tekken.json, no tokenizer.json) → GGUF", () => {
   let gguf = "";
@@ -186,33 +188,39 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
-describe("Mistral NeMo's tokenizer.json (the Tekken regex in a Split pre-tokenizer)", () => {
-  it("is the tekken pre-tokenizer, and wins over tekken.json as in llama.cpp", async () => {
-    // tekken.json with a pattern llama.cpp does not know: converting from it would fail.
-    const dir = mistralFolder("nemo-hf", tekkenJson((j) => ((j.config as Record<string, unknown>).pattern = "\\s+")));
-    const chars = gpt2ByteChars();
-    const spell = (b: Buffer): string => [...b].map((x) => chars[x]).join("");
-    const vocab = Object.fromEntries(RANKED.map((b, rank) => [spell(b), rank + SPECIAL_COUNT]));
-    const known = new Set(RANKED.map((b) => b.toString("latin1")));
-    const merges = MERGED.map((b) => {
-      const s = b.toString("latin1");
-      const cut = range(1, s.length - 1).find((i) => known.has(s.slice(0, i)) && known.has(s.slice(i)))!;
-      return `${spell(b.subarray(0, cut))} ${spell(b.subarray(cut))}`;
+/** GPT-4o's (o200k) pre-tokenizer regex, as tokenizer.json files give it: Tekken's plus contractions and digit runs. */
+const GPT4O_PATTERN =
+  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+describe("byte-level tokenizer.json with a Split regex of the Tekken family", () => {
+  for (const [pre, pattern, label] of [["tekken", PATTERN, "Mistral NeMo's tokenizer.json"], ["gpt-4o", GPT4O_PATTERN, "a GPT-4o-style (o200k) tokenizer.json, e.g. Phi-4-mini's"]]) {
+    it(`${label} is the ${pre} pre-tokenizer, used before tekken.json as in llama.cpp`, async () => {
+      // tekken.json with a pattern llama.cpp does not know: converting from it would fail.
+      const dir = mistralFolder(`hf-${pre}`, tekkenJson((j) => ((j.config as Record<string, unknown>).pattern = "\\s+")));
+      const chars = gpt2ByteChars();
+      const spell = (b: Buffer): string => [...b].map((x) => chars[x]).join("");
+      const vocab = Object.fromEntries(RANKED.map((b, rank) => [spell(b), rank + SPECIAL_COUNT]));
+      const known = new Set(RANKED.map((b) => b.toString("latin1")));
+      const merges = MERGED.map((b) => {
+        const s = b.toString("latin1");
+        const cut = range(1, s.length - 1).find((i) => known.has(s.slice(0, i)) && known.has(s.slice(i)))!;
+        return `${spell(b.subarray(0, cut))} ${spell(b.subarray(cut))}`;
+      });
+      const added = [...SPECIALS, ...range(SPECIALS.length, SPECIAL_COUNT - 1).map((i) => `<SPECIAL_${i}>`)].map((content, id) => ({ id, content, special: true, normalized: false }));
+      writeFileSync(join(dir, "tokenizer.json"), JSON.stringify({
+        added_tokens: added,
+        pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: pattern }, behavior: "Isolated", invert: false }, { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false }] },
+        model: { type: "BPE", vocab, merges, ignore_merges: true, byte_fallback: false },
+      }));
+      const g = join(tmp.path, `hf-${pre}.gguf`);
+      await convertHfFolder(dir, g);
+      assert.equal(metaString(readGguf(g), "tokenizer.ggml.pre"), pre);
+      const model = await loadGguf(g);
+      try {
+        for (const text of TEXTS) assert.deepEqual([...model.tokenize(text)], expectedIds(text, false, pattern), JSON.stringify(text));
+      } finally {
+        await model.dispose();
+      }
     });
-    const added = [...SPECIALS, ...range(SPECIALS.length, SPECIAL_COUNT - 1).map((i) => `<SPECIAL_${i}>`)].map((content, id) => ({ id, content, special: true, normalized: false }));
-    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify({
-      added_tokens: added,
-      pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: PATTERN }, behavior: "Isolated", invert: false }, { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false }] },
-      model: { type: "BPE", vocab, merges, ignore_merges: true, byte_fallback: false },
-    }));
-    const g = join(tmp.path, "nemo-hf.gguf");
-    await convertHfFolder(dir, g);
-    assert.equal(metaString(readGguf(g), "tokenizer.ggml.pre"), "tekken");
-    const model = await loadGguf(g);
-    try {
-      for (const text of TEXTS) assert.deepEqual([...model.tokenize(text)], expectedIds(text, false), JSON.stringify(text));
-    } finally {
-      await model.dispose();
-    }
-  });
+  }
 });
