@@ -22,9 +22,15 @@ interface LongRope {
   attnFactor: number;
 }
 
+/** The rope settings: `rope_scaling` (transformers 4.x) or `rope_parameters` (5.x). */
+function ropeParameters(c: HfConfig): Record<string, unknown> | undefined {
+  const rp = c.raw.rope_parameters ?? c.ropeScaling;
+  return typeof rp === "object" && rp !== null ? (rp as Record<string, unknown>) : undefined;
+}
+
 /** Rotated dimensions per head: Phi-4-mini rotates only `partial_rotary_factor` of each head. */
 function ropeDims(c: HfConfig, d: DecoderDims, configPath: string): number {
-  const partial = c.raw.partial_rotary_factor ?? c.ropeScaling?.partial_rotary_factor ?? 1;
+  const partial = c.raw.partial_rotary_factor ?? ropeParameters(c)?.partial_rotary_factor ?? 1;
   if (typeof partial !== "number" || !(partial > 0 && partial <= 1)) throw new ConvertError(configPath, `config.json's "partial_rotary_factor" must be in (0, 1], got ${JSON.stringify(partial)}`);
   const dims = Math.floor(d.headDim * partial);
   if (dims % 2 !== 0) throw new ConvertError(configPath, `partial_rotary_factor ${partial} of head_dim ${d.headDim} rotates an odd ${dims} dimensions`);
@@ -37,8 +43,8 @@ function ropeDims(c: HfConfig, d: DecoderDims, configPath: string): number {
  * √(1 + ln s / ln original) with s = max_position_embeddings / original_max_position_embeddings.
  */
 function longRope(c: HfConfig, d: DecoderDims, configPath: string): LongRope | undefined {
-  const rs = (c.raw.rope_parameters ?? c.ropeScaling) as Record<string, unknown> | null | undefined;
-  if (!rs || typeof rs !== "object") return undefined;
+  const rs = ropeParameters(c);
+  if (!rs) return undefined;
   const type = String(rs.rope_type ?? rs.type ?? "default");
   if (type === "default") return undefined;
   if (type !== "longrope" && type !== "su") throw new ConvertError(configPath, `Phi-3 rope_scaling "${type}" is not supported (supported: longrope)`);
