@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { convertHfFolder } from "../src/convert/convert.js";
 import { metaString, readGguf } from "../src/formats/gguf.js";
+import { readSafetensors, readSafetensorsData } from "../src/formats/safetensors.js";
 import type { SafetensorsWriteTensor } from "../src/formats/safetensors-writer.js";
 import { type GemmaConfig, GemmaReference } from "./helpers/gemma-reference.js";
 import { copyHfFolder, randomTensor } from "./helpers/hf-fixtures.js";
@@ -38,8 +39,9 @@ const GENERATED = 12;
 const LOGPROB_TOLERANCE = 5e-3;
 const TOP = 5;
 
-function gemmaTensors(layers: number, qkNorms: boolean, vocab: number): SafetensorsWriteTensor[] {
-  const { hidden_size: d, intermediate_size: ff, num_attention_heads: heads, num_key_value_heads: kv, head_dim: hd } = DIMS;
+function gemmaTensors(dims: typeof DIMS & Record<string, unknown>, qkNorms: boolean): SafetensorsWriteTensor[] {
+  const { hidden_size: d, intermediate_size: ff, num_attention_heads: heads, num_key_value_heads: kv, head_dim: hd, vocab_size: vocab } = dims;
+  const layers = dims.num_hidden_layers as number;
   let seed = 7;
   // Embedding rows of ±0.5 give raw logits up to about 13, which a final soft-cap of 8 bends;
   // projections of ±0.3 give attention scores well past a cap of 1.5. Norm weights w of ±0.5
@@ -61,7 +63,7 @@ function gemmaTensors(layers: number, qkNorms: boolean, vocab: number): Safetens
 
 function gemmaFolder(label: string, config: Record<string, unknown>, qkNorms: boolean, extra: SafetensorsWriteTensor[] = []): string {
   const full: Record<string, unknown> & typeof DIMS = { ...DIMS, ...config };
-  return copyHfFolder(STORIES_HF, join(tmp.path, label), { config: full, tensors: () => [...gemmaTensors(full.num_hidden_layers as number, qkNorms, full.vocab_size), ...extra] });
+  return copyHfFolder(STORIES_HF, join(tmp.path, label), { config: full, tensors: () => [...gemmaTensors(full, qkNorms), ...extra] });
 }
 
 
@@ -176,6 +178,81 @@ describe("Gemma 3 text (Gemma3ForCausalLM) → GGUF", () => {
   });
 });
 
+describe("Gemma 3 multimodal (Gemma3ForConditionalGeneration) → GGUF: the text model", () => {
+  // A text_config like gemma-3-4b-it's (less its rope scaling, so that the global RoPE base
+  // binds at these short positions): sizes and window given; heads (8 / 4 KV),
+  // head_dim 256, RoPE bases (10⁶ global, 10⁴ local), query_pre_attn_scalar 256 and the
+  // 5-of-6 sliding pattern left to transformers' Gemma3TextConfig defaults.
+  const given = { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 6, vocab_size: 512, sliding_window: 4 };
+  const defaults = { num_attention_heads: 8, num_key_value_heads: 4, head_dim: 256, rope_theta: 1_000_000, rope_local_base_freq: 10_000, query_pre_attn_scalar: 256, sliding_window_pattern: 6, max_position_embeddings: 131_072 };
+  /** The same model as a Gemma3ForCausalLM folder with every value written out: what the reference reads. */
+  const textOnly = gemmaFolder("gemma3-text-only", { architectures: ["Gemma3ForCausalLM"], model_type: "gemma3_text", ...given, ...defaults, final_logit_softcapping: null, attn_logit_softcapping: null }, true);
+  const textTensors = readSafetensors(join(textOnly, "model.safetensors")).tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: readSafetensorsData(t) }));
+  const image: SafetensorsWriteTensor[] = [
+    randomTensor("vision_tower.vision_model.embeddings.patch_embedding.weight", [16, 3, 2, 2], 31),
+    randomTensor("vision_tower.vision_model.post_layernorm.weight", [16], 32),
+    randomTensor("multi_modal_projector.mm_input_projection_weight", [16, 64], 33),
+    randomTensor("multi_modal_projector.mm_soft_emb_norm.weight", [16], 34),
+  ];
+
+  /** A multimodal folder: `rename` maps the text model's HF names, `imagePrefix` goes before the image tensors' names. */
+  function multimodalFolder(label: string, rename: (name: string) => string, imagePrefix: string): string {
+    const dir = copyHfFolder(STORIES_HF, join(tmp.path, label), { tensors: () => [...textTensors.map((t) => ({ ...t, name: rename(t.name) })), ...image.map((t) => ({ ...t, name: imagePrefix + t.name }))] });
+    writeFileSync(join(dir, "config.json"), JSON.stringify({
+      _name_or_path: "gemma-3-tiny-it", architectures: ["Gemma3ForConditionalGeneration"], model_type: "gemma3", torch_dtype: "float32",
+      boi_token_index: 255999, eoi_token_index: 256000, image_token_index: 262144, mm_tokens_per_image: 256, eos_token_id: [1, 106],
+      text_config: { model_type: "gemma3_text", ...given },
+      vision_config: { model_type: "siglip_vision_model", hidden_size: 16, image_size: 4, patch_size: 2, num_hidden_layers: 0 },
+    }));
+    return dir;
+  }
+  // transformers 4.50 wrote language_model.model.*; later versions model.language_model.* (and model.vision_tower.*).
+  const legacy = multimodalFolder("gemma3-mm-legacy", (n) => `language_model.${n}`, "");
+  const current = multimodalFolder("gemma3-mm-current", (n) => n.replace(/^model\./, "model.language_model."), "model.");
+
+  it("reads text_config with Gemma 3's defaults and names the skipped vision tower and projector", async () => {
+    const g = join(tmp.path, "gemma3-mm-legacy.gguf");
+    const r = await convertHfFolder(legacy, g);
+    assert.equal(r.architecture, "gemma3");
+    assert.deepEqual(r.skipped, ["vision tower (2 tensors) not converted: text only", "multimodal projector (2 tensors) not converted: text only"]);
+    const f = readGguf(g);
+    assert.equal(f.metadata.get("gemma3.attention.head_count"), 8);
+    assert.equal(f.metadata.get("gemma3.attention.head_count_kv"), 4);
+    assert.equal(f.metadata.get("gemma3.attention.key_length"), 256);
+    assert.equal(f.metadata.get("gemma3.rope.freq_base"), 1_000_000);
+    assert.equal(f.metadata.get("gemma3.rope.freq_base_swa"), 10_000);
+    assert.equal(f.metadata.get("gemma3.attention.sliding_window_pattern"), 6);
+    assert.equal(f.metadata.get("gemma3.context_length"), 131_072);
+    assert.equal(f.tensors.length, 2 + 6 * 13, "embeddings, final norm and 13 tensors per layer; no image tensors, no output.weight (tied)");
+    // The later naming converts to the very same file.
+    const g2 = join(tmp.path, "gemma3-mm-current.gguf");
+    assert.deepEqual((await convertHfFolder(current, g2)).skipped, r.skipped);
+    assert.ok(readFileSync(g).equals(readFileSync(g2)), "both checkpoint layouts give identical GGUFs");
+  });
+
+  it("llama.cpp runs the converted text model like the float64 reference", async () => {
+    // The defaults bind: others in their place move the answer.
+    assertFeaturesMatter(textOnly, {
+      "the global RoPE base": { rope_theta: 10_000 },
+      "the local RoPE base": { rope_local_base_freq: 1_000_000 },
+      "query_pre_attn_scalar": { query_pre_attn_scalar: 64 },
+    });
+    const g = join(tmp.path, "gemma3-mm.gguf");
+    await convertHfFolder(legacy, g);
+    const model = await loadGguf(g);
+    try {
+      await assertMatchesReference(model, new GemmaReference(textOnly), CHECK);
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it("an image tensor under an unknown name is still refused", async () => {
+    const dir = multimodalFolder("gemma3-mm-odd", (n) => `language_model.${n}`, "vision.");
+    await assert.rejects(convertHfFolder(dir, join(tmp.path, "gemma3-mm-odd.gguf")), /unexpected tensor "vision\.vision_tower\.vision_model\.embeddings\.patch_embedding\.weight": the Gemma3ForConditionalGeneration converter/);
+  });
+});
+
 const GEMMA2_SMALL = { architectures: ["Gemma2ForCausalLM"], model_type: "gemma2", num_hidden_layers: 2, sliding_window: 4, query_pre_attn_scalar: 32 };
 
 /** Gemma's chat template (Gemma 2 / 3 instruction-tuned models). */
@@ -230,8 +307,8 @@ describe("Gemma variants and settings llama.cpp cannot run are refused by name",
     });
   };
 
-  it("other Gemma architectures (Gemma 1, Gemma 3 multimodal, Gemma 3n)", async () => {
-    for (const arch of ["GemmaForCausalLM", "Gemma3ForConditionalGeneration", "Gemma3nForConditionalGeneration"]) {
+  it("other Gemma architectures (Gemma 1, Gemma 3n)", async () => {
+    for (const arch of ["GemmaForCausalLM", "Gemma3nForConditionalGeneration"]) {
       await refuses(`refuse-${arch}`, { ...GEMMA2_SMALL, architectures: [arch] }, new RegExp(`architecture "${arch}" is not supported; supported: .*Gemma2ForCausalLM, Gemma3ForCausalLM`));
     }
   });

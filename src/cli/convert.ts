@@ -78,7 +78,8 @@ export function registerConvert(program: Command): void {
           output = resolve(flags.output);
           if (existsSync(output) && !flags.force) throw new Error(`${output} exists; pass --force to overwrite it`);
           const r = await convertHfFolder(folder, output, flags.type, progress.update);
-          details = { architecture: r.architecture, type: r.outType, tensors: r.tensors, cached: false };
+          details = { architecture: r.architecture, type: r.outType, tensors: r.tensors, cached: false, skipped: r.skipped };
+          if (!flags.json) for (const line of r.skipped) console.error(`note: ${line}`);
         } else {
           const cache = new ConversionCache(config.cacheDir);
           const cached = existsSync(cache.pathFor(folder, flags.type));

@@ -27,7 +27,7 @@ export class ConversionCache {
 
   key(folder: string, type: RequestedType): string {
     const hf = readHfFolder(folder);
-    const files = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "model.safetensors.index.json"]
+    const files = ["config.json", "tokenizer.json", "tekken.json", "tokenizer_config.json", "generation_config.json", "model.safetensors.index.json"]
       .map((f) => join(folder, f))
       .filter((f) => existsSync(f))
       .concat(hf.weightFiles);

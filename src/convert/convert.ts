@@ -7,6 +7,7 @@ import { converterFor, SUPPORTED_ARCHITECTURES } from "./architectures/index.js"
 import type { TensorPlan } from "./architectures/types.js";
 import { ConvertError } from "./errors.js";
 import { FILE_TYPE_OF, GGML_TYPE_OF, type OutputType } from "./quantize.js";
+import { convertTekkenTokenizer, usesTekken } from "./tekken.js";
 import { convertTokenizer } from "./tokenizer.js";
 import { type PlannedTensor, startEncodePool, type TensorProgress, writeGgufFile } from "./write-tensors.js";
 
@@ -21,6 +22,8 @@ export interface ConvertResult {
   tensors: number;
   bytesRead: number;
   elapsedMs: number;
+  /** Parts of the checkpoint left out on purpose (a multimodal model's vision tower), for the user. */
+  skipped: string[];
 }
 
 /** "auto" keeps the checkpoint's precision: F32 → f32, F16 → f16, BF16 → bf16 (lossless). */
@@ -61,9 +64,11 @@ export async function convertHfFolder(dir: string, output: string, requested: Re
   if (!converter) {
     throw new ConvertError(configPath, `architecture ${arch ? `"${arch}"` : "(none given)"} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`);
   }
-  if (!folder.hasTokenizerJson) throw new ConvertError(join(dir, "tokenizer.json"), "missing tokenizer.json (needed to build the GGUF vocabulary)");
+  const tekken = usesTekken(folder);
+  if (!folder.hasTokenizerJson && !tekken) throw new ConvertError(join(dir, "tokenizer.json"), "missing tokenizer.json (or Mistral's tekken.json), needed to build the GGUF vocabulary");
+  const config = converter.textConfig?.(folder.config, configPath) ?? folder.config;
   const checkpoint = readSafetensorsModel(dir);
-  const plans = converter.plan(folder.config, checkpoint.tensors, configPath);
+  const plans = converter.plan(config, checkpoint.tensors, configPath);
   const dtypeBytes = new Map<string, number>();
   for (const t of checkpoint.tensors.values()) {
     if (!["F32", "F16", "BF16", "F64"].includes(t.dtype)) throw new ConvertError(t.file, `tensor "${t.name}" has dtype ${t.dtype}; only F32, F16 and BF16 checkpoints can be converted`);
@@ -85,11 +90,11 @@ export async function convertHfFolder(dir: string, output: string, requested: Re
       ["general.quantization_version", u32(2)],
       ["general.converted_by", str("shimmy")],
     ]);
-    for (const [k, v] of converter.metadata(folder.config, configPath)) metadata.set(k, v);
-    for (const [k, v] of convertTokenizer(folder, folder.config.vocabSize!)) metadata.set(k, v);
+    for (const [k, v] of converter.metadata(config, configPath)) metadata.set(k, v);
+    for (const [k, v] of (tekken ? convertTekkenTokenizer : convertTokenizer)(folder, config.vocabSize!)) metadata.set(k, v);
 
     const bytesRead = await writeGgufFile(output, metadata, tensors, pool, onProgress);
-    return { output, architecture: converter.ggufArchitecture, outType, tensors: plans.length, bytesRead, elapsedMs: performance.now() - started };
+    return { output, architecture: converter.ggufArchitecture, outType, tensors: plans.length, bytesRead, elapsedMs: performance.now() - started, skipped: converter.skipped?.(checkpoint.tensors) ?? [] };
   } finally {
     await pool?.close();
   }

@@ -58,7 +58,11 @@ function tokenText(v: unknown): string | undefined {
 }
 
 export function parseHfConfig(path: string): HfConfig {
-  const raw = readJsonObject(path);
+  return hfConfigFromObject(readJsonObject(path));
+}
+
+/** The HfConfig of a config.json object (converters rebuild one from a multimodal text_config). */
+export function hfConfigFromObject(raw: Record<string, unknown>): HfConfig {
   // Multimodal configs nest the language model's settings under text_config.
   const text = (typeof raw.text_config === "object" && raw.text_config !== null ? raw.text_config : raw) as Record<string, unknown>;
   const archs = raw.architectures;

@@ -36,6 +36,13 @@ export interface ArchitectureConverter {
   readonly hfArchitectures: readonly string[];
   /** GGUF `general.architecture`. */
   readonly ggufArchitecture: string;
+  /**
+   * Multimodal checkpoints: the language model's config (text_config with the family's defaults
+   * for absent keys), which metadata, plan and the vocabulary then read instead of config.json's.
+   */
+  textConfig?(config: HfConfig, configPath: string): HfConfig;
+  /** Checkpoint tensors left out on purpose (a vision tower), one line per group for the user. */
+  skipped?(tensors: ReadonlyMap<string, SafetensorsTensor>): string[];
   /** `<arch>.*` metadata from config.json. */
   metadata(config: HfConfig, configPath: string): Map<string, GgufWriteValue>;
   /** Every tensor to write, validated against the config (missing, extra, wrong shape → ConvertError). */
