@@ -126,11 +126,11 @@ const unit = (v: ArrayLike<number>): number[] => Array.from(v, (x) => x / norm(v
 /**
  * Served vectors against the float64 reference. llama.cpp computes in float32 and tabulates
  * GELU's tanh form over F16 inputs where HF's BERT uses the exact erf form: unit vectors agree to
- * a cosine of 0.9999 and within 5e-3 per element (a quarter of the smallest typical element of a
- * 32-dimensional unit vector), while any feature left out moves them by far more (shown below).
+ * a cosine of 0.99999 and within 2e-3 per element (about 1% of a typical element of a
+ * 32-dimensional unit vector, ~0.18), while any feature left out moves 1 − cosine by over 1e-2.
  */
-const COSINE = 0.9999;
-const ELEMENT = 5e-3;
+const COSINE = 0.99999;
+const ELEMENT = 2e-3;
 
 function assertVectorMatches(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
   assert.equal(actual.length, expected.length, `${what}: dimensions`);
@@ -238,7 +238,7 @@ describe("serving a BertModel folder for embeddings", () => {
       ["no position embeddings", ablated({ positions: false })],
       ["no [CLS]/[SEP]", reference.pooled(ids.slice(1, -1), "mean")],
     ] as const) {
-      assert.ok(moved(v) > 100 * (1 - COSINE), `${what} moves the vector (1 − cosine = ${moved(v)})`);
+      assert.ok(moved(v) > 1000 * (1 - COSINE), `${what} moves the vector (1 − cosine = ${moved(v)})`);
     }
   });
 
@@ -258,6 +258,11 @@ describe("serving a BertModel folder for embeddings", () => {
       assertVectorMatches(v, reference.pooled(expectedIds(pieces), "mean"), JSON.stringify(text));
     });
     assert.equal(res.usage.prompt_tokens, UNCASED.reduce((n, [, pieces]) => n + pieces.length + 2, 0), "[CLS] and [SEP] counted");
+    // It never generates: one slot for it, not the server's `parallel` (2 here); its embedding context is the model's own 16.
+    const loaded = server.ctx.pool.info().find((m) => m.name === "bert-mean")!;
+    assert.equal(server.ctx.config.parallel, 2);
+    assert.equal(loaded.slots, 1);
+    assert.equal(loaded.contextSize, DIMS.max_position_embeddings);
   });
 
   it("pools as each folder's 1_Pooling/config.json says (cls, last)", async () => {
