@@ -44,17 +44,17 @@ const expectedIds = (pieces: string[]): number[] => [CLS, ...pieces.map(id), SEP
 
 const DIMS = { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: VOCAB.length, max_position_embeddings: 16, type_vocab_size: 2, layer_norm_eps: 1e-12 };
 
+/** LayerNorm gains of 1 ± 0.3: far from the identity, never near zero. */
+function layerNormGain(name: string, size: number, seed: number): SafetensorsWriteTensor {
+  const r = randomTensor(name, [size], seed, 0.3);
+  return { ...r, data: f32Data(new Float32Array(r.data.buffer.slice(r.data.byteOffset, r.data.byteOffset + r.data.byteLength)).map((x) => 1 + x)) };
+}
+
 function bertTensors(): SafetensorsWriteTensor[] {
   const { hidden_size: d, intermediate_size: ff, vocab_size: vocab, max_position_embeddings: positions, type_vocab_size: types } = DIMS;
   let seed = 11;
   const t = (name: string, shape: number[], scale = 0.3) => randomTensor(name, shape, seed++, scale);
-  // LayerNorm gains of 1 ± 0.3: far from the identity, never near zero.
-  const gain = (name: string) => {
-    const r = randomTensor(name, [d], seed++, 0.3);
-    const v = new Float32Array(r.data.buffer.slice(r.data.byteOffset, r.data.byteOffset + r.data.byteLength)).map((x) => 1 + x);
-    return { ...r, data: f32Data(v) };
-  };
-  const norm = (prefix: string) => [gain(`${prefix}.weight`), t(`${prefix}.bias`, [d], 0.1)];
+  const norm = (prefix: string) => [layerNormGain(`${prefix}.weight`, d, seed++), t(`${prefix}.bias`, [d], 0.1)];
   const linear = (prefix: string, out: number, inp: number) => [t(`${prefix}.weight`, [out, inp]), t(`${prefix}.bias`, [out], 0.1)];
   const tensors = [
     t("embeddings.word_embeddings.weight", [vocab, d], 0.5),
@@ -76,7 +76,31 @@ function bertTensors(): SafetensorsWriteTensor[] {
   return tensors;
 }
 
+/** nomic-embed-text v1.5's settings, at toy size: n_positions above the trained context, a vocabulary padded past the tokenizer's. */
+const NOMIC_CONFIG = {
+  architectures: ["NomicBertModel"], model_type: "nomic_bert", n_embd: 32, n_inner: 64, n_layer: 2, n_head: 4, n_positions: 64, max_trained_positions: 16,
+  vocab_size: 40, type_vocab_size: 2, layer_norm_epsilon: 1e-12, rotary_emb_base: 1000, activation_function: "swiglu", prenorm: false, causal: false,
+  qkv_proj_bias: false, mlp_fc1_bias: false, mlp_fc2_bias: false, rotary_emb_fraction: 1.0, rotary_emb_interleaved: false, rotary_emb_scale_base: null, rotary_scaling_factor: null,
+};
+
+function nomicTensors(): SafetensorsWriteTensor[] {
+  const { n_embd: d, n_inner: ff, vocab_size: vocab, type_vocab_size: types } = NOMIC_CONFIG;
+  let seed = 101;
+  const t = (name: string, shape: number[], scale = 0.3) => randomTensor(name, shape, seed++, scale);
+  const norm = (prefix: string) => [layerNormGain(`${prefix}.weight`, d, seed++), t(`${prefix}.bias`, [d], 0.1)];
+  const tensors = [t("embeddings.word_embeddings.weight", [vocab, d], 0.5), t("embeddings.token_type_embeddings.weight", [types, d], 0.5), ...norm("emb_ln")];
+  for (let i = 0; i < NOMIC_CONFIG.n_layer; i++) {
+    const p = `encoder.layers.${i}`;
+    tensors.push(
+      t(`${p}.attn.Wqkv.weight`, [3 * d, d]), t(`${p}.attn.out_proj.weight`, [d, d]), ...norm(`${p}.norm1`),
+      t(`${p}.mlp.fc11.weight`, [ff, d]), t(`${p}.mlp.fc12.weight`, [ff, d]), t(`${p}.mlp.fc2.weight`, [d, ff]), ...norm(`${p}.norm2`),
+    );
+  }
+  return tensors;
+}
+
 interface FolderOptions {
+  nomic?: boolean;
   pooling?: Record<string, unknown>;
   normalizer?: Record<string, unknown>;
   modules?: { type: string; path: string }[];
@@ -89,8 +113,9 @@ const special = (content: string) => ({ id: id(content), content, single_word: f
 function bertFolder(label: string, o: FolderOptions = {}): string {
   const dir = join(tmp.path, "models", label);
   mkdirSync(join(dir, "1_Pooling"), { recursive: true });
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ architectures: ["BertModel"], model_type: "bert", hidden_act: "gelu", position_embedding_type: "absolute", pad_token_id: 0, torch_dtype: "float32", ...DIMS, ...o.config }));
-  writeSafetensors(join(dir, "model.safetensors"), bertTensors());
+  const config = o.nomic ? NOMIC_CONFIG : { architectures: ["BertModel"], model_type: "bert", hidden_act: "gelu", position_embedding_type: "absolute", pad_token_id: 0, torch_dtype: "float32", ...DIMS };
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, ...o.config }));
+  writeSafetensors(join(dir, "model.safetensors"), o.nomic ? nomicTensors() : bertTensors());
   writeFileSync(join(dir, "vocab.txt"), VOCAB.join("\n") + "\n");
   writeFileSync(join(dir, "tokenizer.json"), JSON.stringify({
     version: "1.0",
@@ -187,6 +212,24 @@ describe("BertModel (sentence-transformers) → GGUF", () => {
     }
   });
 
+  it("NomicBertModel: writes llama.cpp's nomic-bert keys and tensors", async () => {
+    const g = join(tmp.path, "nomic-meta.gguf");
+    const r = await convertHfFolder(bertFolder("nomic-meta", { nomic: true }), g);
+    assert.equal(r.architecture, "nomic-bert");
+    const f = readGguf(g);
+    assert.equal(f.metadata.get("nomic-bert.context_length"), 16, "the trained context, not n_positions");
+    assert.equal(f.metadata.get("nomic-bert.rope.freq_base"), 1000);
+    assert.equal(f.metadata.get("nomic-bert.pooling_type"), 1);
+    assert.equal(f.metadata.get("nomic-bert.attention.causal"), false);
+    assert.equal(f.metadata.get("nomic-bert.feed_forward_length"), 64);
+    const tokens = f.metadata.get("tokenizer.ggml.tokens") as string[];
+    assert.equal(tokens.length, 40, "the vocabulary padded to config.json's vocab_size");
+    assert.equal(tokens[39], "[PAD39]");
+    const names = new Set(f.tensors.map((t) => t.name));
+    for (const n of ["token_types.weight", "token_embd_norm.weight", "blk.1.attn_qkv.weight", "blk.1.ffn_gate.weight", "blk.1.ffn_up.weight", "blk.1.layer_output_norm.bias"]) assert.ok(names.has(n), n);
+    assert.ok(!names.has("position_embd.weight"));
+  });
+
   it("refuses what llama.cpp cannot run, by name", async () => {
     const cases: [string, FolderOptions, RegExp][] = [
       ["max", { pooling: { pooling_mode_mean_tokens: false, pooling_mode_max_tokens: true } }, /pooling mode "pooling_mode_max_tokens" cannot be converted/],
@@ -194,6 +237,9 @@ describe("BertModel (sentence-transformers) → GGUF", () => {
       ["dense", { modules: [{ type: "sentence_transformers.models.Transformer", path: "" }, { type: "sentence_transformers.models.Pooling", path: "1_Pooling" }, { type: "sentence_transformers.models.Dense", path: "2_Dense" }] }, /module "sentence_transformers.models.Dense" \(2_Dense\) cannot be converted/],
       ["relu", { config: { hidden_act: "relu" } }, /hidden_act "relu" is not supported/],
       ["relative", { config: { position_embedding_type: "relative_key" } }, /position_embedding_type "relative_key"/],
+      ["nomic-moe", { nomic: true, config: { moe_every_n_layers: 2 } }, /mixture-of-experts/],
+      ["nomic-interleaved", { nomic: true, config: { rotary_emb_interleaved: true } }, /"rotary_emb_interleaved" is true/],
+      ["nomic-bias", { nomic: true, config: { qkv_proj_bias: undefined } }, /"qkv_proj_bias" is true/],
     ];
     for (const [label, options, message] of cases) {
       await assert.rejects(convertHfFolder(bertFolder(`refused-${label}`, options), join(tmp.path, `refused-${label}.gguf`)), message, label);
@@ -211,11 +257,14 @@ describe("serving a BertModel folder for embeddings", () => {
     last: { pooling_mode_mean_tokens: false, pooling_mode_lasttoken: true },
   };
   let reference: BertReference;
+  let nomic: BertReference;
 
   before(async () => {
     for (const [pooling, fields] of Object.entries(POOLINGS)) bertFolder(`bert-${pooling}`, { pooling: fields });
     reference = new BertReference(join(tmp.path, "models", "bert-mean"));
-    server = await startTestServer({ modelPaths: Object.keys(POOLINGS).map((p) => join(tmp.path, "models", `bert-${p}`)) }, (c) => {
+    nomic = new BertReference(bertFolder("nomic-mean", { nomic: true }));
+    const folders = [...Object.keys(POOLINGS).map((p) => `bert-${p}`), "nomic-mean"];
+    server = await startTestServer({ modelPaths: folders.map((f) => join(tmp.path, "models", f)) }, (c) => {
       c.cacheDir = join(tmp.path, "cache");
     });
     openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "none", maxRetries: 0 });
@@ -228,23 +277,24 @@ describe("serving a BertModel folder for embeddings", () => {
   it("each feature moves the reference vector far beyond the tolerance", () => {
     const ids = expectedIds(UNCASED[2]![1]);
     const base = reference.pooled(ids, "mean");
-    const moved = (v: Float64Array) => 1 - cosine(v, base);
     const dir = join(tmp.path, "models", "bert-mean");
     const ablated = (a: BertAblation) => new BertReference(dir, a).pooled(ids, "mean");
-    for (const [what, v] of [
+    for (const [what, v, against] of [
       ["cls pooling", reference.pooled(ids, "cls")],
       ["last-token pooling", reference.pooled(ids, "last")],
       ["no token-type embedding", ablated({ tokenTypes: false })],
       ["no position embeddings", ablated({ positions: false })],
       ["no [CLS]/[SEP]", reference.pooled(ids.slice(1, -1), "mean")],
+      ["Nomic without RoPE", new BertReference(join(tmp.path, "models", "nomic-mean"), { rope: false }).pooled(ids, "mean"), nomic.pooled(ids, "mean")],
     ] as const) {
-      assert.ok(moved(v) > 1000 * (1 - COSINE), `${what} moves the vector (1 − cosine = ${moved(v)})`);
+      const change = 1 - cosine(v, against ?? base);
+      assert.ok(change > 1000 * (1 - COSINE), `${what} moves the vector (1 − cosine = ${change})`);
     }
   });
 
   it("discovery lists the folders as embedding models", async () => {
     const models = (await openai.models.list()).data as unknown as { id: string; capabilities: string[] }[];
-    assert.deepEqual(models.map((m) => m.id).sort(), ["bert-cls", "bert-last", "bert-mean"]);
+    assert.deepEqual(models.map((m) => m.id).sort(), ["bert-cls", "bert-last", "bert-mean", "nomic-mean"]);
     for (const m of models) assert.deepEqual(m.capabilities, ["embedding"]);
   });
 
@@ -270,6 +320,11 @@ describe("serving a BertModel folder for embeddings", () => {
       const res = await openai.embeddings.create({ model: `bert-${pooling}`, input: UNCASED[0]![0], encoding_format: "float" });
       assertVectorMatches(res.data[0]!.embedding, reference.pooled(expectedIds(UNCASED[0]![1]), pooling), pooling);
     }
+  });
+
+  it("NomicBertModel through /v1/embeddings: the reference's vectors (RoPE, SwiGLU)", async () => {
+    const res = await openai.embeddings.create({ model: "nomic-mean", input: UNCASED.map(([text]) => text), encoding_format: "float" });
+    UNCASED.forEach(([text, pieces], i) => assertVectorMatches(res.data[i]!.embedding, nomic.pooled(expectedIds(pieces), "mean"), `nomic ${JSON.stringify(text)}`));
   });
 
   it("Ollama /api/embed (ollama SDK) gives the same unit vectors; /api/embeddings the raw pooled one", async () => {

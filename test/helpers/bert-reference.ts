@@ -8,6 +8,8 @@ export type BertPooling = "mean" | "cls" | "last";
 export interface BertAblation {
   tokenTypes?: boolean;
   positions?: boolean;
+  /** Nomic only: RoPE on q and k. */
+  rope?: boolean;
 }
 
 /** erf by its Maclaurin series (|x| < 6; exact to ~1e-12 there), ±1 beyond. */
@@ -25,18 +27,64 @@ function erf(x: number): number {
 /** HF's "gelu": the exact, erf-based GELU. */
 const gelu = (x: number): number => 0.5 * x * (1 + erf(x / Math.SQRT2));
 
+/** rotate_half (NeoX) RoPE on each head of `x` at `position`, in place. */
+function rope(x: Float64Array, heads: number, headDim: number, position: number, base: number): void {
+  const half = headDim / 2;
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      const angle = position * Math.pow(base, (-2 * i) / headDim);
+      const a = x[h * headDim + i]!;
+      const b = x[h * headDim + i + half]!;
+      x[h * headDim + i] = a * Math.cos(angle) - b * Math.sin(angle);
+      x[h * headDim + i + half] = b * Math.cos(angle) + a * Math.sin(angle);
+    }
+  }
+}
+
+const silu = (x: number): number => x / (1 + Math.exp(-x));
+
+interface EncoderConfig {
+  architectures: string[];
+  hidden_size?: number;
+  n_embd?: number;
+  intermediate_size?: number;
+  n_inner?: number;
+  num_hidden_layers?: number;
+  n_layer?: number;
+  num_attention_heads?: number;
+  n_head?: number;
+  layer_norm_eps?: number;
+  layer_norm_epsilon?: number;
+  rotary_emb_base?: number;
+}
+
 /**
- * An independent float64 forward pass of an HF `BertModel` folder (F32 weights), written from
- * the HF modeling code's semantics: word + absolute position + token-type-0 embeddings, an
- * embedding LayerNorm, then per layer bidirectional multi-head attention with biases, residual +
- * LayerNorm, a GELU MLP, residual + LayerNorm (post-LN); then sentence-transformers pooling.
+ * An independent float64 forward pass of an HF `BertModel` or `NomicBertModel` folder (F32
+ * weights), written from the HF modeling code's semantics. BERT: word + absolute position +
+ * token-type-0 embeddings, an embedding LayerNorm, then per layer bidirectional multi-head
+ * attention with biases, residual + LayerNorm, an exact-GELU MLP, residual + LayerNorm (post-LN).
+ * Nomic: no position embeddings; a fused bias-free qkv with rotate-half RoPE; a SwiGLU MLP
+ * (fc11 · silu(fc12)). Then sentence-transformers pooling.
  */
 export class BertReference {
   private readonly weights: Map<string, Float64Array>;
-  private readonly config: { hidden_size: number; intermediate_size: number; num_hidden_layers: number; num_attention_heads: number; layer_norm_eps: number };
+  private readonly nomic: boolean;
+  private readonly d: number;
+  private readonly ff: number;
+  private readonly layers: number;
+  private readonly heads: number;
+  private readonly eps: number;
+  private readonly ropeBase: number;
 
   constructor(folder: string, private readonly ablation: BertAblation = {}) {
-    this.config = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"));
+    const c: EncoderConfig = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"));
+    this.nomic = c.architectures[0] === "NomicBertModel";
+    this.d = (c.hidden_size ?? c.n_embd)!;
+    this.ff = (c.intermediate_size ?? c.n_inner)!;
+    this.layers = (c.num_hidden_layers ?? c.n_layer)!;
+    this.heads = (c.num_attention_heads ?? c.n_head)!;
+    this.eps = (c.layer_norm_eps ?? c.layer_norm_epsilon)!;
+    this.ropeBase = c.rotary_emb_base ?? 10000;
     this.weights = readF64Weights(folder, (name) => name !== "embeddings.position_ids");
   }
 
@@ -51,35 +99,57 @@ export class BertReference {
     const b = this.w(`${prefix}.bias`);
     const mean = x.reduce((s, v) => s + v, 0) / x.length;
     const variance = x.reduce((s, v) => s + (v - mean) ** 2, 0) / x.length;
-    const scale = 1 / Math.sqrt(variance + this.config.layer_norm_eps);
+    const scale = 1 / Math.sqrt(variance + this.eps);
     return x.map((v, i) => (v - mean) * scale * g[i]! + b[i]!);
   }
 
+  /** W x (+ b where the checkpoint has a bias). */
   private linear(prefix: string, x: Float64Array, out: number): Float64Array {
     const y = matVec(this.w(`${prefix}.weight`), x, out);
-    const b = this.w(`${prefix}.bias`);
-    return y.map((v, i) => v + b[i]!);
+    const b = this.weights.get(`${prefix}.bias`);
+    return b ? y.map((v, i) => v + b[i]!) : y;
+  }
+
+  private embed(tokens: readonly number[]): Float64Array[] {
+    const d = this.d;
+    const word = this.w("embeddings.word_embeddings.weight");
+    const position = this.nomic || this.ablation.positions === false ? undefined : this.w("embeddings.position_embeddings.weight");
+    const type = this.ablation.tokenTypes === false ? undefined : this.w("embeddings.token_type_embeddings.weight");
+    return tokens.map((t, pos) => {
+      const x = new Float64Array(d);
+      for (let i = 0; i < d; i++) x[i] = word[t * d + i]! + (position?.[pos * d + i] ?? 0) + (type?.[i] ?? 0);
+      return this.layerNorm(x, this.nomic ? "emb_ln" : "embeddings.LayerNorm");
+    });
+  }
+
+  /** Per token: q, k, v (heads × headDim each). */
+  private qkv(p: string, h: Float64Array[]): { q: Float64Array[]; k: Float64Array[]; v: Float64Array[] } {
+    const d = this.d;
+    if (!this.nomic) {
+      return {
+        q: h.map((x) => this.linear(`${p}.attention.self.query`, x, d)),
+        k: h.map((x) => this.linear(`${p}.attention.self.key`, x, d)),
+        v: h.map((x) => this.linear(`${p}.attention.self.value`, x, d)),
+      };
+    }
+    const fused = h.map((x) => this.linear(`${p}.attn.Wqkv`, x, 3 * d));
+    const rotated = (from: number) =>
+      fused.map((y, pos) => {
+        const part = y.slice(from, from + d);
+        if (this.ablation.rope !== false) rope(part, this.heads, d / this.heads, pos, this.ropeBase);
+        return part;
+      });
+    return { q: rotated(0), k: rotated(d), v: fused.map((y) => y.slice(2 * d)) };
   }
 
   /** The last layer's hidden state of every token. */
   hiddenStates(tokens: readonly number[]): Float64Array[] {
-    const { hidden_size: d, intermediate_size: ff, num_hidden_layers: layers, num_attention_heads: heads } = this.config;
+    const { d, ff, heads } = this;
     const headDim = d / heads;
-    const word = this.w("embeddings.word_embeddings.weight");
-    const position = this.w("embeddings.position_embeddings.weight");
-    const type = this.w("embeddings.token_type_embeddings.weight");
-    let h = tokens.map((t, pos) => {
-      const x = new Float64Array(d);
-      for (let i = 0; i < d; i++) {
-        x[i] = word[t * d + i]! + (this.ablation.positions === false ? 0 : position[pos * d + i]!) + (this.ablation.tokenTypes === false ? 0 : type[i]!);
-      }
-      return this.layerNorm(x, "embeddings.LayerNorm");
-    });
-    for (let l = 0; l < layers; l++) {
-      const p = `encoder.layer.${l}`;
-      const q = h.map((x) => this.linear(`${p}.attention.self.query`, x, d));
-      const k = h.map((x) => this.linear(`${p}.attention.self.key`, x, d));
-      const v = h.map((x) => this.linear(`${p}.attention.self.value`, x, d));
+    let h = this.embed(tokens);
+    for (let l = 0; l < this.layers; l++) {
+      const p = this.nomic ? `encoder.layers.${l}` : `encoder.layer.${l}`;
+      const { q, k, v } = this.qkv(p, h);
       h = h.map((x, pos) => {
         const context = new Float64Array(d);
         for (let hd = 0; hd < heads; hd++) {
@@ -90,6 +160,14 @@ export class BertReference {
           });
           const probs = softmax(scores);
           for (let j = 0; j < tokens.length; j++) for (let i = 0; i < headDim; i++) context[hd * headDim + i]! += probs[j]! * v[j]![hd * headDim + i]!;
+        }
+        if (this.nomic) {
+          const attn = this.linear(`${p}.attn.out_proj`, context, d);
+          const mid = this.layerNorm(attn.map((a, i) => a + x[i]!), `${p}.norm1`);
+          const gate = this.linear(`${p}.mlp.fc12`, mid, ff);
+          const act = this.linear(`${p}.mlp.fc11`, mid, ff).map((u, i) => u * silu(gate[i]!));
+          const down = this.linear(`${p}.mlp.fc2`, act, d);
+          return this.layerNorm(down.map((o, i) => o + mid[i]!), `${p}.norm2`);
         }
         const attn = this.linear(`${p}.attention.output.dense`, context, d);
         const mid = this.layerNorm(attn.map((a, i) => a + x[i]!), `${p}.attention.output.LayerNorm`);

@@ -1,5 +1,6 @@
 import { dirname } from "node:path";
 import { GgufValueType } from "../../formats/gguf.js";
+import type { GgufWriteValue } from "../../formats/gguf-writer.js";
 import type { HfConfig } from "../../formats/hf-folder.js";
 import type { SafetensorsTensor } from "../../formats/safetensors.js";
 import { ConvertError } from "../errors.js";
@@ -8,29 +9,26 @@ import { convertWordPieceTokenizer } from "../wordpiece.js";
 import { type DecoderDims, decoderDims, f32, u32 } from "./decoder.js";
 import type { ArchitectureConverter, TensorPlan } from "./types.js";
 
-/** llama.cpp's bert graph uses GELU (its tanh form); HF's BERT activations of that family convert. */
-const GELU = ["gelu", "gelu_new", "gelu_pytorch_tanh"];
+/** One encoder-layer tensor: HF name under the layer prefix → GGUF name under `blk.N.`, with its HF shape. */
+export interface EncoderTensorSpec {
+  hf: string;
+  gguf: string;
+  shape: (d: DecoderDims) => number[];
+}
 
-/** HF name under `encoder.layer.N.` → GGUF name under `blk.N.`, and the weight's shape. */
-const LAYER: { hf: string; gguf: string; shape: (d: DecoderDims) => number[] }[] = [
-  { hf: "attention.self.query", gguf: "attn_q", shape: (d) => [d.hidden, d.hidden] },
-  { hf: "attention.self.key", gguf: "attn_k", shape: (d) => [d.hidden, d.hidden] },
-  { hf: "attention.self.value", gguf: "attn_v", shape: (d) => [d.hidden, d.hidden] },
-  { hf: "attention.output.dense", gguf: "attn_output", shape: (d) => [d.hidden, d.hidden] },
-  { hf: "attention.output.LayerNorm", gguf: "attn_output_norm", shape: (d) => [d.hidden] },
-  { hf: "intermediate.dense", gguf: "ffn_up", shape: (d) => [d.ffn, d.hidden] },
-  { hf: "output.dense", gguf: "ffn_down", shape: (d) => [d.hidden, d.ffn] },
-  { hf: "output.LayerNorm", gguf: "layer_output_norm", shape: (d) => [d.hidden] },
-];
-
-/** Stored but not part of the encoder: the position-id buffer, the unused pooler head. */
-const IGNORED = ["embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias"];
-
-function checkConfig(c: HfConfig, configPath: string): void {
-  const act = c.raw.hidden_act ?? "gelu";
-  if (typeof act !== "string" || !GELU.includes(act)) throw new ConvertError(configPath, `hidden_act ${JSON.stringify(act)} is not supported for BERT (llama.cpp's bert graph uses GELU)`);
-  const positions = c.raw.position_embedding_type ?? "absolute";
-  if (positions !== "absolute") throw new ConvertError(configPath, `position_embedding_type ${JSON.stringify(positions)} is not supported (llama.cpp's bert graph adds absolute position embeddings)`);
+/** What BERT-family encoders (BertModel, NomicBertModel) differ in; the rest is shared. */
+export interface EncoderFamily {
+  hfArchitecture: string;
+  ggufArchitecture: string;
+  /** Family checks and its own `<arch>.*` keys; returns the context length to write. */
+  check(c: HfConfig, d: DecoderDims, configPath: string): { context: number; metadata: [string, GgufWriteValue][] };
+  /** Embedding-stage tensors: HF name → GGUF name, with the HF shape. */
+  embeddings: (d: DecoderDims, typeVocab: number) => EncoderTensorSpec[];
+  /** HF prefix of layer i's tensors. */
+  layerPrefix: (i: number) => string;
+  layer: EncoderTensorSpec[];
+  /** Checkpoint tensors that are not part of the encoder, dropped on purpose. */
+  ignored: readonly string[];
 }
 
 function typeVocabSize(c: HfConfig, configPath: string): number {
@@ -40,67 +38,112 @@ function typeVocabSize(c: HfConfig, configPath: string): number {
 }
 
 /**
+ * A converter for a BERT-family sentence encoder: non-causal, LayerNorm epsilon, token types,
+ * pooling from the sentence-transformers modules, a WordPiece vocabulary; every checkpoint tensor
+ * placed or dropped on purpose.
+ */
+export function encoderConverter(family: EncoderFamily): ArchitectureConverter {
+  const arch = family.ggufArchitecture;
+  return {
+    hfArchitectures: [family.hfArchitecture],
+    ggufArchitecture: arch,
+    metadata(c, configPath) {
+      const d = decoderDims(c, configPath);
+      const { context, metadata } = family.check(c, d, configPath);
+      const eps = c.raw.layer_norm_eps ?? c.raw.layer_norm_epsilon ?? 1e-12;
+      if (typeof eps !== "number" || !(eps > 0)) throw new ConvertError(configPath, `config.json's "layer_norm_eps" must be a positive number, got ${JSON.stringify(eps)}`);
+      return new Map([
+        [`${arch}.context_length`, u32(context)],
+        [`${arch}.embedding_length`, u32(d.hidden)],
+        [`${arch}.feed_forward_length`, u32(d.ffn)],
+        [`${arch}.block_count`, u32(d.layers)],
+        [`${arch}.attention.head_count`, u32(d.heads)],
+        [`${arch}.attention.layer_norm_epsilon`, f32(eps)],
+        [`${arch}.attention.causal`, { type: GgufValueType.BOOL, value: false }],
+        [`${arch}.pooling_type`, u32(LLAMA_POOLING[sentenceTransformersPooling(dirname(configPath))])],
+        ["tokenizer.ggml.token_type_count", u32(typeVocabSize(c, configPath))],
+        ...metadata,
+      ]);
+    },
+    plan(c, tensors, configPath) {
+      const d = decoderDims(c, configPath);
+      family.check(c, d, configPath);
+      // BertForMaskedLM-style checkpoints prefix every name with "bert.".
+      const prefix = tensors.has("bert.embeddings.word_embeddings.weight") ? "bert." : "";
+      const used = new Set<string>();
+      const take = (hf: string, shape: number[]): SafetensorsTensor => {
+        // Old checkpoints name LayerNorm parameters gamma / beta.
+        const legacy = hf.replace(/LayerNorm\.weight$/, "LayerNorm.gamma").replace(/LayerNorm\.bias$/, "LayerNorm.beta");
+        const name = [prefix + hf, prefix + legacy].find((n) => tensors.has(n));
+        if (name === undefined) throw new ConvertError(configPath, `tensor "${prefix + hf}" is missing from the checkpoint`);
+        const t = tensors.get(name)!;
+        if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) throw new ConvertError(t.file, `tensor "${name}" has shape ${JSON.stringify(t.shape)}, config.json implies ${JSON.stringify(shape)}`);
+        used.add(name);
+        return t;
+      };
+      const plan = (name: string, spec: EncoderTensorSpec, hf: string): TensorPlan => {
+        const t = take(hf, spec.shape(d));
+        return { name, shape: t.shape, sources: [t], keepF32: t.shape.length === 1 };
+      };
+      const plans = family.embeddings(d, typeVocabSize(c, configPath)).map((spec) => plan(spec.gguf, spec, spec.hf));
+      for (let i = 0; i < d.layers; i++) {
+        for (const spec of family.layer) plans.push(plan(`blk.${i}.${spec.gguf}`, spec, `${family.layerPrefix(i)}.${spec.hf}`));
+      }
+      for (const [name, t] of tensors) {
+        if (!used.has(name) && !family.ignored.includes(name.slice(prefix.length))) {
+          throw new ConvertError(t.file, `unexpected tensor "${name}": the ${family.hfArchitecture} converter does not know where it belongs`);
+        }
+      }
+      return plans;
+    },
+    tokenizer: convertWordPieceTokenizer,
+  };
+}
+
+/** A weight and its bias, both under `hf` / `gguf`. */
+export const withBias = (hf: string, gguf: string, shape: (d: DecoderDims) => number[]): EncoderTensorSpec[] => [
+  { hf: `${hf}.weight`, gguf: `${gguf}.weight`, shape },
+  { hf: `${hf}.bias`, gguf: `${gguf}.bias`, shape: (d) => [shape(d)[0]!] },
+];
+
+const square = (d: DecoderDims) => [d.hidden, d.hidden];
+const vector = (d: DecoderDims) => [d.hidden];
+
+/** llama.cpp's bert graph uses GELU (its tanh form); HF's BERT activations of that family convert. */
+const GELU = ["gelu", "gelu_new", "gelu_pytorch_tanh"];
+
+/**
  * BERT encoders as sentence-transformers ship them (`BertModel`: all-MiniLM, bge, e5):
  * token + position + token-type embeddings, an embedding LayerNorm, post-LN encoder layers with
  * biases and GELU; non-causal, pooled as the folder's 1_Pooling/config.json says.
  */
-export const bertConverter: ArchitectureConverter = {
-  hfArchitectures: ["BertModel"],
+export const bertConverter = encoderConverter({
+  hfArchitecture: "BertModel",
   ggufArchitecture: "bert",
-  metadata(c, configPath) {
-    checkConfig(c, configPath);
-    const d = decoderDims(c, configPath);
-    const eps = c.raw.layer_norm_eps ?? 1e-12;
-    if (typeof eps !== "number" || !(eps > 0)) throw new ConvertError(configPath, `config.json's "layer_norm_eps" must be a positive number, got ${JSON.stringify(eps)}`);
-    return new Map([
-      ["bert.context_length", u32(d.context)],
-      ["bert.embedding_length", u32(d.hidden)],
-      ["bert.feed_forward_length", u32(d.ffn)],
-      ["bert.block_count", u32(d.layers)],
-      ["bert.attention.head_count", u32(d.heads)],
-      ["bert.attention.layer_norm_epsilon", f32(eps)],
-      ["bert.attention.causal", { type: GgufValueType.BOOL, value: false }],
-      ["bert.pooling_type", u32(LLAMA_POOLING[sentenceTransformersPooling(dirname(configPath))])],
-      ["tokenizer.ggml.token_type_count", u32(typeVocabSize(c, configPath))],
-    ]);
+  check(c, d, configPath) {
+    const act = c.raw.hidden_act ?? "gelu";
+    if (typeof act !== "string" || !GELU.includes(act)) throw new ConvertError(configPath, `hidden_act ${JSON.stringify(act)} is not supported for BERT (llama.cpp's bert graph uses GELU)`);
+    const positions = c.raw.position_embedding_type ?? "absolute";
+    if (positions !== "absolute") throw new ConvertError(configPath, `position_embedding_type ${JSON.stringify(positions)} is not supported (llama.cpp's bert graph adds absolute position embeddings)`);
+    return { context: d.context, metadata: [] };
   },
-  plan(c, tensors, configPath) {
-    checkConfig(c, configPath);
-    const d = decoderDims(c, configPath);
-    // BertForMaskedLM-style checkpoints prefix every name with "bert.".
-    const prefix = tensors.has("bert.embeddings.word_embeddings.weight") ? "bert." : "";
-    const used = new Set<string>();
-    const take = (hf: string, shape: number[]): SafetensorsTensor => {
-      // Old checkpoints name LayerNorm parameters gamma / beta.
-      const legacy = hf.replace(/LayerNorm\.weight$/, "LayerNorm.gamma").replace(/LayerNorm\.bias$/, "LayerNorm.beta");
-      const name = [prefix + hf, prefix + legacy].find((n) => tensors.has(n));
-      if (name === undefined) throw new ConvertError(configPath, `tensor "${prefix + hf}" is missing from the checkpoint`);
-      const t = tensors.get(name)!;
-      if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) throw new ConvertError(t.file, `tensor "${name}" has shape ${JSON.stringify(t.shape)}, config.json implies ${JSON.stringify(shape)}`);
-      used.add(name);
-      return t;
-    };
-    const plan = (name: string, t: SafetensorsTensor): TensorPlan => ({ name, shape: t.shape, sources: [t], keepF32: t.shape.length === 1 });
-    const types = typeVocabSize(c, configPath);
-    const plans: TensorPlan[] = [
-      plan("token_embd.weight", take("embeddings.word_embeddings.weight", [d.vocab, d.hidden])),
-      plan("position_embd.weight", take("embeddings.position_embeddings.weight", [d.context, d.hidden])),
-      plan("token_types.weight", take("embeddings.token_type_embeddings.weight", [types, d.hidden])),
-      plan("token_embd_norm.weight", take("embeddings.LayerNorm.weight", [d.hidden])),
-      plan("token_embd_norm.bias", take("embeddings.LayerNorm.bias", [d.hidden])),
-    ];
-    for (let i = 0; i < d.layers; i++) {
-      for (const spec of LAYER) {
-        plans.push(plan(`blk.${i}.${spec.gguf}.weight`, take(`encoder.layer.${i}.${spec.hf}.weight`, spec.shape(d))));
-        plans.push(plan(`blk.${i}.${spec.gguf}.bias`, take(`encoder.layer.${i}.${spec.hf}.bias`, [spec.shape(d)[0]!])));
-      }
-    }
-    for (const [name, t] of tensors) {
-      if (!used.has(name) && !IGNORED.includes(name.slice(prefix.length))) {
-        throw new ConvertError(t.file, `unexpected tensor "${name}": the BertModel converter does not know where it belongs`);
-      }
-    }
-    return plans;
-  },
-  tokenizer: convertWordPieceTokenizer,
-};
+  embeddings: (_d, types) => [
+    { hf: "embeddings.word_embeddings.weight", gguf: "token_embd.weight", shape: (d) => [d.vocab, d.hidden] },
+    { hf: "embeddings.position_embeddings.weight", gguf: "position_embd.weight", shape: (d) => [d.context, d.hidden] },
+    { hf: "embeddings.token_type_embeddings.weight", gguf: "token_types.weight", shape: (d) => [types, d.hidden] },
+    ...withBias("embeddings.LayerNorm", "token_embd_norm", vector),
+  ],
+  layerPrefix: (i) => `encoder.layer.${i}`,
+  layer: [
+    ...withBias("attention.self.query", "attn_q", square),
+    ...withBias("attention.self.key", "attn_k", square),
+    ...withBias("attention.self.value", "attn_v", square),
+    ...withBias("attention.output.dense", "attn_output", square),
+    ...withBias("attention.output.LayerNorm", "attn_output_norm", vector),
+    ...withBias("intermediate.dense", "ffn_up", (d) => [d.ffn, d.hidden]),
+    ...withBias("output.dense", "ffn_down", (d) => [d.hidden, d.ffn]),
+    ...withBias("output.LayerNorm", "layer_output_norm", vector),
+  ],
+  // The position-id buffer and the unused pooler head.
+  ignored: ["embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias"],
+});
