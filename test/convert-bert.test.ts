@@ -237,6 +237,7 @@ describe("BertModel (sentence-transformers) → GGUF", () => {
       ["dense", { modules: [{ type: "sentence_transformers.models.Transformer", path: "" }, { type: "sentence_transformers.models.Pooling", path: "1_Pooling" }, { type: "sentence_transformers.models.Dense", path: "2_Dense" }] }, /module "sentence_transformers.models.Dense" \(2_Dense\) cannot be converted/],
       ["relu", { config: { hidden_act: "relu" } }, /hidden_act "relu" is not supported/],
       ["relative", { config: { position_embedding_type: "relative_key" } }, /position_embedding_type "relative_key"/],
+      ["no-clean-text", { normalizer: { clean_text: false } }, /BertNormalizer with clean_text: false is not supported/],
       ["nomic-moe", { nomic: true, config: { moe_every_n_layers: 2 } }, /mixture-of-experts/],
       ["nomic-interleaved", { nomic: true, config: { rotary_emb_interleaved: true } }, /"rotary_emb_interleaved" is true/],
       ["nomic-bias", { nomic: true, config: { qkv_proj_bias: undefined } }, /"qkv_proj_bias" is true/],

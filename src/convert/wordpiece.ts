@@ -19,7 +19,7 @@ const PHANTOM_SPACE = "\u2581";
 interface WordPieceJson {
   model?: { type?: string; vocab?: unknown; unk_token?: unknown; continuing_subword_prefix?: unknown };
   added_tokens?: { id?: unknown; content?: unknown; special?: unknown }[];
-  normalizer?: { type?: string; lowercase?: unknown; strip_accents?: unknown } | null;
+  normalizer?: { type?: string; lowercase?: unknown; strip_accents?: unknown; clean_text?: unknown; handle_chinese_chars?: unknown } | null;
   pre_tokenizer?: { type?: string } | null;
   post_processor?: { type?: string; single?: unknown[]; cls?: unknown; sep?: unknown } | null;
 }
@@ -43,6 +43,9 @@ function normalizerOptions(tj: WordPieceJson, file: string): { lowercase: boolea
   const n = tj.normalizer;
   if (n === null || n === undefined) return { lowercase: false, stripAccents: false };
   if (n.type !== "BertNormalizer") throw new ConvertError(file, `WordPiece normalizer "${String(n.type)}" is not supported (llama.cpp's WPM tokenizer implements BertNormalizer)`);
+  for (const key of ["clean_text", "handle_chinese_chars"] as const) {
+    if (n[key] === false) throw new ConvertError(file, `BertNormalizer with ${key}: false is not supported (llama.cpp's WPM tokenizer always applies it)`);
+  }
   const lowercase = n.lowercase !== false;
   const stripAccents = typeof n.strip_accents === "boolean" ? n.strip_accents : lowercase;
   return { lowercase, stripAccents };
