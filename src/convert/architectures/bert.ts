@@ -107,7 +107,8 @@ export const withBias = (hf: string, gguf: string, shape: (d: DecoderDims) => nu
 ];
 
 const square = (d: DecoderDims) => [d.hidden, d.hidden];
-const vector = (d: DecoderDims) => [d.hidden];
+/** A LayerNorm's (or bias's) shape. */
+export const vector = (d: DecoderDims) => [d.hidden];
 
 /** llama.cpp's bert graph uses GELU (its tanh form); HF's BERT activations of that family convert. */
 const GELU = ["gelu", "gelu_new", "gelu_pytorch_tanh"];

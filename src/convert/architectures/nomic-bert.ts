@@ -1,8 +1,6 @@
 import { ConvertError } from "../errors.js";
-import { encoderConverter, withBias } from "./bert.js";
+import { encoderConverter, vector, withBias } from "./bert.js";
 import { f32 } from "./decoder.js";
-
-const vector = (d: { hidden: number }) => [d.hidden];
 
 /** The settings llama.cpp's nomic-bert graph hard-codes, as config.json must state them (absent: HF's default). */
 const FIXED: [key: string, value: unknown, fallback: unknown][] = [
