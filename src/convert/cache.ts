@@ -27,7 +27,8 @@ export class ConversionCache {
 
   key(folder: string, type: RequestedType): string {
     const hf = readHfFolder(folder);
-    const files = ["config.json", "tokenizer.json", "tekken.json", "tokenizer_config.json", "generation_config.json", "model.safetensors.index.json"]
+    // modules.json and 1_Pooling/config.json: a sentence-transformers encoder's pooling type.
+    const files = ["config.json", "tokenizer.json", "tekken.json", "tokenizer_config.json", "generation_config.json", "model.safetensors.index.json", "modules.json", join("1_Pooling", "config.json")]
       .map((f) => join(folder, f))
       .filter((f) => existsSync(f))
       .concat(hf.weightFiles);

@@ -70,7 +70,8 @@ export async function convertHfFolder(dir: string, output: string, requested: Re
   const checkpoint = readSafetensorsModel(dir);
   const plans = converter.plan(config, checkpoint.tensors, configPath);
   const dtypeBytes = new Map<string, number>();
-  for (const t of checkpoint.tensors.values()) {
+  // Only the tensors written: buffers a converter drops (BERT's int64 position ids) may be of any dtype.
+  for (const t of new Set(plans.flatMap((p) => p.sources))) {
     if (!["F32", "F16", "BF16", "F64"].includes(t.dtype)) throw new ConvertError(t.file, `tensor "${t.name}" has dtype ${t.dtype}; only F32, F16 and BF16 checkpoints can be converted`);
     dtypeBytes.set(t.dtype, (dtypeBytes.get(t.dtype) ?? 0) + (t.end - t.start));
   }
@@ -91,7 +92,7 @@ export async function convertHfFolder(dir: string, output: string, requested: Re
       ["general.converted_by", str("shimmy")],
     ]);
     for (const [k, v] of converter.metadata(config, configPath)) metadata.set(k, v);
-    for (const [k, v] of (tekken ? convertTekkenTokenizer : convertTokenizer)(folder, config.vocabSize!)) metadata.set(k, v);
+    for (const [k, v] of (converter.tokenizer ?? (tekken ? convertTekkenTokenizer : convertTokenizer))(folder, config.vocabSize!)) metadata.set(k, v);
 
     const bytesRead = await writeGgufFile(output, metadata, tensors, pool, onProgress);
     return { output, architecture: converter.ggufArchitecture, outType, tensors: plans.length, bytesRead, elapsedMs: performance.now() - started, skipped: converter.skipped?.(checkpoint.tensors) ?? [] };

@@ -13,6 +13,7 @@ import { checkGrammarBounds } from "./grammar/gbnf-limits.js";
 import { OutputAssembler } from "./output-assembler.js";
 import { detectOutputFormat, type ModelOutputFormat, outputPlan, renderPlan } from "./output-plan.js";
 import { nativeSamplerConfig } from "./sampler-config.js";
+import { isEmbeddingOnly } from "./servability.js";
 import { type SlotGrant, SlotPool } from "./slots.js";
 import { StopMatcher, TokenTextDecoder } from "./text-stream.js";
 import type { OneTokenThreads } from "./thread-chooser.js";
@@ -57,6 +58,9 @@ export function forChoice(prepared: PreparedGeneration, index: number): Prepared
 }
 
 const MAX_STOP_LENGTH = 512;
+
+/** Tokens in an embedding-only model's (unused) generation context: llama.cpp's smallest. */
+const EMBEDDING_ONLY_GENERATION_CONTEXT = 256;
 
 /** The prompt cache's settings with this load's key: what SlotStates needs besides the live context. */
 type ModelPromptCache = Omit<SlotStatesOptions, "context" | "loop" | "contextSize">;
@@ -144,12 +148,15 @@ export class LoadedModel {
     try {
       const contextSize = options.ctxSize ?? Math.min(model.trainContextSize, options.ctxCap);
       const flashAttention = options.flashAttention && model.flashAttentionSupported;
+      // An embedding-only model is never asked to generate (the pool refuses it): its generation
+      // context is the smallest there is, and its embedding context gets the whole `contextSize`.
+      const embeddingOnly = isEmbeddingOnly(spec);
       const context = await model.createContext({
-        contextSize,
-        sequences: options.parallel,
+        contextSize: embeddingOnly ? Math.min(contextSize, EMBEDDING_ONLY_GENERATION_CONTEXT) : contextSize,
+        sequences: embeddingOnly ? 1 : options.parallel,
         // The decode loop sets the count per step (threads / batchThreads).
         threads: options.batchThreads,
-        batchSize: options.batchSize,
+        batchSize: embeddingOnly ? Math.min(options.batchSize ?? EMBEDDING_ONLY_GENERATION_CONTEXT, EMBEDDING_ONLY_GENERATION_CONTEXT) : options.batchSize,
         flashAttention,
         lora: spec.lora ? { adapters: [{ filePath: spec.lora }] } : undefined,
         // Slot size is a promise to clients (/v1/models); never shrink it silently.

@@ -2,10 +2,11 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readSafetensorsData, readSafetensorsModel } from "../../src/formats/safetensors.js";
 
-/** Every tensor of an HF folder as float64 (F32 checkpoints only: the references compute in float64). */
-export function readF64Weights(folder: string): Map<string, Float64Array> {
+/** Every tensor of an HF folder (or those `wanted`) as float64 (F32 only: the references compute in float64). */
+export function readF64Weights(folder: string, wanted: (name: string) => boolean = () => true): Map<string, Float64Array> {
   const weights = new Map<string, Float64Array>();
   for (const [name, tensor] of readSafetensorsModel(folder).tensors) {
+    if (!wanted(name)) continue;
     if (tensor.dtype !== "F32") throw new Error(`reference reads F32 only; ${name} is ${tensor.dtype}`);
     const bytes = readSafetensorsData(tensor);
     weights.set(name, Float64Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4)));

@@ -1,4 +1,4 @@
-import type { HfConfig } from "../../formats/hf-folder.js";
+import type { HfConfig, HfFolder } from "../../formats/hf-folder.js";
 import type { GgufWriteValue } from "../../formats/gguf-writer.js";
 import type { SafetensorsTensor } from "../../formats/safetensors.js";
 
@@ -47,4 +47,6 @@ export interface ArchitectureConverter {
   metadata(config: HfConfig, configPath: string): Map<string, GgufWriteValue>;
   /** Every tensor to write, validated against the config (missing, extra, wrong shape → ConvertError). */
   plan(config: HfConfig, tensors: ReadonlyMap<string, SafetensorsTensor>, configPath: string): TensorPlan[];
+  /** `tokenizer.*` metadata, for a family whose tokenizer is not BPE (absent: convertTokenizer). */
+  tokenizer?(folder: HfFolder, vocabSize: number): Map<string, GgufWriteValue>;
 }
