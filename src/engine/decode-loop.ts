@@ -1,5 +1,6 @@
 import type { Token } from "node-llama-cpp";
 import type { NativeContext, NativeSampler } from "./native-context.js";
+import type { Speculation } from "./speculative/speculation.js";
 import { ThreadChooser } from "./thread-chooser.js";
 
 /** Why a job stopped producing tokens (an error is thrown from `next()` instead). */
@@ -25,12 +26,25 @@ export interface DecodeJobOptions {
    * and empties it when a failed decode leaves the cache unknown (the cache is then cleared).
    */
   cache: Token[];
+  /** Drafts tokens for the target model to check several at a time (speculative decoding); absent = off. */
+  speculation?: Speculation;
 }
 
 /** A sampled token, with the probe's distribution at that step when asked for ([id, p, id, p, …], best first). */
 export interface SampledToken {
   token: Token;
   distribution?: number[];
+}
+
+/** What sampling one output gave: a token id (-1 = none), or the error that stopped it. */
+type SampleResult = { token: number | Error; distribution?: number[] };
+
+/** A generating job's draft in this step's batch, after its pending token, each with its logits' batch index. */
+interface DraftInBatch {
+  job: DecodeJob;
+  tokens: Token[];
+  /** Batch indexes of the logits after the pending token and after each draft token but the last. */
+  indexes: Uint32Array;
 }
 
 /**
@@ -245,11 +259,24 @@ export class DecodeLoop {
     const batch = [...take.keys()].sort((a, b) => a.options.sequenceId - b.options.sequenceId);
     let size = 0;
     for (const n of take.values()) size += n;
+    const drafts = this.drafts(take, this.options.batchSize - size);
+    for (const d of drafts.values()) size += d.length;
     const ctx = this.context;
     ctx.initBatch(size);
     const outputs: { job: DecodeJob; index: number }[] = [];
+    const verifying: DraftInBatch[] = [];
     for (const job of batch) {
       const n = take.get(job)!;
+      const draft = drafts.get(job);
+      if (draft) {
+        // The pending token and the draft after it, with logits at every position: sampling index
+        // i checks draft token i.
+        const tokens = Uint32Array.from([job.pending[0]!, ...draft]);
+        const indexes = ctx.addToBatch(job.options.sequenceId, job.position, tokens, tokens.map((_, i) => i));
+        outputs.push({ job, index: indexes[0]! });
+        verifying.push({ job, tokens: draft, indexes });
+        continue;
+      }
       const last = n === job.pending.length;
       const indexes = ctx.addToBatch(job.options.sequenceId, job.position, Uint32Array.from(job.pending.slice(0, n)), last ? Uint32Array.of(n - 1) : NO_LOGITS);
       if (last) outputs.push({ job, index: indexes[0]! });
@@ -281,23 +308,74 @@ export class DecodeLoop {
       job.position += n;
     }
     const sampled = await this.sample(outputs);
+    const firsts = new Map<DecodeJob, SampleResult>();
     for (let i = 0; i < outputs.length; i++) {
       const job = outputs[i]!.job;
-      const { token, distribution } = sampled[i]!;
-      if (!job.active) continue;
-      if (typeof token !== "number" || token < 0) {
-        job.finish(undefined, typeof token === "number" ? new Error("the sampler found no token to choose") : token);
-        continue;
-      }
-      if (this.options.isEndOfGeneration(token as Token)) {
-        job.finish("eog");
-        continue;
-      }
-      job.deliver({ token: token as Token, distribution });
-      job.sampled++;
-      if (job.sampled >= job.options.maxTokens) job.finish("length");
-      else job.pending.push(token as Token);
+      if (drafts.has(job)) firsts.set(job, sampled[i]!);
+      else if (this.emit(job, sampled[i]!)) job.pending.push(sampled[i]!.token as Token);
     }
+    if (verifying.length > 0) await Promise.all(verifying.map((v) => this.verify(v, firsts.get(v.job)!)));
+  }
+
+  /** Hands a sampled token to its job; false when the job ends with it (or had ended before). */
+  private emit(job: DecodeJob, { token, distribution }: SampleResult): boolean {
+    if (!job.active) return false;
+    if (typeof token !== "number" || token < 0) {
+      job.finish(undefined, typeof token === "number" ? new Error("the sampler found no token to choose") : token);
+      return false;
+    }
+    if (this.options.isEndOfGeneration(token as Token)) {
+      job.finish("eog");
+      return false;
+    }
+    job.deliver({ token: token as Token, distribution });
+    job.sampled++;
+    if (job.sampled < job.options.maxTokens) return true;
+    job.finish("length");
+    return false;
+  }
+
+  /**
+   * Generating jobs that get a draft this step, within `room` batch tokens: each drafts after its
+   * pending token, at most the tokens it may still emit less the one sampled anyway.
+   */
+  private drafts(take: Map<DecodeJob, number>, room: number): Map<DecodeJob, Token[]> {
+    const drafts = new Map<DecodeJob, Token[]>();
+    for (const [job, n] of take) {
+      const speculation = job.options.speculation;
+      if (room <= 0) break;
+      if (!speculation || job.sampled === 0 || n !== 1 || job.pending.length !== 1) continue;
+      const draft = speculation.draft(job.options.cache, job.pending[0]!, Math.min(room, job.options.maxTokens - job.sampled - 1));
+      if (draft.length === 0) continue;
+      drafts.set(job, draft);
+      room -= draft.length;
+    }
+    return drafts;
+  }
+
+  /**
+   * Checks a draft against the target model: the token sampled after the pending one is emitted;
+   * while it equals the next draft token, the logits after that draft token (already computed) give
+   * the next one. So the job's own sampler draws exactly the tokens, and as often, as it would one
+   * step at a time, and never at a position past the first mismatch: it also takes each token in
+   * (penalties, grammar). With a deterministic drafter that is standard speculative sampling, the
+   * target distribution kept. The KV cells of the rejected draft tokens are dropped.
+   */
+  private async verify({ job, tokens, indexes }: DraftInBatch, first: SampleResult): Promise<void> {
+    let result = first;
+    let accepted = 0;
+    let going = this.emit(job, result);
+    while (going && accepted < tokens.length && result.token === tokens[accepted]) {
+      accepted++;
+      result = await this.sampleAt(job, indexes[accepted]!);
+      going = this.emit(job, result);
+    }
+    // The cache holds the pending token (recorded by the step) and the accepted draft tokens.
+    for (let i = 0; i < accepted; i++) job.options.cache.push(tokens[i]!);
+    job.position += accepted;
+    if (accepted < tokens.length) this.context.removeTokenCellsFromSequence(job.options.sequenceId, job.position, -1);
+    job.options.speculation!.record(tokens.length, accepted);
+    if (going) job.pending.push(result.token as Token);
   }
 
   /**
@@ -308,19 +386,22 @@ export class DecodeLoop {
    * same rows twice and sampled from wrong logits (4 concurrent prompts: 5 runs in 290). The rest
    * only read, and are queued together.
    */
-  private async sample(outputs: { job: DecodeJob; index: number }[]): Promise<{ token: number | Error; distribution?: number[] }[]> {
-    const one = async ({ job, index }: { job: DecodeJob; index: number }): Promise<{ token: number | Error; distribution?: number[] }> => {
-      try {
-        const token = await this.context.sampleToken(index, job.options.sampler);
-        if (!job.options.probe) return { token };
-        const [, distribution] = await this.context.sampleToken(index, job.options.probe, true, false);
-        return { token, distribution };
-      } catch (e) {
-        return { token: e as Error };
-      }
-    };
+  private async sample(outputs: { job: DecodeJob; index: number }[]): Promise<SampleResult[]> {
+    const one = ({ job, index }: { job: DecodeJob; index: number }): Promise<SampleResult> => this.sampleAt(job, index);
     if (outputs.length === 0) return [];
     const first = await one(outputs[0]!);
     return [first, ...(await Promise.all(outputs.slice(1).map(one)))];
+  }
+
+  /** Samples one output of the last decode with the job's sampler (and its probe, when it has one). */
+  private async sampleAt(job: DecodeJob, index: number): Promise<SampleResult> {
+    try {
+      const token = await this.context.sampleToken(index, job.options.sampler);
+      if (!job.options.probe) return { token };
+      const [, distribution] = await this.context.sampleToken(index, job.options.probe, true, false);
+      return { token, distribution };
+    } catch (e) {
+      return { token: e as Error };
+    }
   }
 }
