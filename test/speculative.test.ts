@@ -6,6 +6,7 @@ import { createModelPool } from "../src/engine/create-pool.js";
 import type { LoadedModel } from "../src/engine/loaded-model.js";
 import type { ModelPool } from "../src/engine/model-pool.js";
 import { DraftBudget } from "../src/engine/speculative/draft-budget.js";
+import { DraftPayoff } from "../src/engine/speculative/payoff.js";
 import { promptLookupDraft } from "../src/engine/speculative/prompt-lookup.js";
 import type { DoneEvent, GenerationRequest } from "../src/engine/types.js";
 import type { RunningServer } from "../src/server/server.js";
@@ -178,11 +179,32 @@ describe("prompt-lookup drafts", () => {
   });
 });
 
+describe("draft payoff (--speculative auto)", () => {
+  it("pauses drafting while steps with drafts cost more per token than steps without, longer each time", () => {
+    const payoff = new DraftPayoff();
+    const allowedOf = (steps: number) => Array.from({ length: steps }, () => payoff.allows()).filter(Boolean).length;
+    payoff.record(1, false, 10, 1);
+    payoff.record(1, true, 30, 4); // 7.5 ms a token: pays
+    payoff.record(1, true, 28, 4);
+    assert.equal(allowedOf(10), 10);
+    payoff.record(1, true, 40, 2); // the running cost per token now above 10
+    assert.equal(allowedOf(8), 0, "paused 8 steps");
+    assert.equal(allowedOf(1), 1);
+    payoff.record(1, true, 40, 1);
+    payoff.record(1, true, 40, 1);
+    assert.equal(allowedOf(16), 0, "then 16");
+    assert.equal(allowedOf(1), 1);
+    payoff.record(4, true, 40, 1);
+    payoff.record(4, true, 40, 1);
+    assert.equal(allowedOf(1), 1, "no plain steps of 4 streams measured yet: nothing to compare with");
+  });
+});
+
 describe("configuration", () => {
   const config = (overrides: ConfigOverrides, env: Record<string, string> = {}) => loadConfig(overrides, { HOME: "/nonexistent", ...env });
 
-  it("--speculative auto (the default) is prompt lookup; off turns it off; draft bounds are checked", () => {
-    assert.deepEqual([config({}).speculative, config({ speculative: "auto" }).speculative, config({ speculative: "off" }).speculative], ["ngram", "ngram", "off"]);
+  it("--speculative is auto unless set; draft bounds are checked", () => {
+    assert.deepEqual([config({}).speculative, config({ speculative: "ngram" }).speculative, config({ speculative: "off" }).speculative], ["auto", "ngram", "off"]);
     assert.equal(config({}, { SHIMMY_SPECULATIVE: "off" }).speculative, "off");
     assert.deepEqual([config({}).draftMin, config({}).draftMax], [1, 8]);
     assert.throws(() => config({}, { SHIMMY_SPECULATIVE: "magic" }), /SHIMMY_SPECULATIVE=magic is not one of auto, off, ngram/);

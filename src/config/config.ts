@@ -102,9 +102,10 @@ export interface Config {
   promptCacheMinTokens: number;
   /**
    * Speculative decoding (docs/configuration.md, "Speculative decoding"): `ngram` drafts tokens by
-   * prompt lookup and the model checks several per step; `off` decodes one token per step.
+   * prompt lookup and the model checks several per step; `auto` does so only while steps with
+   * drafts measure cheaper per token than steps without; `off` decodes one token per step.
    */
-  speculative: "off" | "ngram";
+  speculative: SpeculativeMode;
   /** Draft tokens per step at most, and the shortest draft worth checking. */
   draftMax: number;
   draftMin: number;
@@ -112,8 +113,6 @@ export interface Config {
 
 export const SPECULATIVE_MODES = ["auto", "off", "ngram"] as const;
 export type SpeculativeMode = (typeof SPECULATIVE_MODES)[number];
-/** What `auto` (the default) runs. */
-const AUTO_SPECULATIVE: Config["speculative"] = "ngram";
 
 export const DEFAULT_PORT = 11435;
 export const AUTO_PORT_LAST = 11535;
@@ -349,7 +348,6 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const headersTimeoutMs = overrides.headersTimeoutMs ?? (envInt(env, "SHIMMY_HEADERS_TIMEOUT") ?? 30) * 1000;
   const cacheDir = env.SHIMMY_CACHE_DIR ? resolve(env.SHIMMY_CACHE_DIR) : join(home, ".cache", "shimmy");
   const promptCacheDir = overrides.promptCacheDir ?? (env.SHIMMY_PROMPT_CACHE_DIR || undefined);
-  const speculative = overrides.speculative ?? envSpeculative(env) ?? "auto";
   return {
     modelDirs: [...(overrides.modelDirs ?? []), ...splitPathList(env.SHIMMY_MODEL_PATHS)].map((p) => resolve(p)),
     modelPaths: (overrides.modelPaths ?? []).map((p) => resolve(p)),
@@ -401,7 +399,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     promptCacheMaxBytes: overrides.promptCacheMaxBytes ?? envByteSize(env, "SHIMMY_PROMPT_CACHE_SIZE") ?? 8 * 2 ** 30,
     // Below this, evaluating the prefix again costs about what reading its state back does.
     promptCacheMinTokens: overrides.promptCacheMinTokens ?? envInt(env, "SHIMMY_PROMPT_CACHE_MIN_TOKENS") ?? 1024,
-    speculative: speculative === "auto" ? AUTO_SPECULATIVE : speculative,
+    speculative: overrides.speculative ?? envSpeculative(env) ?? "auto",
     ...draftBounds(overrides, env),
   };
 }

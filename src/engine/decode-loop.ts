@@ -1,5 +1,6 @@
 import type { Token } from "node-llama-cpp";
 import type { NativeContext, NativeSampler } from "./native-context.js";
+import { DraftPayoff } from "./speculative/payoff.js";
 import type { Speculation } from "./speculative/speculation.js";
 import { ThreadChooser } from "./thread-chooser.js";
 
@@ -128,6 +129,8 @@ export interface DecodeLoopOptions {
   /** Threads for a step of several tokens: prompts, several streams (llama.cpp -tb). */
   batchThreads: number;
   isEndOfGeneration(token: Token): boolean;
+  /** Drafts only while steps with them cost less per token than steps without (DraftPayoff); otherwise whenever a job has one. */
+  draftsWherePaying?: boolean;
 }
 
 const NO_LOGITS = new Uint32Array(0);
@@ -161,6 +164,8 @@ export class DecodeLoop {
   private threads = -1;
   /** Picks the thread count of one-token steps. */
   readonly oneTokenThreads: ThreadChooser;
+  /** Whether drafts pay on this model: measured from steps with and without them. */
+  private readonly payoff = new DraftPayoff();
 
   constructor(
     private readonly context: NativeContext,
@@ -290,6 +295,7 @@ export class DecodeLoop {
       this.threads = threads;
     }
     const started = performance.now();
+    const emittedBefore = verifying.length > 0 || this.generatingOnly(take) ? batch.reduce((n, job) => n + job.sampled, 0) : undefined;
     try {
       await ctx.decodeBatch();
     } catch (e) {
@@ -315,6 +321,16 @@ export class DecodeLoop {
       else if (this.emit(job, sampled[i]!)) job.pending.push(sampled[i]!.token as Token);
     }
     if (verifying.length > 0) await Promise.all(verifying.map((v) => this.verify(v, firsts.get(v.job)!)));
+    if (emittedBefore !== undefined) {
+      const emitted = batch.reduce((n, job) => n + job.sampled, 0) - emittedBefore;
+      this.payoff.record(batch.length, verifying.length > 0, performance.now() - started, emitted);
+    }
+  }
+
+  /** Whether every job in the step generates (one pending token, no prompt): steps comparable with and without drafts. */
+  private generatingOnly(take: Map<DecodeJob, number>): boolean {
+    for (const [job, n] of take) if (n !== 1 || job.sampled === 0 || job.pending.length !== 1) return false;
+    return true;
   }
 
   /** Hands a sampled token to its job; false when the job ends with it (or had ended before). */
@@ -341,11 +357,11 @@ export class DecodeLoop {
    */
   private drafts(take: Map<DecodeJob, number>, room: number): Map<DecodeJob, Token[]> {
     const drafts = new Map<DecodeJob, Token[]>();
-    for (const [job, n] of take) {
-      const speculation = job.options.speculation;
+    const drafting = [...take].filter(([job, n]) => job.options.speculation && job.sampled > 0 && n === 1 && job.pending.length === 1);
+    if (drafting.length === 0 || (this.options.draftsWherePaying && !this.payoff.allows())) return drafts;
+    for (const [job] of drafting) {
       if (room <= 0) break;
-      if (!speculation || job.sampled === 0 || n !== 1 || job.pending.length !== 1) continue;
-      const draft = speculation.draft(job.options.cache, job.pending[0]!, Math.min(room, job.options.maxTokens - job.sampled - 1));
+      const draft = job.options.speculation!.draft(job.options.cache, job.pending[0]!, Math.min(room, job.options.maxTokens - job.sampled - 1));
       if (draft.length === 0) continue;
       drafts.set(job, draft);
       room -= draft.length;

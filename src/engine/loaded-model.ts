@@ -110,6 +110,7 @@ export class LoadedModel {
       threadsAlternative: options.threadsAlternative,
       batchThreads: options.batchThreads,
       isEndOfGeneration: (token) => model.isEogToken(token),
+      draftsWherePaying: options.speculative === "auto",
     });
     this.tokenBytes = new TokenBytes(model);
     this.promptBound = new PromptBound(model);
@@ -411,7 +412,7 @@ export class LoadedModel {
           throw e;
         }
         const top = request.logprobs?.top ?? 0;
-        const speculation = this.options.speculative === "ngram" ? promptLookup({ min: this.options.draftMin, max: this.options.draftMax }) : undefined;
+        const speculation = this.options.speculative !== "off" ? promptLookup({ min: this.options.draftMin, max: this.options.draftMax }) : undefined;
         const job = new DecodeJob({ sequenceId: slot.id, tokens: promptTokens.slice(cachedTokens), position: cachedTokens, sampler, probe, maxTokens, cache: slot.tokens, speculation });
         const onAbort = () => job.cancel();
         signal.addEventListener("abort", onAbort, { once: true });
