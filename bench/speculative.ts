@@ -13,7 +13,7 @@
  * servers rotated every round, and ratios are taken per round (paired) before the median, so slow
  * drift of a shared machine cancels out of them.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -69,12 +69,21 @@ interface Row {
   server: string;
   round: number;
   decodeTps: number;
+  /** The server process's CPU time (all threads) per generated token, ms: what a token costs, whatever else runs on the machine. */
+  cpuMsPerToken: number;
+}
+
+/** User + system CPU time of a process so far, ms (Linux /proc; clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 async function measure(model: Model): Promise<{ rows: Row[]; acceptance: Record<string, string> }> {
   const o: ServerOptions = { model: model.path, threads, batchThreads: threads, parallel: 1, ctxPerSlot: 1024 };
   const starts: (() => Promise<ServerUnderTest>)[] = [
     () => startShimmy({ ...o, extraArgs: ["--speculative", "off"], label: " off" }),
+    () => startShimmy({ ...o, extraArgs: ["--speculative", "auto"], label: " auto" }),
     () => startShimmy({ ...o, extraArgs: ["--speculative", "ngram"], label: " ngram" }),
   ];
   if (existsSync(llamaServer)) {
@@ -105,10 +114,12 @@ async function measure(model: Model): Promise<{ rows: Row[]; acceptance: Record<
       for (const [workload, prompt] of workloads) {
         for (const i of order) {
           const s = servers[i]!;
+          const cpuBefore = cpuMs(s.pid);
           const runs = [await streamCompletion(s.url, name, prompt(round), tokens, true), await streamCompletion(s.url, name, prompt(round), tokens, true)];
+          const cpuMsPerToken = (cpuMs(s.pid) - cpuBefore) / runs.reduce((n, r) => n + r.completionTokens, 0);
           const decodeTps = median(runs.map((r) => r.decodeTps));
-          rows.push({ model: model.label, workload, server: s.name, round, decodeTps });
-          log(`  ${model.label} round ${round} ${workload} ${s.name}: ${decodeTps.toFixed(1)} tok/s`);
+          rows.push({ model: model.label, workload, server: s.name, round, decodeTps, cpuMsPerToken });
+          log(`  ${model.label} round ${round} ${workload} ${s.name}: ${decodeTps.toFixed(1)} tok/s, ${cpuMsPerToken.toFixed(2)} CPU ms/token`);
         }
       }
     }
@@ -128,18 +139,33 @@ function paired(rows: Row[], workload: string, a: string, b: string): string {
   return ratios.length === 0 ? "–" : `${median(ratios).toFixed(2)}× (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
 }
 
+const RATIOS: [string, string][] = [
+  ["shimmy auto", "shimmy off"],
+  ["shimmy ngram", "shimmy off"],
+  ["shimmy off", "llama-server"],
+  ["shimmy auto", "llama-server"],
+  ["shimmy ngram", "llama-server"],
+  ["shimmy auto", "llama-server ngram"],
+  ["shimmy ngram", "llama-server ngram"],
+  ["llama-server ngram", "llama-server"],
+];
+
 async function main(): Promise<void> {
   if (!existsSync(SHIMMY_BIN)) throw new Error("run `npm run build` first (the benchmark runs dist/, as users do)");
   log(`${rounds} rounds, ${tokens} tokens, ${threads} thread(s); ${new Date().toISOString()}`);
   for (const model of await models()) {
     const { rows, acceptance } = await measure(model);
-    console.log(`\n${model.label}, single stream, ${threads} thread(s), ${tokens} tokens, temperature 0: median decode tok/s over ${rounds} rounds\n`);
+    console.log(`\n${model.label}, single stream, ${threads} thread(s), ${tokens} tokens, temperature 0: median decode tok/s over ${rounds} rounds (CPU ms per token)\n`);
     const servers = [...new Set(rows.map((r) => r.server))];
-    console.log(`| workload | ${servers.join(" | ")} | shimmy ngram / shimmy off | shimmy ngram / llama-server | shimmy ngram / llama-server ngram |`);
-    console.log(`| --- |${servers.map(() => " ---: |").join("")} ---: | ---: | ---: |`);
+    console.log(`| workload | ${servers.join(" | ")} |\n| --- |${servers.map(() => " ---: |").join("")}`);
     for (const workload of ["edit", "free"]) {
-      const cells = servers.map((s) => median(rows.filter((r) => r.workload === workload && r.server === s).map((r) => r.decodeTps)).toFixed(1));
-      console.log(`| ${workload} | ${cells.join(" | ")} | ${paired(rows, workload, "shimmy ngram", "shimmy off")} | ${paired(rows, workload, "shimmy ngram", "llama-server")} | ${paired(rows, workload, "shimmy ngram", "llama-server ngram")} |`);
+      const of = (s: string) => rows.filter((r) => r.workload === workload && r.server === s);
+      const cells = servers.map((s) => `${median(of(s).map((r) => r.decodeTps)).toFixed(1)} (${median(of(s).map((r) => r.cpuMsPerToken)).toFixed(2)})`);
+      console.log(`| ${workload} | ${cells.join(" | ")} |`);
+    }
+    console.log(`\n| paired ratio (median of rounds, range) | ${["edit", "free"].join(" | ")} |\n| --- | ---: | ---: |`);
+    for (const [a, b] of RATIOS.filter(([a, b]) => servers.includes(a) && servers.includes(b))) {
+      console.log(`| ${a} / ${b} | ${["edit", "free"].map((w) => paired(rows, w, a, b)).join(" | ")} |`);
     }
     console.log(`\naccepted/drafted draft tokens in one ${tokens}-token run: ${JSON.stringify(acceptance)}`);
   }

@@ -203,9 +203,9 @@ describe("draft payoff (--speculative auto)", () => {
 describe("configuration", () => {
   const config = (overrides: ConfigOverrides, env: Record<string, string> = {}) => loadConfig(overrides, { HOME: "/nonexistent", ...env });
 
-  it("--speculative is auto unless set; draft bounds are checked", () => {
-    assert.deepEqual([config({}).speculative, config({ speculative: "ngram" }).speculative, config({ speculative: "off" }).speculative], ["auto", "ngram", "off"]);
-    assert.equal(config({}, { SHIMMY_SPECULATIVE: "off" }).speculative, "off");
+  it("--speculative is off unless set; draft bounds are checked", () => {
+    assert.deepEqual([config({}).speculative, config({ speculative: "ngram" }).speculative, config({ speculative: "auto" }).speculative], ["off", "ngram", "auto"]);
+    assert.equal(config({}, { SHIMMY_SPECULATIVE: "auto" }).speculative, "auto");
     assert.deepEqual([config({}).draftMin, config({}).draftMax], [1, 8]);
     assert.throws(() => config({}, { SHIMMY_SPECULATIVE: "magic" }), /SHIMMY_SPECULATIVE=magic is not one of auto, off, ngram/);
     assert.throws(() => config({ draftMin: 5, draftMax: 4 }), /--draft-min 5 is more than --draft-max 4/);

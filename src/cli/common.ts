@@ -59,7 +59,7 @@ export function withEngineOptions(cmd: Command): Command {
     .option("--no-flash-attention", "disable llama.cpp flash attention (SHIMMY_FLASH_ATTENTION=0)")
     .option("--no-isolation", "load model files without first trying them in a child process: a file that makes llama.cpp abort then ends this process (SHIMMY_ISOLATION=0)")
     .option("--probe-timeout <seconds>", "time a new model file's trial in a child process may take (default 300; SHIMMY_PROBE_TIMEOUT)", parsePositiveInt)
-    .addOption(new Option("--speculative <mode>", "speculative decoding: ngram drafts tokens from the prompt and the text so far, checked several per step; auto (default): ngram while it measures faster than off (SHIMMY_SPECULATIVE)").choices(SPECULATIVE_MODES))
+    .addOption(new Option("--speculative <mode>", "speculative decoding: ngram drafts tokens from the prompt and the text so far, checked several per step; auto: ngram while it measures faster than without; off (default) (SHIMMY_SPECULATIVE)").choices(SPECULATIVE_MODES))
     .option("--draft-max <n>", "draft tokens checked per step at most (default 8; SHIMMY_DRAFT_MAX)", parsePositiveInt)
     .option("--draft-min <n>", "shortest draft worth checking (default 1; SHIMMY_DRAFT_MIN)", parsePositiveInt);
 }

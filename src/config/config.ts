@@ -399,7 +399,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     promptCacheMaxBytes: overrides.promptCacheMaxBytes ?? envByteSize(env, "SHIMMY_PROMPT_CACHE_SIZE") ?? 8 * 2 ** 30,
     // Below this, evaluating the prefix again costs about what reading its state back does.
     promptCacheMinTokens: overrides.promptCacheMinTokens ?? envInt(env, "SHIMMY_PROMPT_CACHE_MIN_TOKENS") ?? 1024,
-    speculative: overrides.speculative ?? envSpeculative(env) ?? "auto",
+    speculative: overrides.speculative ?? envSpeculative(env) ?? "off",
     ...draftBounds(overrides, env),
   };
 }

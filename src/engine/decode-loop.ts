@@ -149,7 +149,8 @@ export const THREAD_INVARIANT_CELLS = 256;
  * The only thing that decodes on a model's context: every step packs all active jobs into one
  * batch (one token per generating job, prompt chunks in the rest of the batch, oldest job first),
  * decodes it, samples each job that reached its end of input, and goes again at once. KV-cache
- * erasures wait for the gap between two steps, so they never race a decode.
+ * erasures wait for the gap between two steps, so they never race a decode. A generating job with
+ * speculation adds a draft after its pending token, in room the batch has left (`verify`).
  *
  * Batch entries are in ascending sequence id: llama.cpp (non-unified KV cache) puts sequences into
  * one micro-batch only in consecutive, increasing id order (`split_equal(…, sequential = true)`).
