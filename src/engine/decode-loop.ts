@@ -44,7 +44,7 @@ type SampleResult = { token: number | Error; distribution?: number[] };
 interface DraftInBatch {
   job: DecodeJob;
   tokens: Token[];
-  /** Batch indexes of the logits after the pending token and after each draft token but the last. */
+  /** Batch indexes of the logits at the pending token and at each draft token (the last one's give the token after a whole accepted draft). */
   indexes: Uint32Array;
 }
 
@@ -297,6 +297,7 @@ export class DecodeLoop {
     }
     const started = performance.now();
     const emittedBefore = verifying.length > 0 || this.generatingOnly(take) ? batch.reduce((n, job) => n + job.sampled, 0) : undefined;
+    const cpuBefore = emittedBefore === undefined ? undefined : process.cpuUsage();
     try {
       await ctx.decodeBatch();
     } catch (e) {
@@ -324,7 +325,8 @@ export class DecodeLoop {
     if (verifying.length > 0) await Promise.all(verifying.map((v) => this.verify(v, firsts.get(v.job)!)));
     if (emittedBefore !== undefined) {
       const emitted = batch.reduce((n, job) => n + job.sampled, 0) - emittedBefore;
-      this.payoff.record(batch.length, verifying.length > 0, performance.now() - started, emitted);
+      const cpu = process.cpuUsage(cpuBefore);
+      this.payoff.record(batch.length, verifying.length > 0, (cpu.user + cpu.system) / 1000, emitted);
     }
   }
 

@@ -17,11 +17,13 @@ const JUDGED_AFTER = 2;
 /**
  * Whether drafts pay on this model and machine: checking k draft tokens costs a step of k + 1
  * tokens, which on a CPU whose one-token step is already compute-bound costs several times a
- * one-token step, so even well-accepted drafts can lose. The loop reports each step's time and the
- * tokens it emitted; when steps with drafts cost more per emitted token than steps without (for
- * the same number of streams), drafting pauses for 8, 16, 32… steps (up to 1024), then is tried
- * again (judged on its first two steps). A workload where drafts never pay then spends two
- * steps in 1024 on drafts.
+ * one-token step, so even well-accepted drafts can lose. The loop reports each step's process CPU
+ * time (what the step cost, whatever else the machine runs; wall time on a shared machine swings
+ * too much to judge by) and the tokens it emitted; when steps with drafts cost more per emitted
+ * token than steps without (for the same number of streams), drafting pauses for 8, 16, 32…
+ * steps (up to 1024), then is tried again (judged on its first two steps); a win shortens the
+ * next pause by one doubling only, so one lucky step does not undo a losing record. A workload
+ * where drafts never pay then spends two steps in 1024 on drafts.
  */
 export class DraftPayoff {
   private readonly costs = new Map<number, Costs>();
@@ -35,7 +37,7 @@ export class DraftPayoff {
     return false;
   }
 
-  /** A step of `streams` generating jobs (nothing else in its batch) took `ms` and emitted `tokens`. */
+  /** A step of `streams` generating jobs (nothing else in its batch) cost `ms` of CPU time and emitted `tokens`. */
   record(streams: number, drafted: boolean, ms: number, tokens: number): void {
     if (tokens === 0) return;
     const costs = this.costs.get(streams) ?? { draftSteps: 0 };
@@ -46,7 +48,7 @@ export class DraftPayoff {
     if (drafted) costs.draftSteps++;
     if (!drafted || costs.plain === undefined || costs.draftSteps < JUDGED_AFTER) return;
     if (costs.drafted! <= costs.plain) {
-      this.losses = 0;
+      this.losses = Math.max(0, this.losses - 1);
       return;
     }
     this.losses++;
