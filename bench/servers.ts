@@ -81,6 +81,10 @@ export interface ServerOptions {
   parallel: number;
   ctxPerSlot: number;
   native?: boolean;
+  /** More command-line arguments for this server (speculative decoding settings). */
+  extraArgs?: string[];
+  /** Appended to the server's name, to tell two settings of one server apart. */
+  label?: string;
 }
 
 /** "N/M" for explicit counts (a missing -tb follows -t in both servers); undefined when unset. */
@@ -97,19 +101,19 @@ export async function startShimmy(o: ServerOptions): Promise<ServerUnderTest> {
   const port = await freePort();
   const args = [SHIMMY_BIN, "serve", "--model-path", o.model, "--no-default-locations", "--port", String(port), ...threadArgs(o, "--threads", "--threads-batch"), "--parallel", String(o.parallel), "--ctx-size", String(o.ctxPerSlot), "--gpu", "off", "--json"];
   // Explicit either way: Shimmy uses a native build by default once one exists.
-  args.push(o.native ? "--native" : "--no-native");
+  args.push(o.native ? "--native" : "--no-native", ...(o.extraArgs ?? []));
   const started = performance.now();
   const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, HOME: process.env.HOME } });
   const url = `http://127.0.0.1:${port}`;
   const coldStartMs = await waitHealthy(url, child, started, 30_000);
   // Without flags Shimmy runs `auto` (one-token steps move between counts): no fixed setting.
-  return { name: o.native ? "shimmy (native)" : "shimmy", url, pid: child.pid!, coldStartMs, threads: explicitThreads(o), stop: stopper(child) };
+  return { name: `${o.native ? "shimmy (native)" : "shimmy"}${o.label ?? ""}`, url, pid: child.pid!, coldStartMs, threads: explicitThreads(o), stop: stopper(child) };
 }
 
 /** llama-server with the same model file, threads, slots and per-slot context. */
 export async function startLlamaServer(binary: string, o: ServerOptions): Promise<ServerUnderTest> {
   const port = await freePort();
-  const args = ["-m", o.model, "--host", "127.0.0.1", "--port", String(port), ...threadArgs(o, "-t", "-tb"), "-np", String(o.parallel), "-c", String(o.ctxPerSlot * o.parallel), "--no-webui"];
+  const args = ["-m", o.model, "--host", "127.0.0.1", "--port", String(port), ...threadArgs(o, "-t", "-tb"), "-np", String(o.parallel), "-c", String(o.ctxPerSlot * o.parallel), "--no-webui", ...(o.extraArgs ?? [])];
   const started = performance.now();
   const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"] });
   // Its log names the thread count it picked ("llama threadpool init, n_threads = N"); without
@@ -125,5 +129,5 @@ export async function startLlamaServer(binary: string, o: ServerOptions): Promis
   const url = `http://127.0.0.1:${port}`;
   const coldStartMs = await waitHealthy(url, child, started, 120_000);
   const threads = explicitThreads(o.threads === undefined && picked !== undefined ? { ...o, threads: Number(picked) } : o);
-  return { name: "llama-server", url, pid: child.pid!, coldStartMs, threads, stop: stopper(child) };
+  return { name: `llama-server${o.label ?? ""}`, url, pid: child.pid!, coldStartMs, threads, stop: stopper(child) };
 }

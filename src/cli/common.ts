@@ -2,7 +2,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
-import { type Config, type ConfigOverrides, loadConfig } from "../config/config.js";
+import { type Config, type ConfigOverrides, loadConfig, SPECULATIVE_MODES, type SpeculativeMode } from "../config/config.js";
 import { gpuMayBeAvailable, nativeBuildExists } from "../engine/native-build.js";
 
 export interface ModelSourceFlags {
@@ -18,6 +18,9 @@ export interface ModelSourceFlags {
   flashAttention?: boolean;
   isolation?: boolean;
   probeTimeout?: number;
+  speculative?: SpeculativeMode;
+  draftMax?: number;
+  draftMin?: number;
 }
 
 export function parsePositiveInt(value: string): number {
@@ -55,7 +58,10 @@ export function withEngineOptions(cmd: Command): Command {
     .option("--no-native", "use node-llama-cpp's prebuilt binary even when a native build exists (SHIMMY_NATIVE=0)")
     .option("--no-flash-attention", "disable llama.cpp flash attention (SHIMMY_FLASH_ATTENTION=0)")
     .option("--no-isolation", "load model files without first trying them in a child process: a file that makes llama.cpp abort then ends this process (SHIMMY_ISOLATION=0)")
-    .option("--probe-timeout <seconds>", "time a new model file's trial in a child process may take (default 300; SHIMMY_PROBE_TIMEOUT)", parsePositiveInt);
+    .option("--probe-timeout <seconds>", "time a new model file's trial in a child process may take (default 300; SHIMMY_PROBE_TIMEOUT)", parsePositiveInt)
+    .addOption(new Option("--speculative <mode>", "speculative decoding: ngram drafts tokens from the prompt and the text so far, checked several per step; auto: ngram while it measures faster than without; off (default) (SHIMMY_SPECULATIVE)").choices(SPECULATIVE_MODES))
+    .option("--draft-max <n>", "draft tokens checked per step at most (default 8; SHIMMY_DRAFT_MAX)", parsePositiveInt)
+    .option("--draft-min <n>", "shortest draft worth checking (default 1; SHIMMY_DRAFT_MIN)", parsePositiveInt);
 }
 
 export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {}): Config {
@@ -73,6 +79,9 @@ export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {})
       flashAttention: flags.flashAttention === false ? false : undefined,
       isolation: flags.isolation === false ? false : undefined,
       probeTimeoutMs: flags.probeTimeout === undefined ? undefined : flags.probeTimeout * 1000,
+      speculative: flags.speculative,
+      draftMax: flags.draftMax,
+      draftMin: flags.draftMin,
       ...extra,
     },
     process.env,

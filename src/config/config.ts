@@ -100,7 +100,19 @@ export interface Config {
   promptCacheMaxBytes: number;
   /** Shortest prefix worth saving or restoring, in tokens. */
   promptCacheMinTokens: number;
+  /**
+   * Speculative decoding (docs/configuration.md, "Speculative decoding"): `ngram` drafts tokens by
+   * prompt lookup and the model checks several per step; `auto` does so only while steps with
+   * drafts measure cheaper per token than steps without; `off` decodes one token per step.
+   */
+  speculative: SpeculativeMode;
+  /** Draft tokens per step at most, and the shortest draft worth checking. */
+  draftMax: number;
+  draftMin: number;
 }
+
+export const SPECULATIVE_MODES = ["auto", "off", "ngram"] as const;
+export type SpeculativeMode = (typeof SPECULATIVE_MODES)[number];
 
 export const DEFAULT_PORT = 11435;
 export const AUTO_PORT_LAST = 11535;
@@ -173,6 +185,9 @@ export interface ConfigOverrides {
   promptCacheDir?: string;
   promptCacheMaxBytes?: number;
   promptCacheMinTokens?: number;
+  speculative?: SpeculativeMode;
+  draftMax?: number;
+  draftMin?: number;
 }
 
 /**
@@ -217,6 +232,22 @@ function envConvertType(env: NodeJS.ProcessEnv): Config["convertType"] | undefin
   if (v === undefined || v === "") return undefined;
   if (!(CONVERT_TYPES as readonly string[]).includes(v)) throw new Error(`SHIMMY_CONVERT_TYPE=${v} is not one of ${CONVERT_TYPES.join(", ")}`);
   return v as Config["convertType"];
+}
+
+function envSpeculative(env: NodeJS.ProcessEnv): SpeculativeMode | undefined {
+  const v = env.SHIMMY_SPECULATIVE;
+  if (v === undefined || v === "") return undefined;
+  if (!(SPECULATIVE_MODES as readonly string[]).includes(v)) throw new Error(`SHIMMY_SPECULATIVE=${v} is not one of ${SPECULATIVE_MODES.join(", ")}`);
+  return v as SpeculativeMode;
+}
+
+/** Draft bounds from flags or environment: 1 ≤ min ≤ max. */
+function draftBounds(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): { draftMax: number; draftMin: number } {
+  const draftMax = overrides.draftMax ?? envInt(env, "SHIMMY_DRAFT_MAX") ?? 8;
+  const draftMin = overrides.draftMin ?? envInt(env, "SHIMMY_DRAFT_MIN") ?? 1;
+  if (draftMax < 1 || draftMin < 1) throw new Error("draft lengths (--draft-max, --draft-min) are at least 1");
+  if (draftMin > draftMax) throw new Error(`--draft-min ${draftMin} is more than --draft-max ${draftMax}`);
+  return { draftMax, draftMin };
 }
 
 function envInt(env: NodeJS.ProcessEnv, key: string): number | undefined {
@@ -368,5 +399,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     promptCacheMaxBytes: overrides.promptCacheMaxBytes ?? envByteSize(env, "SHIMMY_PROMPT_CACHE_SIZE") ?? 8 * 2 ** 30,
     // Below this, evaluating the prefix again costs about what reading its state back does.
     promptCacheMinTokens: overrides.promptCacheMinTokens ?? envInt(env, "SHIMMY_PROMPT_CACHE_MIN_TOKENS") ?? 1024,
+    speculative: overrides.speculative ?? envSpeculative(env) ?? "off",
+    ...draftBounds(overrides, env),
   };
 }

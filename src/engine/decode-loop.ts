@@ -1,5 +1,7 @@
 import type { Token } from "node-llama-cpp";
 import type { NativeContext, NativeSampler } from "./native-context.js";
+import { DraftPayoff } from "./speculative/payoff.js";
+import type { Speculation } from "./speculative/speculation.js";
 import { ThreadChooser } from "./thread-chooser.js";
 
 /** Why a job stopped producing tokens (an error is thrown from `next()` instead). */
@@ -25,12 +27,25 @@ export interface DecodeJobOptions {
    * and empties it when a failed decode leaves the cache unknown (the cache is then cleared).
    */
   cache: Token[];
+  /** Drafts tokens for the target model to check several at a time (speculative decoding); absent = off. */
+  speculation?: Speculation;
 }
 
 /** A sampled token, with the probe's distribution at that step when asked for ([id, p, id, p, …], best first). */
 export interface SampledToken {
   token: Token;
   distribution?: number[];
+}
+
+/** What sampling one output gave: a token id (-1 = none), or the error that stopped it. */
+type SampleResult = { token: number | Error; distribution?: number[] };
+
+/** A generating job's draft in this step's batch, after its pending token, each with its logits' batch index. */
+interface DraftInBatch {
+  job: DecodeJob;
+  tokens: Token[];
+  /** Batch indexes of the logits at the pending token and at each draft token (the last one's give the token after a whole accepted draft). */
+  indexes: Uint32Array;
 }
 
 /**
@@ -114,6 +129,8 @@ export interface DecodeLoopOptions {
   /** Threads for a step of several tokens: prompts, several streams (llama.cpp -tb). */
   batchThreads: number;
   isEndOfGeneration(token: Token): boolean;
+  /** Drafts only while steps with them cost less per token than steps without (DraftPayoff); otherwise whenever a job has one. */
+  draftsWherePaying?: boolean;
 }
 
 const NO_LOGITS = new Uint32Array(0);
@@ -132,7 +149,8 @@ export const THREAD_INVARIANT_CELLS = 256;
  * The only thing that decodes on a model's context: every step packs all active jobs into one
  * batch (one token per generating job, prompt chunks in the rest of the batch, oldest job first),
  * decodes it, samples each job that reached its end of input, and goes again at once. KV-cache
- * erasures wait for the gap between two steps, so they never race a decode.
+ * erasures wait for the gap between two steps, so they never race a decode. A generating job with
+ * speculation adds a draft after its pending token, in room the batch has left (`verify`).
  *
  * Batch entries are in ascending sequence id: llama.cpp (non-unified KV cache) puts sequences into
  * one micro-batch only in consecutive, increasing id order (`split_equal(…, sequential = true)`).
@@ -147,6 +165,8 @@ export class DecodeLoop {
   private threads = -1;
   /** Picks the thread count of one-token steps. */
   readonly oneTokenThreads: ThreadChooser;
+  /** Whether drafts pay on this model: measured from steps with and without them. */
+  private readonly payoff = new DraftPayoff();
 
   constructor(
     private readonly context: NativeContext,
@@ -245,11 +265,24 @@ export class DecodeLoop {
     const batch = [...take.keys()].sort((a, b) => a.options.sequenceId - b.options.sequenceId);
     let size = 0;
     for (const n of take.values()) size += n;
+    const drafts = this.drafts(take, this.options.batchSize - size);
+    for (const d of drafts.values()) size += d.length;
     const ctx = this.context;
     ctx.initBatch(size);
     const outputs: { job: DecodeJob; index: number }[] = [];
+    const verifying: DraftInBatch[] = [];
     for (const job of batch) {
       const n = take.get(job)!;
+      const draft = drafts.get(job);
+      if (draft) {
+        // The pending token and the draft after it, with logits at every position: sampling index
+        // i checks draft token i.
+        const tokens = Uint32Array.from([job.pending[0]!, ...draft]);
+        const indexes = ctx.addToBatch(job.options.sequenceId, job.position, tokens, tokens.map((_, i) => i));
+        outputs.push({ job, index: indexes[0]! });
+        verifying.push({ job, tokens: draft, indexes });
+        continue;
+      }
       const last = n === job.pending.length;
       const indexes = ctx.addToBatch(job.options.sequenceId, job.position, Uint32Array.from(job.pending.slice(0, n)), last ? Uint32Array.of(n - 1) : NO_LOGITS);
       if (last) outputs.push({ job, index: indexes[0]! });
@@ -263,6 +296,8 @@ export class DecodeLoop {
       this.threads = threads;
     }
     const started = performance.now();
+    const emittedBefore = verifying.length > 0 || this.generatingOnly(take) ? batch.reduce((n, job) => n + job.sampled, 0) : undefined;
+    const cpuBefore = emittedBefore === undefined ? undefined : process.cpuUsage();
     try {
       await ctx.decodeBatch();
     } catch (e) {
@@ -281,23 +316,85 @@ export class DecodeLoop {
       job.position += n;
     }
     const sampled = await this.sample(outputs);
+    const firsts = new Map<DecodeJob, SampleResult>();
     for (let i = 0; i < outputs.length; i++) {
       const job = outputs[i]!.job;
-      const { token, distribution } = sampled[i]!;
-      if (!job.active) continue;
-      if (typeof token !== "number" || token < 0) {
-        job.finish(undefined, typeof token === "number" ? new Error("the sampler found no token to choose") : token);
-        continue;
-      }
-      if (this.options.isEndOfGeneration(token as Token)) {
-        job.finish("eog");
-        continue;
-      }
-      job.deliver({ token: token as Token, distribution });
-      job.sampled++;
-      if (job.sampled >= job.options.maxTokens) job.finish("length");
-      else job.pending.push(token as Token);
+      if (drafts.has(job)) firsts.set(job, sampled[i]!);
+      else if (this.emit(job, sampled[i]!)) job.pending.push(sampled[i]!.token as Token);
     }
+    if (verifying.length > 0) await Promise.all(verifying.map((v) => this.verify(v, firsts.get(v.job)!)));
+    if (emittedBefore !== undefined) {
+      const emitted = batch.reduce((n, job) => n + job.sampled, 0) - emittedBefore;
+      const cpu = process.cpuUsage(cpuBefore);
+      this.payoff.record(batch.length, verifying.length > 0, (cpu.user + cpu.system) / 1000, emitted);
+    }
+  }
+
+  /** Whether every job in the step generates (one pending token, no prompt): steps comparable with and without drafts. */
+  private generatingOnly(take: Map<DecodeJob, number>): boolean {
+    for (const [job, n] of take) if (n !== 1 || job.sampled === 0 || job.pending.length !== 1) return false;
+    return true;
+  }
+
+  /** Hands a sampled token to its job; false when the job ends with it (or had ended before). */
+  private emit(job: DecodeJob, { token, distribution }: SampleResult): boolean {
+    if (!job.active) return false;
+    if (typeof token !== "number" || token < 0) {
+      job.finish(undefined, typeof token === "number" ? new Error("the sampler found no token to choose") : token);
+      return false;
+    }
+    if (this.options.isEndOfGeneration(token as Token)) {
+      job.finish("eog");
+      return false;
+    }
+    job.deliver({ token: token as Token, distribution });
+    job.sampled++;
+    if (job.sampled < job.options.maxTokens) return true;
+    job.finish("length");
+    return false;
+  }
+
+  /**
+   * Generating jobs that get a draft this step, within `room` batch tokens: each drafts after its
+   * pending token, at most the tokens it may still emit less the one sampled anyway.
+   */
+  private drafts(take: Map<DecodeJob, number>, room: number): Map<DecodeJob, Token[]> {
+    const drafts = new Map<DecodeJob, Token[]>();
+    const drafting = [...take].filter(([job, n]) => job.options.speculation && job.sampled > 0 && n === 1 && job.pending.length === 1);
+    if (drafting.length === 0 || (this.options.draftsWherePaying && !this.payoff.allows())) return drafts;
+    for (const [job] of drafting) {
+      if (room <= 0) break;
+      const draft = job.options.speculation!.draft(job.options.cache, job.pending[0]!, Math.min(room, job.options.maxTokens - job.sampled - 1));
+      if (draft.length === 0) continue;
+      drafts.set(job, draft);
+      room -= draft.length;
+    }
+    return drafts;
+  }
+
+  /**
+   * Checks a draft against the target model: the token sampled after the pending one is emitted;
+   * while it equals the next draft token, the logits after that draft token (already computed) give
+   * the next one. So the job's own sampler draws exactly the tokens, and as often, as it would one
+   * step at a time, and never at a position past the first mismatch: it also takes each token in
+   * (penalties, grammar). With a deterministic drafter that is standard speculative sampling, the
+   * target distribution kept. The KV cells of the rejected draft tokens are dropped.
+   */
+  private async verify({ job, tokens, indexes }: DraftInBatch, first: SampleResult): Promise<void> {
+    let result = first;
+    let accepted = 0;
+    let going = this.emit(job, result);
+    while (going && accepted < tokens.length && result.token === tokens[accepted]) {
+      accepted++;
+      result = await this.sampleAt(job, indexes[accepted]!);
+      going = this.emit(job, result);
+    }
+    // The cache holds the pending token (recorded by the step) and the accepted draft tokens.
+    for (let i = 0; i < accepted; i++) job.options.cache.push(tokens[i]!);
+    job.position += accepted;
+    if (accepted < tokens.length) this.context.removeTokenCellsFromSequence(job.options.sequenceId, job.position, -1);
+    job.options.speculation!.record(tokens.length, accepted);
+    if (going) job.pending.push(result.token as Token);
   }
 
   /**
@@ -308,19 +405,22 @@ export class DecodeLoop {
    * same rows twice and sampled from wrong logits (4 concurrent prompts: 5 runs in 290). The rest
    * only read, and are queued together.
    */
-  private async sample(outputs: { job: DecodeJob; index: number }[]): Promise<{ token: number | Error; distribution?: number[] }[]> {
-    const one = async ({ job, index }: { job: DecodeJob; index: number }): Promise<{ token: number | Error; distribution?: number[] }> => {
-      try {
-        const token = await this.context.sampleToken(index, job.options.sampler);
-        if (!job.options.probe) return { token };
-        const [, distribution] = await this.context.sampleToken(index, job.options.probe, true, false);
-        return { token, distribution };
-      } catch (e) {
-        return { token: e as Error };
-      }
-    };
+  private async sample(outputs: { job: DecodeJob; index: number }[]): Promise<SampleResult[]> {
+    const one = ({ job, index }: { job: DecodeJob; index: number }): Promise<SampleResult> => this.sampleAt(job, index);
     if (outputs.length === 0) return [];
     const first = await one(outputs[0]!);
     return [first, ...(await Promise.all(outputs.slice(1).map(one)))];
+  }
+
+  /** Samples one output of the last decode with the job's sampler (and its probe, when it has one). */
+  private async sampleAt(job: DecodeJob, index: number): Promise<SampleResult> {
+    try {
+      const token = await this.context.sampleToken(index, job.options.sampler);
+      if (!job.options.probe) return { token };
+      const [, distribution] = await this.context.sampleToken(index, job.options.probe, true, false);
+      return { token, distribution };
+    } catch (e) {
+      return { token: e as Error };
+    }
   }
 }

@@ -10,6 +10,7 @@ import { ContextOverflowError, InvalidGenerationError, InvalidTokenError, Reques
 import type { OutputParser } from "./chat-format/types.js";
 import { type NativeGrammar, type NativeHandles, type NativeSampler, nativeHandles } from "./native-context.js";
 import { checkGrammarBounds } from "./grammar/gbnf-limits.js";
+import { promptLookup } from "./speculative/speculation.js";
 import { OutputAssembler } from "./output-assembler.js";
 import { detectOutputFormat, type ModelOutputFormat, outputPlan, renderPlan } from "./output-plan.js";
 import { nativeSamplerConfig } from "./sampler-config.js";
@@ -22,10 +23,10 @@ import type { PromptWorker } from "./prompt-worker/prompt-worker.js";
 import { TokenBytes } from "./token-bytes.js";
 import { fileStamp, promptCacheKey } from "./prompt-cache/key.js";
 import { type PromptCacheSettings, SlotStates, type SlotStatesOptions } from "./prompt-cache/slot-states.js";
-import type { ChatMessage, DoneEvent, FinishReason, GenerationOutput, GenerationRequest, OutputSink, TokenLogprob } from "./types.js";
+import type { ChatMessage, DoneEvent, FinishReason, GenerationOutput, GenerationRequest, OutputSink, Timings, TokenLogprob } from "./types.js";
 
 /** The Config settings a load uses (documented on Config). */
-export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "threadsAlternative" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention"> & {
+export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "threadsAlternative" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention" | "speculative" | "draftMax" | "draftMin"> & {
   /** Where large prompts are rendered and tokenized (absent: on the calling thread). */
   promptWorker?: PromptWorker;
   /** Where long prompt prefixes' KV states are saved and restored (absent: off). */
@@ -113,6 +114,7 @@ export class LoadedModel {
       threadsAlternative: options.threadsAlternative,
       batchThreads: options.batchThreads,
       isEndOfGeneration: (token) => model.isEogToken(token),
+      draftsWherePaying: options.speculative === "auto",
     });
     this.tokenBytes = new TokenBytes(model);
     this.promptBound = new PromptBound(model);
@@ -394,6 +396,7 @@ export class LoadedModel {
       let firstTokenAt: number | undefined;
       let finishReason: FinishReason = "stop";
       let stoppedByString = false;
+      let drafts: Pick<Timings, "drafted" | "accepted"> | undefined;
 
       if (maxTokens > 0 && !signal.aborted) {
         const samplers: NativeSampler[] = [];
@@ -416,7 +419,8 @@ export class LoadedModel {
           throw e;
         }
         const top = request.logprobs?.top ?? 0;
-        const job = new DecodeJob({ sequenceId: slot.id, tokens: promptTokens.slice(cachedTokens), position: cachedTokens, sampler, probe, maxTokens, cache: slot.tokens });
+        const speculation = this.options.speculative !== "off" ? promptLookup({ min: this.options.draftMin, max: this.options.draftMax }) : undefined;
+        const job = new DecodeJob({ sequenceId: slot.id, tokens: promptTokens.slice(cachedTokens), position: cachedTokens, sampler, probe, maxTokens, cache: slot.tokens, speculation });
         const onAbort = () => job.cancel();
         signal.addEventListener("abort", onAbort, { once: true });
         this.loop.start(job);
@@ -440,6 +444,7 @@ export class LoadedModel {
           // The step in flight (at most one) finishes before the slot is reused.
           job.cancel();
           await job.settled;
+          if (speculation) drafts = { drafted: speculation.drafted, accepted: speculation.accepted };
           for (const s of samplers) s.dispose();
         }
       } else {
@@ -461,7 +466,7 @@ export class LoadedModel {
         output,
         finishReason,
         usage: { promptTokens: promptTokens.length, completionTokens: generated.length, cachedTokens },
-        timings: { queueMs, promptMs: (firstTokenAt ?? end) - started, generationMs: firstTokenAt === undefined ? 0 : end - firstTokenAt },
+        timings: { queueMs, promptMs: (firstTokenAt ?? end) - started, generationMs: firstTokenAt === undefined ? 0 : end - firstTokenAt, ...drafts },
         tokenIds: generated,
         ...(finishReason === "stop" && stops.matched !== undefined ? { stopSequence: stops.matched } : {}),
       };

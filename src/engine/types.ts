@@ -95,6 +95,9 @@ export interface Timings {
   promptMs: number;
   /** From the first sampled token to the end. */
   generationMs: number;
+  /** With speculative decoding: draft tokens the model checked, and how many of them it sampled too. */
+  drafted?: number;
+  accepted?: number;
 }
 
 /** A sampled token's log-probability (natural log, of the model's distribution before sampling filters). */

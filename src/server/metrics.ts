@@ -31,6 +31,8 @@ export class ServerMetrics {
   private readonly generations: Counter<"model" | "finish_reason">;
   private readonly firstToken: Histogram<"model">;
   private readonly perToken: Histogram<"model">;
+  private readonly draftTokens: Counter<"model">;
+  private readonly draftAccepted: Counter<"model">;
 
   constructor(private readonly source: MetricsSource) {
     const registers = [this.registry];
@@ -42,6 +44,8 @@ export class ServerMetrics {
     this.generations = new Counter({ name: "shimmy_generations_total", help: "Finished generations (one per choice), by how they ended.", labelNames: ["model", "finish_reason"], registers });
     this.firstToken = new Histogram({ name: "shimmy_time_to_first_token_seconds", help: "Waiting for a slot plus evaluating the prompt, up to the first sampled token (model loading not included).", labelNames: ["model"], buckets: FIRST_TOKEN_BUCKETS, registers });
     this.perToken = new Histogram({ name: "shimmy_time_per_output_token_seconds", help: "Mean time per output token after the first: decode time / (generated tokens - 1).", labelNames: ["model"], buckets: PER_TOKEN_BUCKETS, registers });
+    this.draftTokens = new Counter({ name: "shimmy_speculative_draft_tokens_total", help: "Draft tokens the model checked (speculative decoding), summed over n choices.", labelNames: ["model"], registers });
+    this.draftAccepted = new Counter({ name: "shimmy_speculative_accepted_tokens_total", help: "Draft tokens the model sampled too, so emitted without a decode step of their own.", labelNames: ["model"], registers });
     this.registerPoolGauges();
     this.registerPromptCacheMetrics();
     this.registerInferenceExtensionGauges();
@@ -57,6 +61,10 @@ export class ServerMetrics {
     for (const { usage, timings, finishReason } of dones) {
       this.generatedTokens.inc(labels, usage.completionTokens);
       this.generations.inc({ model, finish_reason: finishReason });
+      if (timings.drafted !== undefined) {
+        this.draftTokens.inc(labels, timings.drafted);
+        this.draftAccepted.inc(labels, timings.accepted ?? 0);
+      }
       // Timings without a sampled token (an abort while queued) measure no first token.
       if (usage.completionTokens >= 1) this.firstToken.observe(labels, (timings.queueMs + timings.promptMs) / 1000);
       if (usage.completionTokens >= 2) this.perToken.observe(labels, timings.generationMs / (usage.completionTokens - 1) / 1000);

@@ -153,7 +153,7 @@ export class ProbeGate {
 
 /** The server's load settings, on one thread: the probe runs beside the server's own decoding. */
 function probeLoadOptions(o: LoadOptions): LoadOptions {
-  return { ctxSize: o.ctxSize, ctxCap: o.ctxCap, parallel: o.parallel, batchSize: o.batchSize, flashAttention: o.flashAttention, maxQueue: o.maxQueue, requestTimeoutMs: o.requestTimeoutMs, threads: 1, threadsAlternative: undefined, batchThreads: 1 };
+  return { ctxSize: o.ctxSize, ctxCap: o.ctxCap, parallel: o.parallel, batchSize: o.batchSize, flashAttention: o.flashAttention, maxQueue: o.maxQueue, requestTimeoutMs: o.requestTimeoutMs, threads: 1, threadsAlternative: undefined, batchThreads: 1, speculative: "off", draftMax: 1, draftMin: 1 };
 }
 
 /** The latest cached verdict for a GGUF as it is now, under any runtime or settings (for `shimmy discover`). */

@@ -22,6 +22,8 @@ export function timingsJson(u: Usage, t: Timings) {
     predicted_n: u.completionTokens,
     predicted_ms: round(t.generationMs),
     predicted_per_second: decodePerSecond === null ? null : round(decodePerSecond),
+    // llama-server's names; present when the generation ran with speculative decoding.
+    ...(t.drafted === undefined ? {} : { draft_n: t.drafted, draft_n_accepted: t.accepted ?? 0 }),
   };
 }
 
