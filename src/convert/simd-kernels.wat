@@ -64,59 +64,101 @@
         (i32.const 16))
       (i32x4.gt_s (v128.and (local.get $u) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000)))))
 
-  ;; roundf (halves away from zero) of float32 lanes to int32: trunc, then a step away from zero
-  ;; where the dropped fraction (exact in float32) is at least one half. NaN and ±Inf give 0,
-  ;; as JavaScript's ToInt32 in the reference does (an overflowing 1/d makes x · (1/d) infinite).
-  (func $round_away (param $v v128) (result v128)
-    (v128.and
-      (i32x4.add
-        (i32x4.trunc_sat_f32x4_s (local.get $v))
-        (v128.and
-          (f32x4.ge (f32x4.abs (f32x4.sub (local.get $v) (f32x4.trunc (local.get $v)))) (f32x4.splat (f32.const 0.5)))
-          (v128.or (i32x4.shr_s (local.get $v) (i32.const 31)) (i32x4.splat (i32.const 1)))))
-      (f32x4.lt (f32x4.abs (local.get $v)) (f32x4.splat (f32.const inf)))))
+  ;; bfloat16 magnitudes (8 lanes of 16 bits) → half magnitudes, every case: subnormal halves go
+  ;; through float32 as in $f32x4_to_f16, past 65504 is infinity, NaN is 0x7e00.
+  (func $bf16x8_to_f16_any (param $a v128) (result v128)
+    (local $r v128)
+    (local.set $r (i16x8.shl (i16x8.sub (local.get $a) (i16x8.splat (i32.const 0x3800))) (i32.const 3)))
+    (local.set $r
+      (v128.bitselect
+        (i16x8.narrow_i32x4_u
+          (i32x4.sub
+            (f32x4.add (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $a)) (i32.const 16)) (f32x4.splat (f32.const 0.5)))
+            (i32x4.splat (i32.const 0x3f000000)))
+          (i32x4.sub
+            (f32x4.add (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $a)) (i32.const 16)) (f32x4.splat (f32.const 0.5)))
+            (i32x4.splat (i32.const 0x3f000000))))
+        (local.get $r)
+        (i16x8.lt_s (local.get $a) (i16x8.splat (i32.const 0x3880)))))
+    (local.set $r
+      (v128.bitselect (i16x8.splat (i32.const 0x7c00)) (local.get $r) (i16x8.gt_s (local.get $a) (i16x8.splat (i32.const 0x477f)))))
+    (v128.bitselect (i16x8.splat (i32.const 0x7e00)) (local.get $r) (i16x8.gt_s (local.get $a) (i16x8.splat (i32.const 0x7f80)))))
 
-  ;; bfloat16 → half, 8 lanes of 16 bits. Normal halves need no rounding (bfloat16 keeps 7
-  ;; mantissa bits); subnormal ones go through float32 as in $f32x4_to_f16.
+  ;; bfloat16 → half. Where all 8 values are normal halves (the usual case for weights) the
+  ;; conversion is a rebias of the exponent: bfloat16's 7 mantissa bits fit without rounding.
   (func (export "bf16_to_f16") (param $src i32) (param $dst i32) (param $n i32)
-    (local $end i32) (local $b v128) (local $a v128) (local $r v128) (local $sub v128)
+    (local $end i32) (local $b v128) (local $a v128)
+    ;; Constants live in locals: V8 would otherwise rebuild each one on every iteration.
+    (local $magnitude v128) (local $sign v128) (local $lowest v128) (local $highest v128) (local $rebias v128)
+    (local.set $magnitude (i16x8.splat (i32.const 0x7fff)))
+    (local.set $sign (i16x8.splat (i32.const 0x8000)))
+    (local.set $lowest (i16x8.splat (i32.const 0x3880)))
+    (local.set $highest (i16x8.splat (i32.const 0x477f)))
+    (local.set $rebias (i16x8.splat (i32.const 0x3800)))
     (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 1))))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
         (local.set $b (v128.load (local.get $src)))
-        (local.set $a (v128.and (local.get $b) (i16x8.splat (i32.const 0x7fff))))
-        (local.set $r (i16x8.shl (i16x8.sub (local.get $a) (i16x8.splat (i32.const 0x3800))) (i32.const 3)))
-        (local.set $sub
-          (i16x8.narrow_i32x4_u
-            (i32x4.sub
-              (f32x4.add (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $a)) (i32.const 16)) (f32x4.splat (f32.const 0.5)))
-              (i32x4.splat (i32.const 0x3f000000)))
-            (i32x4.sub
-              (f32x4.add (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $a)) (i32.const 16)) (f32x4.splat (f32.const 0.5)))
-              (i32x4.splat (i32.const 0x3f000000)))))
-        (local.set $r
-          (v128.bitselect (local.get $sub) (local.get $r) (i16x8.lt_u (local.get $a) (i16x8.splat (i32.const 0x3880)))))
-        (local.set $r
-          (v128.bitselect (i16x8.splat (i32.const 0x7c00)) (local.get $r) (i16x8.ge_u (local.get $a) (i16x8.splat (i32.const 0x4780)))))
-        (local.set $r
-          (v128.bitselect (i16x8.splat (i32.const 0x7e00)) (local.get $r) (i16x8.gt_u (local.get $a) (i16x8.splat (i32.const 0x7f80)))))
+        (local.set $a (v128.and (local.get $b) (local.get $magnitude)))
         (v128.store (local.get $dst)
-          (v128.or (local.get $r) (v128.and (local.get $b) (i16x8.splat (i32.const 0x8000)))))
+          (v128.or
+            (v128.and (local.get $b) (local.get $sign))
+            (if (result v128)
+              (v128.any_true
+                (v128.or
+                  (i16x8.lt_s (local.get $a) (local.get $lowest))
+                  (i16x8.gt_s (local.get $a) (local.get $highest))))
+              (then (call $bf16x8_to_f16_any (local.get $a)))
+              (else (i16x8.shl (i16x8.sub (local.get $a) (local.get $rebias)) (i32.const 3))))))
         (local.set $src (i32.add (local.get $src) (i32.const 16)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
         (br $next))))
 
+  ;; float32 → half. Where all 8 values are normal halves (or round up to infinity) only the
+  ;; exponent rebias and the rounding of the dropped mantissa bits are needed.
   (func (export "f32_to_f16") (param $src i32) (param $dst i32) (param $n i32)
-    (local $end i32)
+    (local $end i32) (local $lo v128) (local $hi v128) (local $alo v128) (local $ahi v128)
     (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $lo (v128.load (local.get $src)))
+        (local.set $hi (v128.load offset=16 (local.get $src)))
+        (local.set $alo (v128.and (local.get $lo) (i32x4.splat (i32.const 0x7fffffff))))
+        (local.set $ahi (v128.and (local.get $hi) (i32x4.splat (i32.const 0x7fffffff))))
         (v128.store (local.get $dst)
-          (i16x8.narrow_i32x4_u
-            (call $f32x4_to_f16 (v128.load (local.get $src)))
-            (call $f32x4_to_f16 (v128.load offset=16 (local.get $src)))))
+          (if (result v128)
+            (v128.any_true
+              (v128.or
+                (v128.or
+                  (i32x4.lt_s (local.get $alo) (i32x4.splat (i32.const 0x38800000)))
+                  (i32x4.ge_s (local.get $alo) (i32x4.splat (i32.const 0x47800000))))
+                (v128.or
+                  (i32x4.lt_s (local.get $ahi) (i32x4.splat (i32.const 0x38800000)))
+                  (i32x4.ge_s (local.get $ahi) (i32x4.splat (i32.const 0x47800000))))))
+            (then
+              (i16x8.narrow_i32x4_u (call $f32x4_to_f16 (local.get $lo)) (call $f32x4_to_f16 (local.get $hi))))
+            (else
+              (v128.or
+                (i16x8.narrow_i32x4_u
+                  (i32x4.sub
+                    (i32x4.shr_u
+                      (i32x4.add
+                        (i32x4.add (local.get $alo) (i32x4.splat (i32.const 0xfff)))
+                        (v128.and (i32x4.shr_u (local.get $alo) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                      (i32.const 13))
+                    (i32x4.splat (i32.const 0x1c000)))
+                  (i32x4.sub
+                    (i32x4.shr_u
+                      (i32x4.add
+                        (i32x4.add (local.get $ahi) (i32x4.splat (i32.const 0xfff)))
+                        (v128.and (i32x4.shr_u (local.get $ahi) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                      (i32.const 13))
+                    (i32x4.splat (i32.const 0x1c000))))
+                (v128.and
+                  (i16x8.narrow_i32x4_s (i32x4.shr_s (local.get $lo) (i32.const 16)) (i32x4.shr_s (local.get $hi) (i32.const 16)))
+                  (i16x8.splat (i32.const 0x8000)))))))
         (local.set $src (i32.add (local.get $src) (i32.const 32)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
         (br $next))))
@@ -179,7 +221,8 @@
   ;; and q = roundf(x · (1/d)). pmax keeps its first operand when the second is NaN, so NaN
   ;; values drop out of amax, as in the reference.
   (func (export "f32_to_q8_0") (param $src i32) (param $dst i32) (param $n i32)
-    (local $end i32) (local $m v128) (local $d f32) (local $id v128)
+    (local $end i32) (local $m v128) (local $d f32) (local $id v128) (local $j i32)
+    (local $v v128) (local $av v128) (local $t v128) (local $q v128) (local $s v128)
     (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))
     (block $done
       (loop $next
@@ -198,22 +241,32 @@
         (local.set $id
           (f32x4.splat (select (f32.div (f32.const 1) (local.get $d)) (f32.const 0) (f32.ne (local.get $d) (f32.const 0)))))
         (i32.store16 (local.get $dst) (i32x4.extract_lane 0 (call $f32x4_to_f16 (f32x4.splat (local.get $d)))))
-        (v128.store offset=2 (local.get $dst)
-          (i8x16.narrow_i16x8_s
-            (i16x8.narrow_i32x4_s
-              (call $round_away (f32x4.mul (v128.load (local.get $src)) (local.get $id)))
-              (call $round_away (f32x4.mul (v128.load offset=16 (local.get $src)) (local.get $id))))
-            (i16x8.narrow_i32x4_s
-              (call $round_away (f32x4.mul (v128.load offset=32 (local.get $src)) (local.get $id)))
-              (call $round_away (f32x4.mul (v128.load offset=48 (local.get $src)) (local.get $id))))))
-        (v128.store offset=18 (local.get $dst)
-          (i8x16.narrow_i16x8_s
-            (i16x8.narrow_i32x4_s
-              (call $round_away (f32x4.mul (v128.load offset=64 (local.get $src)) (local.get $id)))
-              (call $round_away (f32x4.mul (v128.load offset=80 (local.get $src)) (local.get $id))))
-            (i16x8.narrow_i32x4_s
-              (call $round_away (f32x4.mul (v128.load offset=96 (local.get $src)) (local.get $id)))
-              (call $round_away (f32x4.mul (v128.load offset=112 (local.get $src)) (local.get $id))))))
+        ;; 4 values at a time: roundf as trunc(|v|), plus one where the dropped fraction (exact in
+        ;; float32) is at least a half, then the sign; |q| <= 127 becomes an integer by adding 2^23.
+        ;; NaN and ±Inf give 0, as JavaScript's ToInt32 in the reference does (1/d overflows for tiny d).
+        (local.set $j (i32.const 0))
+        (loop $values
+          (local.set $v (f32x4.mul (v128.load (i32.add (local.get $src) (local.get $j))) (local.get $id)))
+          (local.set $av (f32x4.abs (local.get $v)))
+          (local.set $t (f32x4.trunc (local.get $av)))
+          (local.set $q
+            (i32x4.sub
+              (f32x4.add
+                (f32x4.add (local.get $t)
+                  (v128.and (f32x4.ge (f32x4.sub (local.get $av) (local.get $t)) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 1))))
+                (f32x4.splat (f32.const 0x1p23)))
+              (i32x4.splat (i32.const 0x4b000000))))
+          (local.set $s (i32x4.shr_s (local.get $v) (i32.const 31)))
+          (local.set $q
+            (v128.and
+              (i32x4.sub (v128.xor (local.get $q) (local.get $s)) (local.get $s))
+              (f32x4.lt (local.get $av) (f32x4.splat (f32.const inf)))))
+          (local.set $q (i16x8.narrow_i32x4_s (local.get $q) (local.get $q)))
+          (v128.store32_lane offset=2 0
+            (i32.add (local.get $dst) (i32.shr_u (local.get $j) (i32.const 2)))
+            (i8x16.narrow_i16x8_s (local.get $q) (local.get $q)))
+          (local.set $j (i32.add (local.get $j) (i32.const 16)))
+          (br_if $values (i32.lt_u (local.get $j) (i32.const 128))))
         (local.set $src (i32.add (local.get $src) (i32.const 128)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 34)))
         (br $next))))
