@@ -18,6 +18,8 @@ class EncodePool {
   private readonly ready = new Int32Array(new SharedArrayBuffer(4));
   /** Held by a conversion. */
   busy = false;
+  /** Set when a thread failed: the pool is not handed out again. */
+  broken = false;
   idle?: NodeJS.Timeout;
 
   constructor(readonly size: number) {
@@ -79,9 +81,6 @@ class EncodePool {
       }
     });
   }
-
-  /** Set when a thread failed: the pool is not handed out again. */
-  broken = false;
 
   async terminate(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));

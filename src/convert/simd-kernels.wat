@@ -88,7 +88,7 @@
   ;; conversion is a rebias of the exponent: bfloat16's 7 mantissa bits fit without rounding.
   (func (export "bf16_to_f16") (param $src i32) (param $dst i32) (param $n i32)
     (local $end i32) (local $b v128) (local $a v128)
-    ;; Constants live in locals: V8 would otherwise rebuild each one on every iteration.
+    ;; The loop's constants.
     (local $magnitude v128) (local $sign v128) (local $lowest v128) (local $highest v128) (local $rebias v128)
     (local.set $magnitude (i16x8.splat (i32.const 0x7fff)))
     (local.set $sign (i16x8.splat (i32.const 0x8000)))
