@@ -76,6 +76,16 @@ describe("converting with encode threads", () => {
     }
   }
 
+  it("two conversions at once (threads of their own beside the shared ones) and one after them (reusing threads) write the calling thread's bytes", async () => {
+    const dir = join(MODELS_DIR, "tiny-agent", "hf");
+    const inline = out("inline");
+    await convertHfFolder(dir, inline, "q8_0", undefined, { workers: 0 });
+    const outputs = [out("together"), out("together"), out("after")];
+    await Promise.all(outputs.slice(0, 2).map((o) => convertHfFolder(dir, o, "q8_0", undefined, { workers: 2 })));
+    await convertHfFolder(dir, outputs[2]!, "q8_0", undefined, { workers: 2 });
+    for (const o of outputs) assert.equal(sha256(o), sha256(inline), o);
+  });
+
   // Tensors of a few MB are cut into several blocks (whole heads for the permuted q/k rows).
   for (const dtype of ["BF16", "F32"] as const) {
     it(`a ${dtype} llama with multi-block tensors converts to f16, q8_0 and its own type exactly, with progress per tensor`, async () => {

@@ -1,20 +1,25 @@
 /**
  * The converter's per-element work on a block of whole rows: source dtype bytes → output type
  * bytes, with llama's q/k RoPE row order applied on the way. Called by BlockRunner, in the
- * encode threads or on the calling thread; pure, no I/O.
+ * encode threads or on the calling thread, on bytes already in the SIMD kernels' memory; no I/O.
  */
-import { bf16ToF16Lookup, f16ToF32BitsLookup } from "./half.js";
 import type { Affine } from "./architectures/types.js";
-import { encodedBytes, type OutputType, writeEncoded } from "./quantize.js";
+import { encodedBytes, type OutputType, writeQ4_0 } from "./quantize.js";
+import type { Kernel, SimdKernels } from "./simd-kernels.js";
 
 export const SOURCE_DTYPE_BYTES: Readonly<Record<string, number>> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
 
-/** A block of rows to encode, from offset 0 of `src` to offset 0 of `out` (buffers a multiple of 8 bytes long). */
+/** Values decoded to float32 at a time: a multiple of the 32-value quant block. */
+export const PIECE = 4096;
+
+/** A block of rows to encode, at byte offsets of the kernels' memory (each region followed by KERNEL_SLACK bytes of room). */
 export interface EncodeJob {
   srcDtype: string;
   outType: OutputType;
-  src: ArrayBuffer;
-  out: ArrayBuffer;
+  /** Source bytes, encoded output, and room for PIECE float32 values. */
+  srcAt: number;
+  outAt: number;
+  scratchAt: number;
   rows: number;
   cols: number;
   /** Rows per attention head when the rows are permuted from HF rotate-half order, else 0. */
@@ -46,75 +51,58 @@ export function permuteRowBytes(src: Buffer, out: Buffer, rows: number, rowBytes
   }
 }
 
-const PIECE = 4096; // values decoded to float32 at a time: a multiple of the 32-value quant block
-
-/** Encodes `job.rows` rows of `job.cols` values from `job.src` into `job.out`. */
-export function encodeRows(job: EncodeJob): void {
+/** Encodes `job.rows` rows of `job.cols` values from `job.srcAt` to `job.outAt`. */
+export function encodeRows(k: SimdKernels, job: EncodeJob): void {
   const { srcDtype, outType, rows, cols, headRows, affine } = job;
-  if (srcDtype === "BF16" && outType === "f16" && !affine) return bf16RowsToF16(job);
-  const out = new Uint8Array(job.out);
+  const srcRowBytes = cols * SOURCE_DTYPE_BYTES[srcDtype]!;
   const outRowBytes = encodedBytes(outType, cols);
-  const piece = Math.min(PIECE, cols);
-  const x = new Float32Array(piece);
-  const bits = new Uint32Array(x.buffer);
-  const decode = decoder(srcDtype, job.src, x, bits);
-  for (let r = 0; r < rows; r++) {
-    const s = sourceRow(r, headRows) * cols;
-    for (let c = 0; c < cols; c += piece) {
-      const n = Math.min(piece, cols - c);
-      decode(s + c, n);
-      if (affine) for (let i = 0; i < n; i++) x[i] = (x[i]! + affine.shift) * affine.scale;
-      writeEncoded(x, bits, n, outType, out, r * outRowBytes + encodedBytes(outType, c));
-    }
-  }
-}
-
-/** A function that decodes `n` source values from element `at` into `x`/`bits` as float32. */
-function decoder(dtype: string, src: ArrayBuffer, x: Float32Array, bits: Uint32Array): (at: number, n: number) => void {
-  switch (dtype) {
-    case "BF16": {
-      const s = new Uint16Array(src);
-      return (at, n) => { for (let i = 0; i < n; i++) bits[i] = s[at + i]! << 16; };
-    }
-    case "F16": {
-      const s = new Uint16Array(src);
-      const table = f16ToF32BitsLookup();
-      return (at, n) => { for (let i = 0; i < n; i++) bits[i] = table[s[at + i]!]!; };
-    }
-    case "F32": {
-      const s = new Uint32Array(src);
-      return (at, n) => bits.set(s.subarray(at, at + n));
-    }
-    case "F64": {
-      const s = new Float64Array(src);
-      return (at, n) => { for (let i = 0; i < n; i++) x[i] = s[at + i]!; };
-    }
-    default:
-      throw new Error(`dtype ${dtype} cannot be converted to floating point`);
-  }
-}
-
-/** BF16 → F16, the bulk of converting a BF16 checkpoint: one table lookup per value, two per word. */
-function bf16RowsToF16({ src, out, rows, cols, headRows }: EncodeJob): void {
-  const table = bf16ToF16Lookup();
-  if (cols % 2 === 0) {
-    const s = new Uint32Array(src);
-    const o = new Uint32Array(out);
-    const words = cols >> 1;
-    for (let r = 0; r < rows; r++) {
-      const from = sourceRow(r, headRows) * words;
-      const to = r * words;
-      for (let i = 0; i < words; i++) {
-        const w = s[from + i]!;
-        o[to + i] = table[w & 0xffff]! | (table[w >>> 16]! << 16);
-      }
-    }
+  if ((outType === "q8_0" || outType === "q4_0") && cols % 32 !== 0) throw new Error(`${outType} needs a multiple of 32 values per row, got ${cols}`);
+  // The bulk of converting a BF16 checkpoint: one kernel per row, no float32 step.
+  if (srcDtype === "BF16" && outType === "f16" && !affine) {
+    for (let r = 0; r < rows; r++) k.bf16ToF16(job.srcAt + sourceRow(r, headRows) * srcRowBytes, job.outAt + r * outRowBytes, cols);
     return;
   }
-  const s = new Uint16Array(src);
-  const o = new Uint16Array(out);
+  const decode = decoder(k, srcDtype);
+  const encode = encoder(k, outType);
+  const piece = Math.min(PIECE, cols);
   for (let r = 0; r < rows; r++) {
-    const from = sourceRow(r, headRows) * cols;
-    for (let i = 0; i < cols; i++) o[r * cols + i] = table[s[from + i]!]!;
+    const row = job.srcAt + sourceRow(r, headRows) * srcRowBytes;
+    for (let c = 0; c < cols; c += piece) {
+      const n = Math.min(piece, cols - c);
+      // float32 sources are encoded where they lie (an affine changes them in place: each source row is read once).
+      let x = row + c * 4;
+      if (decode) {
+        decode(row + c * SOURCE_DTYPE_BYTES[srcDtype]!, job.scratchAt, n);
+        x = job.scratchAt;
+      }
+      if (affine) {
+        const v = new Float32Array(k.memory, x, n);
+        for (let i = 0; i < n; i++) v[i] = (v[i]! + affine.shift) * affine.scale;
+      }
+      encode(x, job.outAt + r * outRowBytes + encodedBytes(outType, c), n);
+    }
+  }
+}
+
+/** The kernel that decodes a source dtype to float32, or undefined for float32 itself. */
+function decoder(k: SimdKernels, dtype: string): Kernel | undefined {
+  switch (dtype) {
+    case "F32": return undefined;
+    case "BF16": return k.bf16ToF32;
+    case "F16": return k.f16ToF32;
+    case "F64": return k.f64ToF32;
+    default: throw new Error(`dtype ${dtype} cannot be converted to floating point`);
+  }
+}
+
+/** Encodes `n` float32 values at byte `src` of the memory as `type` at byte `dst`. */
+function encoder(k: SimdKernels, type: OutputType): Kernel {
+  switch (type) {
+    case "f32": return (src, dst, n) => void k.bytes.copyWithin(dst, src, src + n * 4);
+    case "f16": return k.f32ToF16;
+    case "bf16": return k.f32ToBf16;
+    case "q8_0": return k.f32ToQ8_0;
+    // Q4_0 is rarely asked of the converter: the scalar reference encoder does it.
+    case "q4_0": return (src, dst, n) => writeQ4_0(new Float32Array(k.memory, src, n), n, k.bytes, dst);
   }
 }

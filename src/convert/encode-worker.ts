@@ -1,9 +1,10 @@
 /**
  * An encode thread: takes the next block index from a shared counter, converts that block with
  * its own positioned reads and writes (block-runner.ts), and reports it done; several threads
- * share one list of blocks without the main thread handing each one over.
+ * (and the calling thread, while they start) share one list of blocks without the main thread
+ * handing each one over. A thread serves one conversion after another.
  */
-import { parentPort } from "node:worker_threads";
+import { parentPort, workerData } from "node:worker_threads";
 import { type Block, BlockRunner } from "./block-runner.js";
 
 /** The work a conversion posts to each thread: `claim[0]` is the next unclaimed block, `claim[1]` set means stop. */
@@ -18,6 +19,8 @@ export interface BlocksJob {
 export type BlocksReply = { done: number } | { finished: true } | { error: string };
 
 const port = parentPort!;
+// Tells the calling thread, which converts blocks itself until then, that this thread is up.
+Atomics.add((workerData as { ready: Int32Array }).ready, 0, 1);
 port.on("message", ({ output, blocks, srcBytes, outBytes, claim }: BlocksJob) => {
   let runner: BlockRunner | undefined;
   try {

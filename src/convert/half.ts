@@ -49,29 +49,6 @@ export function f32BitsToBf16(bits: number): number {
   return ((bits + (0x7fff + ((bits >>> 16) & 1))) >>> 16) & 0xffff;
 }
 
-let bf16ToF16Table: Uint16Array | undefined;
-
-/** bfloat16 bits → half bits for every one of the 65,536 inputs: conversion becomes one lookup. */
-export function bf16ToF16Lookup(): Uint16Array {
-  if (!bf16ToF16Table) {
-    bf16ToF16Table = new Uint16Array(65536);
-    for (let b = 0; b < 65536; b++) bf16ToF16Table[b] = f32BitsToF16((b << 16) >>> 0);
-  }
-  return bf16ToF16Table;
-}
-
-let f16ToF32BitsTable: Uint32Array | undefined;
-
-/** half bits → float32 bits for every one of the 65,536 inputs (NaN as a Float32Array stores it). */
-export function f16ToF32BitsLookup(): Uint32Array {
-  if (!f16ToF32BitsTable) {
-    const values = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) values[h] = f16ToF32(h);
-    f16ToF32BitsTable = new Uint32Array(values.buffer);
-  }
-  return f16ToF32BitsTable;
-}
-
 /** Decodes safetensors tensor bytes of a float dtype to float32. */
 export function decodeToF32(data: Buffer, dtype: string): Float32Array {
   switch (dtype) {

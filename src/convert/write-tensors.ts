@@ -3,7 +3,7 @@ import { availableParallelism } from "node:os";
 import { encodeGgufHeader, type GgufWriteValue } from "../formats/gguf-writer.js";
 import type { TensorPlan } from "./architectures/types.js";
 import { type Block, BlockRunner } from "./block-runner.js";
-import { EncodePool } from "./encode-pool.js";
+import { encodeThreads, type EncodeThreads } from "./encode-pool.js";
 import { SOURCE_DTYPE_BYTES } from "./encode-rows.js";
 import { encode, encodedBytes, type OutputType } from "./quantize.js";
 
@@ -34,10 +34,10 @@ const elementsOf = (shape: readonly number[]): number => shape.reduce((a, b) => 
  * The encode threads a conversion should use: `workers` when given, else one per core for a
  * model of more than a few MB (copies too run there, to keep the main event loop free).
  */
-export function startEncodePool(tensors: readonly PlannedTensor[], workers: number | undefined): EncodePool | undefined {
+export function startEncodePool(tensors: readonly PlannedTensor[], workers: number | undefined): EncodeThreads | undefined {
   const bytes = tensors.reduce((n, { plan }) => n + plan.sources.reduce((m, s) => m + s.end - s.start, 0), 0);
   const threads = workers ?? (bytes > THREAD_THRESHOLD_BYTES ? availableParallelism() : 0);
-  return threads > 0 && bytes > 0 ? new EncodePool(threads) : undefined;
+  return threads > 0 && bytes > 0 ? encodeThreads(threads) : undefined;
 }
 
 /** Cuts each sourced tensor into blocks of about BLOCK_BYTES; permuted tensors in whole heads. */
@@ -108,7 +108,7 @@ export async function writeGgufFile(
   path: string,
   metadata: ReadonlyMap<string, GgufWriteValue>,
   tensors: readonly PlannedTensor[],
-  pool: EncodePool | undefined,
+  pool: EncodeThreads | undefined,
   onProgress?: (p: TensorProgress) => void,
 ): Promise<number> {
   const { header, offsets, dataOffset, alignment } = encodeGgufHeader(metadata, tensors.map((t) => ({ name: t.plan.name, dims: t.dims, type: t.ggmlType })));
