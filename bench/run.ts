@@ -58,8 +58,13 @@ const SCENARIOS = ["short", "long", "prefix", "concurrency"] as const;
 /** Which scenarios run (all by default): a change aimed at one metric is measured in more rounds in the same time. */
 const selected = opt("scenarios", SCENARIOS.join(",")).split(",");
 for (const name of selected) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`--scenarios: "${name}" is not one of ${SCENARIOS.join(", ")}`);
-const concurrencyLevels = opt("concurrency", "1,4,8").split(",").map(Number);
-for (const c of concurrencyLevels) if (!Number.isInteger(c) || c < 1) throw new Error(`--concurrency: "${c}" is not a positive integer`);
+const concurrencyLevels = opt("concurrency", "1,4,8")
+  .split(",")
+  .map((level) => {
+    const c = Number(level);
+    if (!Number.isInteger(c) || c < 1) throw new Error(`--concurrency: "${level}" is not a positive integer`);
+    return c;
+  });
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
 function findBaseline(): string | undefined {
