@@ -6,6 +6,7 @@
  *
  *   npm run bench -- [--size 25m|100m|300m] [--type q8_0|f16|q4_0] [--threads 1,2,1/2,default]
  *                    [--parallel 8] [--rounds 3] [--native] [--quick] [--save] [--json]
+ *                    [--scenarios short,long,prefix,concurrency] [--concurrency 1,4,8]
  *
  * Timing on a shared small machine drifts by ±15–30% over minutes, so for each thread setting
  * both servers are up together and every scenario alternates between them, `--rounds` times
@@ -53,6 +54,17 @@ const parallel = Number(opt("parallel", "8"));
 const rounds = Number(opt("rounds", quick ? "1" : "3"));
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: "${opt("rounds", "")}" is not a positive integer`);
 const ctxPerSlot = 2048;
+const SCENARIOS = ["short", "long", "prefix", "concurrency"] as const;
+/** Which scenarios run (all by default): a change aimed at one metric is measured in more rounds in the same time. */
+const selected = opt("scenarios", SCENARIOS.join(",")).split(",");
+for (const name of selected) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`--scenarios: "${name}" is not one of ${SCENARIOS.join(", ")}`);
+const concurrencyLevels = opt("concurrency", "1,4,8")
+  .split(",")
+  .map((level) => {
+    const c = Number(level);
+    if (!Number.isInteger(c) || c < 1) throw new Error(`--concurrency: "${level}" is not a positive integer`);
+    return c;
+  });
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
 function findBaseline(): string | undefined {
@@ -76,10 +88,11 @@ interface SideResult {
   round: number;
   coldStartMs: number;
   idleRssBytes: number | null;
-  shortPrompt: SingleStream;
-  longPrompt: SingleStream;
-  prefix: { coldTtftMs: number; reusedTtftMs: number; speedup: number };
-  concurrency: ConcurrencyResult[];
+  /** Absent when --scenarios left the scenario out. */
+  shortPrompt?: SingleStream;
+  longPrompt?: SingleStream;
+  prefix?: { coldTtftMs: number; reusedTtftMs: number; speedup: number };
+  concurrency?: ConcurrencyResult[];
 }
 
 /** One server's repetition of every scenario; a round of the run holds one per server. */
@@ -105,10 +118,11 @@ async function singleStream(server: ServerUnderTest, model: string, words: numbe
 }
 
 function scenarios(model: string): [string, Scenario][] {
-  return [
-    ["short prompt", async (s, round) => ({ shortPrompt: await singleStream(s, model, 12, 100 + round * 31) })],
-    ["long prompt", async (s, round) => ({ longPrompt: await singleStream(s, model, 400, 200 + round * 31) })],
+  const all: [(typeof SCENARIOS)[number], string, Scenario][] = [
+    ["short", "short prompt", async (s, round) => ({ shortPrompt: await singleStream(s, model, 12, 100 + round * 31) })],
+    ["long", "long prompt", async (s, round) => ({ longPrompt: await singleStream(s, model, 400, 200 + round * 31) })],
     [
+      "prefix",
       "prefix",
       async (s, round) => {
         // A ~1,000-token prefix, new each round: first time cold, then again with a new ending.
@@ -120,13 +134,15 @@ function scenarios(model: string): [string, Scenario][] {
     ],
     [
       "concurrency",
+      "concurrency",
       async (s, round) => {
         const concurrency: ConcurrencyResult[] = [];
-        for (const c of [1, 4, 8].filter((c) => c <= parallel)) concurrency.push(await concurrent(s.url, model, c, quick ? c : 2 * c, quick ? 32 : 64, 1000 * c + 100 * round));
+        for (const c of concurrencyLevels.filter((c) => c <= parallel)) concurrency.push(await concurrent(s.url, model, c, quick ? c : 2 * c, quick ? 32 : 64, 1000 * c + 100 * round));
         return { concurrency };
       },
     ],
   ];
+  return all.filter(([name]) => selected.includes(name)).map(([, label, run]) => [label, run]);
 }
 
 function roundSummary(r: Partial<RoundResult>): string {
@@ -251,15 +267,15 @@ async function main(): Promise<void> {
   }
   const ourName = has("native") ? "shimmy (native)" : "shimmy";
   const rows: [string, (r: SideResult) => number | undefined, "higher" | "lower"][] = [
-    ["single-stream decode tok/s", (r) => r.shortPrompt.decodeTps, "higher"],
-    [`slowest of ${reps} single streams, tok/s`, (r) => r.shortPrompt.slowestDecodeTps, "higher"],
-    ["TTFT short prompt, ms", (r) => r.shortPrompt.ttftMs, "lower"],
-    ["TTFT ~400-word prompt, ms", (r) => r.longPrompt.ttftMs, "lower"],
-    ["aggregate tok/s @1", (r) => r.concurrency.find((c) => c.concurrency === 1)?.aggregateTps, "higher"],
-    ["aggregate tok/s @4", (r) => r.concurrency.find((c) => c.concurrency === 4)?.aggregateTps, "higher"],
-    ["aggregate tok/s @8", (r) => r.concurrency.find((c) => c.concurrency === 8)?.aggregateTps, "higher"],
-    ["p95 latency @8, ms", (r) => r.concurrency.find((c) => c.concurrency === 8)?.p95Ms, "lower"],
-    ["reused-prefix TTFT speedup", (r) => r.prefix.speedup, "higher"],
+    ["single-stream decode tok/s", (r) => r.shortPrompt?.decodeTps, "higher"],
+    [`slowest of ${reps} single streams, tok/s`, (r) => r.shortPrompt?.slowestDecodeTps, "higher"],
+    ["TTFT short prompt, ms", (r) => r.shortPrompt?.ttftMs, "lower"],
+    ["TTFT ~400-word prompt, ms", (r) => r.longPrompt?.ttftMs, "lower"],
+    ["aggregate tok/s @1", (r) => r.concurrency?.find((c) => c.concurrency === 1)?.aggregateTps, "higher"],
+    ["aggregate tok/s @4", (r) => r.concurrency?.find((c) => c.concurrency === 4)?.aggregateTps, "higher"],
+    ["aggregate tok/s @8", (r) => r.concurrency?.find((c) => c.concurrency === 8)?.aggregateTps, "higher"],
+    ["p95 latency @8, ms", (r) => r.concurrency?.find((c) => c.concurrency === 8)?.p95Ms, "lower"],
+    ["reused-prefix TTFT speedup", (r) => r.prefix?.speedup, "higher"],
     ["cold start to /health 200, ms", (r) => r.coldStartMs, "lower"],
     ["idle RSS, MB", (r) => (r.idleRssBytes === null ? undefined : r.idleRssBytes / 2 ** 20), "lower"],
   ];
@@ -269,12 +285,12 @@ async function main(): Promise<void> {
     // Paired at llama-server's best setting: the thread count the baseline is measured at.
     const paired = base && rounds > 1 ? pairedRatio(results, ourName, base.labels, get) : undefined;
     return { metric, better, shimmy: ours ?? null, "llama-server": base ?? null, ratio: ours && base && base.value !== 0 ? ours.value / base.value : null, paired: paired ? { ...paired, threads: base!.threads } : null };
-  });
+  }).filter((row) => row.shimmy !== null || row["llama-server"] !== null);
   const summary = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? "?", memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
     model: { size, type, file: model },
-    settings: { threads: threadSettings.map((t) => t.label), rounds, parallel, ctx_per_slot: ctxPerSlot, quick },
+    settings: { threads: threadSettings.map((t) => t.label), rounds, parallel, ctx_per_slot: ctxPerSlot, quick, scenarios: selected, concurrency: concurrencyLevels },
     results,
     best: table,
   };
