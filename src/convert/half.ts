@@ -49,6 +49,18 @@ export function f32BitsToBf16(bits: number): number {
   return ((bits + (0x7fff + ((bits >>> 16) & 1))) >>> 16) & 0xffff;
 }
 
+let f16ToF32BitsTable: Uint32Array | undefined;
+
+/** half bits → float32 bits for every one of the 65,536 inputs (NaN as a Float32Array stores it); the exporter's dequantisers read it. */
+export function f16ToF32BitsLookup(): Uint32Array {
+  if (!f16ToF32BitsTable) {
+    const values = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) values[h] = f16ToF32(h);
+    f16ToF32BitsTable = new Uint32Array(values.buffer);
+  }
+  return f16ToF32BitsTable;
+}
+
 /** Decodes safetensors tensor bytes of a float dtype to float32. */
 export function decodeToF32(data: Buffer, dtype: string): Float32Array {
   switch (dtype) {
