@@ -1,4 +1,6 @@
 import type { Llama } from "node-llama-cpp";
+import { existsSync } from "node:fs";
+import { resolve as resolvePath } from "node:path";
 import type { ConversionCache } from "../convert/cache.js";
 import type { ConvertProgress, RequestedType } from "../convert/convert.js";
 import type { ModelSpec } from "../discovery/types.js";
@@ -245,15 +247,13 @@ export class ModelPool {
   private async load(spec: ModelSpec): Promise<LoadedModel> {
     const giveBack = this.options.libuvReserve?.borrow();
     try {
-      const ggufPath =
-        spec.format === "safetensors"
-          ? await this.options.conversions.ensure(spec.files[0]!, this.options.convertType, (p) => this.options.onConvertProgress?.(spec.name, p))
-          : spec.files[0]!;
+      const ggufPath = await this.ggufOf(spec);
+      const draft = await this.draftFile();
       const model = await this.serialized(async () => {
         await this.makeRoom(spec);
         // After making room: the probe child holds the model in memory too, while it runs.
         await this.options.gate?.check(spec, ggufPath);
-        return LoadedModel.load(await this.options.runtime(), spec, ggufPath, this.options);
+        return LoadedModel.load(await this.options.runtime(), spec, ggufPath, { ...this.options, draft });
       });
       if (this.closed) {
         await model.dispose();
@@ -269,6 +269,22 @@ export class ModelPool {
     } finally {
       giveBack?.();
     }
+  }
+
+  /** The GGUF a spec loads: its own file, or its SafeTensors folder converted (once, cached). */
+  private ggufOf(spec: ModelSpec): Promise<string> {
+    if (spec.format !== "safetensors") return Promise.resolve(spec.files[0]!);
+    return this.options.conversions.ensure(spec.files[0]!, this.options.convertType, (p) => this.options.onConvertProgress?.(spec.name, p));
+  }
+
+  /** The draft model to load beside each model (speculative decoding): a discovered model's name or a GGUF path; absent when unused. */
+  private async draftFile(): Promise<LoadOptions["draft"]> {
+    const name = this.options.draftModel;
+    if (name === undefined || (this.options.speculative !== "draft" && this.options.speculative !== "auto")) return undefined;
+    const spec = this.registry.find(name);
+    if (spec) return { name: spec.name, ggufPath: await this.ggufOf(spec) };
+    if (name.toLowerCase().endsWith(".gguf") && existsSync(name)) return { name, ggufPath: resolvePath(name) };
+    throw new Error(`draft model "${name}" is neither a discovered model nor a GGUF file`);
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
