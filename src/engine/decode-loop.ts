@@ -265,6 +265,8 @@ export class DecodeLoop {
     const batch = [...take.keys()].sort((a, b) => a.options.sequenceId - b.options.sequenceId);
     let size = 0;
     for (const n of take.values()) size += n;
+    // From before drafting: a draft model's steps are part of what drafts cost.
+    const cpuAtStart = this.generatingOnly(take) ? process.cpuUsage() : undefined;
     const planned = this.drafts(take, this.options.batchSize - size);
     const drafts = planned instanceof Promise ? await planned : planned;
     for (const d of drafts.values()) size += d.length;
@@ -297,8 +299,8 @@ export class DecodeLoop {
       this.threads = threads;
     }
     const started = performance.now();
-    const emittedBefore = verifying.length > 0 || this.generatingOnly(take) ? batch.reduce((n, job) => n + job.sampled, 0) : undefined;
-    const cpuBefore = emittedBefore === undefined ? undefined : process.cpuUsage();
+    const emittedBefore = verifying.length > 0 || cpuAtStart !== undefined ? batch.reduce((n, job) => n + job.sampled, 0) : undefined;
+    const cpuBefore = emittedBefore === undefined ? undefined : (cpuAtStart ?? process.cpuUsage());
     try {
       await ctx.decodeBatch();
     } catch (e) {
