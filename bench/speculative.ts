@@ -36,6 +36,9 @@ const stories = join(process.env.SHIMMY_TEST_MODELS ?? join(REPO, "..", "shared"
 /** llama-server's own prompt lookup, set like Shimmy's: the last 3 tokens looked up, 8 drafted. */
 const LLAMA_LOOKUP = ["--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", "8"];
 
+/** llama-server with the model as its own draft model, drafting up to 8 tokens on `threads` threads as Shimmy does. */
+const llamaSelfDraft = (path: string): string[] => ["--spec-type", "draft-simple", "-md", path, "--spec-draft-n-max", "8", "--spec-draft-n-min", "1", "-td", String(threads), "-tbd", String(threads)];
+
 interface Model {
   label: string;
   path: string;
@@ -92,6 +95,7 @@ async function measure(model: Model): Promise<{ rows: Row[]; acceptance: Record<
   if (existsSync(llamaServer)) {
     starts.push(() => startLlamaServer(llamaServer, o));
     starts.push(() => startLlamaServer(llamaServer, { ...o, extraArgs: LLAMA_LOOKUP, label: " ngram" }));
+    if (values["self-draft"]) starts.push(() => startLlamaServer(llamaServer, { ...o, extraArgs: llamaSelfDraft(model.path), label: " draft" }));
   } else log(`no llama-server at ${llamaServer}: Shimmy only`);
   const servers: ServerUnderTest[] = [];
   try {
@@ -152,6 +156,8 @@ const RATIOS: [string, string][] = [
   ["shimmy auto", "llama-server ngram"],
   ["shimmy ngram", "llama-server ngram"],
   ["llama-server ngram", "llama-server"],
+  ["shimmy draft", "llama-server draft"],
+  ["llama-server draft", "llama-server"],
 ];
 
 async function main(): Promise<void> {
