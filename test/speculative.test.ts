@@ -13,6 +13,7 @@ import { promptLookupDraft } from "../src/engine/speculative/prompt-lookup.js";
 import type { DoneEvent, GenerationRequest } from "../src/engine/types.js";
 import type { RunningServer } from "../src/server/server.js";
 import { GgufValueType } from "../src/formats/gguf.js";
+import type { GgufWriteTensor, GgufWriteValue } from "../src/formats/gguf-writer.js";
 import { u32 } from "./helpers/gguf-fixtures.js";
 import { rewriteGguf } from "./helpers/gguf-rewrite.js";
 import { STORIES_CHAT_GGUF, STORIES_GGUF, tempDir } from "./helpers/paths.js";
@@ -241,6 +242,47 @@ describe("speculative decoding with a draft model (stories260K drafting for itse
   });
 });
 
+describe("--draft-auto", () => {
+  /** stories260K cut to its first `layers` blocks: a smaller model of the same family and vocabulary. */
+  const truncated = (layers: number, rename?: string) => (metadata: Map<string, GgufWriteValue>, tensors: GgufWriteTensor[]) => {
+    metadata.set("llama.block_count", u32(layers));
+    const tokens = metadata.get("tokenizer.ggml.tokens")!;
+    if (rename !== undefined && tokens.type === GgufValueType.ARRAY) tokens.value[300] = rename;
+    return tensors.filter((t) => !/^blk\.(\d+)\./.test(t.name) || Number(/^blk\.(\d+)\./.exec(t.name)![1]) < layers);
+  };
+
+  it("pairs a model with the smallest discovered model of its architecture and vocabulary, at most half its size", async () => {
+    const tmp = tempDir();
+    try {
+      const oneLayer = join(tmp.path, "stories-1layer.gguf");
+      const otherVocabulary = join(tmp.path, "a-1layer-other-vocab.gguf");
+      await rewriteGguf(STORIES_GGUF, oneLayer, truncated(1));
+      await rewriteGguf(STORIES_GGUF, otherVocabulary, truncated(1, "<not the target's>"));
+      const config = loadConfig({ modelPaths: [STORIES_GGUF, oneLayer, otherVocabulary], scanDefaultLocations: false, threads: 1, gpu: false, parallel: 2, promptCache: false, isolation: false, draftAuto: true }, { HOME: "/nonexistent" });
+      assert.equal(config.speculative, "draft", "--draft-auto alone means draft");
+      const pool = createModelPool(config);
+      try {
+        const target = (await pool.acquire(MODEL)).model;
+        assert.equal(target.draftModelName, "stories-1layer", "the one of the same size with another vocabulary (first by name) is passed over");
+        const dones: DoneEvent[] = [];
+        for (const prompt of PROMPTS.slice(0, 3)) {
+          const off = await run(plain.model, { prompt, maxTokens: 80 });
+          const on = await run(target, { prompt, maxTokens: 80 });
+          assert.deepEqual(on.done.tokenIds, off.done.tokenIds, prompt);
+          dones.push(on.done);
+        }
+        assert.ok(drafts(dones).drafted > 0, "the paired model drafted");
+        // Nothing discovered is half a 1-layer model's size (the embeddings dominate).
+        assert.equal((await pool.acquire("stories-1layer")).model.draftModelName, undefined);
+      } finally {
+        await pool.close();
+      }
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
+
 describe("prompt-lookup drafts", () => {
   const t = (ids: number[]): Token[] => ids as Token[];
 
@@ -305,6 +347,7 @@ describe("configuration", () => {
     assert.deepEqual([config({ draftModel: "small" }).speculative, config({ draftModel: "small", speculative: "auto" }).speculative], ["draft", "auto"]);
     assert.equal(config({}, { SHIMMY_DRAFT_MODEL: "small" }).draftModel, "small");
     assert.throws(() => config({ speculative: "draft" }), /--speculative draft needs a draft model/);
+    assert.deepEqual([config({ draftAuto: true }).speculative, config({}, { SHIMMY_DRAFT_AUTO: "1" }).draftAuto, config({}).draftAuto], ["draft", true, false]);
   });
 });
 

@@ -109,6 +109,8 @@ export interface Config {
   speculative: SpeculativeMode;
   /** A smaller model with the target's vocabulary that drafts tokens (a discovered model's name or a GGUF path). */
   draftModel?: string;
+  /** Without `draftModel`: each model drafts with a smaller discovered model of its family, when there is one (draft-pairing.ts). */
+  draftAuto: boolean;
   /** Draft tokens per step at most, and the shortest draft worth checking. */
   draftMax: number;
   draftMin: number;
@@ -190,6 +192,7 @@ export interface ConfigOverrides {
   promptCacheMinTokens?: number;
   speculative?: SpeculativeMode;
   draftModel?: string;
+  draftAuto?: boolean;
   draftMax?: number;
   draftMin?: number;
 }
@@ -245,12 +248,14 @@ function envSpeculative(env: NodeJS.ProcessEnv): SpeculativeMode | undefined {
   return v as SpeculativeMode;
 }
 
-/** The speculative mode and draft model: a draft model alone means `draft`; `draft` needs one. */
-function speculativeSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): { speculative: SpeculativeMode; draftModel?: string } {
+/** The speculative mode and draft model: a draft model (or pairing) alone means `draft`; `draft` needs one. */
+function speculativeSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): { speculative: SpeculativeMode; draftModel?: string; draftAuto: boolean } {
   const draftModel = overrides.draftModel ?? (env.SHIMMY_DRAFT_MODEL || undefined);
-  const speculative = overrides.speculative ?? envSpeculative(env) ?? (draftModel === undefined ? "off" : "draft");
-  if (speculative === "draft" && draftModel === undefined) throw new Error("--speculative draft needs a draft model (--draft-model NAME or SHIMMY_DRAFT_MODEL)");
-  return { speculative, ...(draftModel === undefined ? {} : { draftModel }) };
+  const draftAuto = overrides.draftAuto ?? env.SHIMMY_DRAFT_AUTO === "1";
+  const drafter = draftModel !== undefined || draftAuto;
+  const speculative = overrides.speculative ?? envSpeculative(env) ?? (drafter ? "draft" : "off");
+  if (speculative === "draft" && !drafter) throw new Error("--speculative draft needs a draft model (--draft-model NAME or --draft-auto)");
+  return { speculative, draftAuto, ...(draftModel === undefined ? {} : { draftModel }) };
 }
 
 /** Draft bounds from flags or environment: 1 ≤ min ≤ max. */

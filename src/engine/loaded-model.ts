@@ -26,7 +26,7 @@ import { type PromptCacheSettings, SlotStates, type SlotStatesOptions } from "./
 import type { ChatMessage, DoneEvent, FinishReason, GenerationOutput, GenerationRequest, OutputSink, Timings, TokenLogprob } from "./types.js";
 
 /** The Config settings a load uses (documented on Config). */
-export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "threadsAlternative" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention" | "speculative" | "draftModel" | "draftMax" | "draftMin"> & {
+export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "threadsAlternative" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention" | "speculative" | "draftMax" | "draftMin"> & {
   /** The draft model to load beside it (speculative decoding), its name or path resolved to a GGUF (absent: none). */
   draft?: { name: string; ggufPath: string };
   /** Where large prompts are rendered and tokenized (absent: on the calling thread). */
@@ -89,6 +89,11 @@ export class LoadedModel {
   private readonly stopping = new AbortController();
   /** generate() calls not yet returned: their decode steps may still be using the context. */
   private readonly running = new Set<Promise<unknown>>();
+  /** The draft model's name, when one drafts for it (speculative decoding). */
+  get draftModelName(): string | undefined {
+    return this.options.draft?.name;
+  }
+
   /** Its slots' states saved to and restored from the prompt cache (absent: off). */
   private readonly slotStates: SlotStates | undefined;
 

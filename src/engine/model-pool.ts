@@ -1,4 +1,5 @@
 import type { Llama } from "node-llama-cpp";
+import type { Config } from "../config/config.js";
 import { existsSync } from "node:fs";
 import { resolve as resolvePath } from "node:path";
 import type { ConversionCache } from "../convert/cache.js";
@@ -7,6 +8,7 @@ import type { ModelSpec } from "../discovery/types.js";
 import { ModelNotFoundError, type Registry } from "../registry/registry.js";
 import { ModelLoadError, ModelUnusableError } from "./errors.js";
 import { LoadedModel, type LoadOptions } from "./loaded-model.js";
+import { pairDraftModel } from "./speculative/draft-pairing.js";
 import type { ProbeGate, UnusableModel } from "./isolation/probe-gate.js";
 import type { PoolThreadReserve } from "./pool-reserve.js";
 import { type ModelUse, servableModels, unservableReason } from "./servability.js";
@@ -14,7 +16,7 @@ import type { OneTokenThreads } from "./thread-chooser.js";
 import type { PromptCacheStats } from "./prompt-cache/store.js";
 import { fileStatKeyOrGone } from "../formats/file-stat-key.js";
 
-export interface PoolOptions extends LoadOptions {
+export interface PoolOptions extends LoadOptions, Pick<Config, "draftModel" | "draftAuto"> {
   /** Provides the node-llama-cpp runtime, created on the first load. */
   runtime: () => Promise<Llama>;
   /** Turns SafeTensors folders into cached GGUFs on their first request. */
@@ -248,7 +250,7 @@ export class ModelPool {
     const giveBack = this.options.libuvReserve?.borrow();
     try {
       const ggufPath = await this.ggufOf(spec);
-      const draft = await this.draftFile();
+      const draft = await this.draftFile(spec, ggufPath);
       const model = await this.serialized(async () => {
         await this.makeRoom(spec);
         // After making room: the probe child holds the model in memory too, while it runs.
@@ -277,12 +279,20 @@ export class ModelPool {
     return this.options.conversions.ensure(spec.files[0]!, this.options.convertType, (p) => this.options.onConvertProgress?.(spec.name, p));
   }
 
-  /** The draft model to load beside each model (speculative decoding): a discovered model's name or a GGUF path; absent when unused. */
-  private async draftFile(): Promise<LoadOptions["draft"]> {
+  /**
+   * The draft model to load beside `spec` (speculative decoding): --draft-model (a discovered
+   * model's name or a GGUF path), else with --draft-auto its pair among the discovered models
+   * (pairDraftModel); absent when unused or unpaired.
+   */
+  private async draftFile(spec: ModelSpec, ggufPath: string): Promise<LoadOptions["draft"]> {
+    if (this.options.speculative !== "draft" && this.options.speculative !== "auto") return undefined;
     const name = this.options.draftModel;
-    if (name === undefined || (this.options.speculative !== "draft" && this.options.speculative !== "auto")) return undefined;
-    const spec = this.registry.find(name);
-    if (spec) return { name: spec.name, ggufPath: await this.ggufOf(spec) };
+    if (name === undefined) {
+      const pair = this.options.draftAuto ? pairDraftModel(spec, ggufPath, servableModels(this.registry.all())) : undefined;
+      return pair && { name: pair.name, ggufPath: pair.files[0]! };
+    }
+    const named = this.registry.find(name);
+    if (named) return { name: named.name, ggufPath: await this.ggufOf(named) };
     if (name.toLowerCase().endsWith(".gguf") && existsSync(name)) return { name, ggufPath: resolvePath(name) };
     throw new Error(`draft model "${name}" is neither a discovered model nor a GGUF file`);
   }
