@@ -5,9 +5,11 @@
  *   edit — the prompt holds a passage (text the model itself wrote) and then starts it over with one
  *          word changed, so the answer can repeat the passage;
  *   free — a short prompt of random words: nothing in it to copy.
- * on the shared stories260K and on the synthetic 100M model (random weights).
+ * on the shared stories260K and on the synthetic 100M model (random weights). With `--self-draft`,
+ * also Shimmy with the model as its own draft model (`--draft-model`): every draft is accepted, and
+ * each costs as much as the target's steps, so it measures what the draft-model machinery costs.
  *
- *   npm run build && node --import tsx bench/speculative.ts [--rounds 3] [--tokens 128] [--threads 1] [--models stories,100m]
+ *   npm run build && node --import tsx bench/speculative.ts [--rounds 3] [--tokens 128] [--threads 1] [--models stories,100m] [--self-draft]
  *
  * Every server is up at once; each round runs every workload once per server, the order of the
  * servers rotated every round, and ratios are taken per round (paired) before the median, so slow
@@ -22,7 +24,7 @@ import { median } from "../src/engine/rates.js";
 import { promptText, streamCompletion } from "./scenarios.js";
 import { REPO, SHIMMY_BIN, type ServerOptions, type ServerUnderTest, startLlamaServer, startShimmy } from "./servers.js";
 
-const { values } = parseArgs({ options: { rounds: { type: "string", default: "3" }, tokens: { type: "string", default: "128" }, threads: { type: "string", default: "1" }, models: { type: "string", default: "stories,100m" } } });
+const { values } = parseArgs({ options: { rounds: { type: "string", default: "3" }, tokens: { type: "string", default: "128" }, threads: { type: "string", default: "1" }, models: { type: "string", default: "stories,100m" }, "self-draft": { type: "boolean", default: false } } });
 const rounds = Number(values.rounds);
 const tokens = Number(values.tokens);
 const threads = Number(values.threads);
@@ -33,6 +35,9 @@ const stories = join(process.env.SHIMMY_TEST_MODELS ?? join(REPO, "..", "shared"
 
 /** llama-server's own prompt lookup, set like Shimmy's: the last 3 tokens looked up, 8 drafted. */
 const LLAMA_LOOKUP = ["--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", "8"];
+
+/** llama-server with the model as its own draft model, drafting up to 8 tokens on `threads` threads as Shimmy does. */
+const llamaSelfDraft = (path: string): string[] => ["--spec-type", "draft-simple", "-md", path, "--spec-draft-n-max", "8", "--spec-draft-n-min", "1", "-td", String(threads), "-tbd", String(threads)];
 
 interface Model {
   label: string;
@@ -86,9 +91,11 @@ async function measure(model: Model): Promise<{ rows: Row[]; acceptance: Record<
     () => startShimmy({ ...o, extraArgs: ["--speculative", "auto"], label: " auto" }),
     () => startShimmy({ ...o, extraArgs: ["--speculative", "ngram"], label: " ngram" }),
   ];
+  if (values["self-draft"]) starts.push(() => startShimmy({ ...o, extraArgs: ["--speculative", "draft", "--draft-model", model.path], label: " draft" }));
   if (existsSync(llamaServer)) {
     starts.push(() => startLlamaServer(llamaServer, o));
     starts.push(() => startLlamaServer(llamaServer, { ...o, extraArgs: LLAMA_LOOKUP, label: " ngram" }));
+    if (values["self-draft"]) starts.push(() => startLlamaServer(llamaServer, { ...o, extraArgs: llamaSelfDraft(model.path), label: " draft" }));
   } else log(`no llama-server at ${llamaServer}: Shimmy only`);
   const servers: ServerUnderTest[] = [];
   try {
@@ -142,12 +149,15 @@ function paired(rows: Row[], workload: string, a: string, b: string): string {
 const RATIOS: [string, string][] = [
   ["shimmy auto", "shimmy off"],
   ["shimmy ngram", "shimmy off"],
+  ["shimmy draft", "shimmy off"],
   ["shimmy off", "llama-server"],
   ["shimmy auto", "llama-server"],
   ["shimmy ngram", "llama-server"],
   ["shimmy auto", "llama-server ngram"],
   ["shimmy ngram", "llama-server ngram"],
   ["llama-server ngram", "llama-server"],
+  ["shimmy draft", "llama-server draft"],
+  ["llama-server draft", "llama-server"],
 ];
 
 async function main(): Promise<void> {

@@ -7,10 +7,16 @@ import type { LoadedModel } from "../src/engine/loaded-model.js";
 import type { ModelPool } from "../src/engine/model-pool.js";
 import { DraftBudget } from "../src/engine/speculative/draft-budget.js";
 import { DraftPayoff } from "../src/engine/speculative/payoff.js";
+import { ModelLoadError } from "../src/engine/errors.js";
+import { join } from "node:path";
 import { promptLookupDraft } from "../src/engine/speculative/prompt-lookup.js";
 import type { DoneEvent, GenerationRequest } from "../src/engine/types.js";
 import type { RunningServer } from "../src/server/server.js";
-import { STORIES_GGUF } from "./helpers/paths.js";
+import { GgufValueType } from "../src/formats/gguf.js";
+import type { GgufWriteTensor, GgufWriteValue } from "../src/formats/gguf-writer.js";
+import { u32 } from "./helpers/gguf-fixtures.js";
+import { rewriteGguf } from "./helpers/gguf-rewrite.js";
+import { STORIES_CHAT_GGUF, STORIES_GGUF, tempDir } from "./helpers/paths.js";
 import { postJson, startTestServer } from "./helpers/server.js";
 
 const MODEL = "stories260k";
@@ -50,6 +56,9 @@ const outcome = ({ text, done }: { text: string; done: DoneEvent }) => ({
   usage: done.usage,
   alternatives: done.output.logprobs?.map((l) => l.top.map((t) => t.id)),
 });
+
+/** The outcome less the cached prompt tokens, which depend on what ran on the slot before (another test's requests). */
+const generated = (r: { text: string; done: DoneEvent }) => ({ ...outcome(r), usage: { ...outcome(r).usage, cachedTokens: undefined } });
 
 /**
  * Log-probabilities agree to float rounding: logits computed for several tokens in one batch
@@ -151,6 +160,132 @@ describe("speculative decoding (prompt lookup) on stories260K", () => {
   });
 });
 
+describe("speculative decoding with a draft model (stories260K drafting for itself)", () => {
+  let drafted: { pool: ModelPool; model: LoadedModel };
+  before(async () => {
+    // The chat GGUF is the same model and vocabulary in another file: found by path, not discovered.
+    drafted = await loadStories({ speculative: "draft", draftModel: STORIES_CHAT_GGUF });
+  });
+  after(async () => {
+    await drafted.pool.close();
+  });
+
+  it("greedy output is token for token the same as without it, and a self-draft is nearly all accepted", async () => {
+    const dones: DoneEvent[] = [];
+    for (const prompt of PROMPTS) {
+      const off = await run(plain.model, { prompt, maxTokens: 120 });
+      const on = await run(drafted.model, { prompt, maxTokens: 120 });
+      assert.deepEqual(generated(on), generated(off), prompt);
+      dones.push(on.done);
+    }
+    const { drafted: n, accepted } = drafts(dones);
+    assert.ok(accepted > 0.9 * n && accepted > 200, `drafted ${n}, accepted ${accepted}`);
+  });
+
+  it("the same with two requests at once, and again on slots whose draft sequences hold earlier text", async () => {
+    for (const pair of [PROMPTS.slice(0, 2), PROMPTS.slice(2, 4), PROMPTS.slice(0, 2)]) {
+      const expected = await Promise.all(pair.map((prompt) => run(plain.model, { prompt, maxTokens: 100 })));
+      const got = await Promise.all(pair.map((prompt) => run(drafted.model, { prompt, maxTokens: 100 })));
+      assert.deepEqual(got.map(generated), expected.map(generated));
+      for (const g of got) assert.ok((g.done.timings.accepted ?? 0) > 0, "each request accepted drafts");
+    }
+  });
+
+  it("the same with a JSON grammar and at temperature 1 seed for seed (the target's sampler decides)", async () => {
+    const cases: Request[] = [
+      { prompt: "Lily said", constraint: { kind: "json_schema", schema: { type: "object", properties: { name: { type: "string" } }, required: ["name"] } }, maxTokens: 60 },
+      ...[1, 2, 3].map((seed) => ({ prompt: PROMPTS[1]!, temperature: 1, seed, maxTokens: 40 })),
+    ];
+    for (const c of cases) {
+      const off = await run(plain.model, c);
+      const on = await run(drafted.model, c);
+      assert.deepEqual(generated(on), generated(off), JSON.stringify(c));
+    }
+  });
+
+  it("a discovered model's name works as the draft model too", async () => {
+    const byName = await loadStories({ speculative: "draft", draftModel: MODEL });
+    try {
+      const off = await run(plain.model, { prompt: PROMPTS[0]!, maxTokens: 60 });
+      const on = await run(byName.model, { prompt: PROMPTS[0]!, maxTokens: 60 });
+      assert.deepEqual(on.done.tokenIds, off.done.tokenIds);
+      assert.ok((on.done.timings.accepted ?? 0) > 0);
+    } finally {
+      await byName.pool.close();
+    }
+  });
+
+  it("a draft model with another vocabulary is refused at load, by name, saying how it differs", async () => {
+    const tmp = tempDir();
+    try {
+      const renamed = join(tmp.path, "renamed-token.gguf");
+      await rewriteGguf(STORIES_GGUF, renamed, (metadata) => {
+        const tokens = metadata.get("tokenizer.ggml.tokens")!;
+        assert.ok(tokens.type === GgufValueType.ARRAY);
+        tokens.value[300] = "<not the target's>";
+      });
+      const otherBos = join(tmp.path, "other-bos.gguf");
+      await rewriteGguf(STORIES_GGUF, otherBos, (metadata) => void metadata.set("tokenizer.ggml.bos_token_id", u32(2)));
+      const expectations: [string, RegExp][] = [
+        [renamed, /draft model ".*renamed-token\.gguf" cannot draft for "stories260k": their vocabularies differ \(token 300 is "<not the target's>" against the target's ".*"\)/],
+        [otherBos, /draft model ".*other-bos\.gguf" cannot draft for "stories260k": their vocabularies differ \(BOS is 2 against the target's 1\)/],
+      ];
+      for (const [draftModel, message] of expectations) {
+        const config = loadConfig({ modelPaths: [STORIES_GGUF], scanDefaultLocations: false, threads: 1, gpu: false, parallel: 1, promptCache: false, isolation: false, draftModel }, { HOME: "/nonexistent" });
+        const pool = createModelPool(config);
+        try {
+          await assert.rejects(pool.acquire(MODEL), (e: unknown) => e instanceof ModelLoadError && message.test(e.message) && /model "stories260k" failed to load/.test(e.message));
+        } finally {
+          await pool.close();
+        }
+      }
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
+
+describe("--draft-auto", () => {
+  /** stories260K cut to its first `layers` blocks: a smaller model of the same family and vocabulary. */
+  const truncated = (layers: number, rename?: string) => (metadata: Map<string, GgufWriteValue>, tensors: GgufWriteTensor[]) => {
+    metadata.set("llama.block_count", u32(layers));
+    const tokens = metadata.get("tokenizer.ggml.tokens")!;
+    if (rename !== undefined && tokens.type === GgufValueType.ARRAY) tokens.value[300] = rename;
+    return tensors.filter((t) => !/^blk\.(\d+)\./.test(t.name) || Number(/^blk\.(\d+)\./.exec(t.name)![1]) < layers);
+  };
+
+  it("pairs a model with the smallest discovered model of its architecture and vocabulary, at most half its size", async () => {
+    const tmp = tempDir();
+    try {
+      const oneLayer = join(tmp.path, "stories-1layer.gguf");
+      const otherVocabulary = join(tmp.path, "a-1layer-other-vocab.gguf");
+      await rewriteGguf(STORIES_GGUF, oneLayer, truncated(1));
+      await rewriteGguf(STORIES_GGUF, otherVocabulary, truncated(1, "<not the target's>"));
+      const config = loadConfig({ modelPaths: [STORIES_GGUF, oneLayer, otherVocabulary], scanDefaultLocations: false, threads: 1, gpu: false, parallel: 2, promptCache: false, isolation: false, draftAuto: true }, { HOME: "/nonexistent" });
+      assert.equal(config.speculative, "draft", "--draft-auto alone means draft");
+      const pool = createModelPool(config);
+      try {
+        const target = (await pool.acquire(MODEL)).model;
+        assert.equal(target.draftModelName, "stories-1layer", "the one of the same size with another vocabulary (first by name) is passed over");
+        const dones: DoneEvent[] = [];
+        for (const prompt of PROMPTS.slice(0, 3)) {
+          const off = await run(plain.model, { prompt, maxTokens: 80 });
+          const on = await run(target, { prompt, maxTokens: 80 });
+          assert.deepEqual(on.done.tokenIds, off.done.tokenIds, prompt);
+          dones.push(on.done);
+        }
+        assert.ok(drafts(dones).drafted > 0, "the paired model drafted");
+        // Nothing discovered is half a 1-layer model's size (the embeddings dominate).
+        assert.equal((await pool.acquire("stories-1layer")).model.draftModelName, undefined);
+      } finally {
+        await pool.close();
+      }
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
+
 describe("prompt-lookup drafts", () => {
   const t = (ids: number[]): Token[] => ids as Token[];
 
@@ -209,6 +344,13 @@ describe("configuration", () => {
     assert.deepEqual([config({}).draftMin, config({}).draftMax], [1, 8]);
     assert.throws(() => config({}, { SHIMMY_SPECULATIVE: "magic" }), /SHIMMY_SPECULATIVE=magic is not one of auto, off, ngram/);
     assert.throws(() => config({ draftMin: 5, draftMax: 4 }), /--draft-min 5 is more than --draft-max 4/);
+  });
+
+  it("a draft model alone means --speculative draft, which needs one", () => {
+    assert.deepEqual([config({ draftModel: "small" }).speculative, config({ draftModel: "small", speculative: "auto" }).speculative], ["draft", "auto"]);
+    assert.equal(config({}, { SHIMMY_DRAFT_MODEL: "small" }).draftModel, "small");
+    assert.throws(() => config({ speculative: "draft" }), /--speculative draft needs a draft model/);
+    assert.deepEqual([config({ draftAuto: true }).speculative, config({}, { SHIMMY_DRAFT_AUTO: "1" }).draftAuto, config({}).draftAuto], ["draft", true, false]);
   });
 });
 

@@ -19,6 +19,8 @@ export interface ModelSourceFlags {
   isolation?: boolean;
   probeTimeout?: number;
   speculative?: SpeculativeMode;
+  draftModel?: string;
+  draftAuto?: boolean;
   draftMax?: number;
   draftMin?: number;
 }
@@ -59,7 +61,9 @@ export function withEngineOptions(cmd: Command): Command {
     .option("--no-flash-attention", "disable llama.cpp flash attention (SHIMMY_FLASH_ATTENTION=0)")
     .option("--no-isolation", "load model files without first trying them in a child process: a file that makes llama.cpp abort then ends this process (SHIMMY_ISOLATION=0)")
     .option("--probe-timeout <seconds>", "time a new model file's trial in a child process may take (default 300; SHIMMY_PROBE_TIMEOUT)", parsePositiveInt)
-    .addOption(new Option("--speculative <mode>", "speculative decoding: ngram drafts tokens from the prompt and the text so far, checked several per step; auto: ngram while it measures faster than without; off (default) (SHIMMY_SPECULATIVE)").choices(SPECULATIVE_MODES))
+    .addOption(new Option("--speculative <mode>", "speculative decoding: ngram drafts tokens from the prompt and the text so far, draft with --draft-model, checked several per step; auto: the draft model if set, else ngram, while it measures faster than without; off (default) (SHIMMY_SPECULATIVE)").choices(SPECULATIVE_MODES))
+    .option("--draft-model <name>", "a smaller model with the same vocabulary that drafts tokens (a discovered model's name or a GGUF path); implies --speculative draft unless another mode is given (SHIMMY_DRAFT_MODEL)")
+    .option("--draft-auto", "without --draft-model: each model drafts with a smaller discovered model of the same architecture and vocabulary, when there is one; implies --speculative draft unless another mode is given (SHIMMY_DRAFT_AUTO=1)")
     .option("--draft-max <n>", "draft tokens checked per step at most (default 8; SHIMMY_DRAFT_MAX)", parsePositiveInt)
     .option("--draft-min <n>", "shortest draft worth checking (default 1; SHIMMY_DRAFT_MIN)", parsePositiveInt);
 }
@@ -80,6 +84,8 @@ export function configFrom(flags: ModelSourceFlags, extra: ConfigOverrides = {})
       isolation: flags.isolation === false ? false : undefined,
       probeTimeoutMs: flags.probeTimeout === undefined ? undefined : flags.probeTimeout * 1000,
       speculative: flags.speculative,
+      draftModel: flags.draftModel,
+      draftAuto: flags.draftAuto,
       draftMax: flags.draftMax,
       draftMin: flags.draftMin,
       ...extra,

@@ -102,16 +102,21 @@ export interface Config {
   promptCacheMinTokens: number;
   /**
    * Speculative decoding (docs/configuration.md, "Speculative decoding"): `ngram` drafts tokens by
-   * prompt lookup and the model checks several per step; `auto` does so only while steps with
+   * prompt lookup and the model checks several per step; `draft` drafts with `draftModel`; `auto`
+   * drafts (with the draft model when one is set, else by prompt lookup) only while steps with
    * drafts measure cheaper per token than steps without; `off` decodes one token per step.
    */
   speculative: SpeculativeMode;
+  /** A smaller model with the target's vocabulary that drafts tokens (a discovered model's name or a GGUF path). */
+  draftModel?: string;
+  /** Without `draftModel`: each model drafts with a smaller discovered model of its family, when there is one (draft-pairing.ts). */
+  draftAuto: boolean;
   /** Draft tokens per step at most, and the shortest draft worth checking. */
   draftMax: number;
   draftMin: number;
 }
 
-export const SPECULATIVE_MODES = ["auto", "off", "ngram"] as const;
+export const SPECULATIVE_MODES = ["auto", "off", "ngram", "draft"] as const;
 export type SpeculativeMode = (typeof SPECULATIVE_MODES)[number];
 
 export const DEFAULT_PORT = 11435;
@@ -186,6 +191,8 @@ export interface ConfigOverrides {
   promptCacheMaxBytes?: number;
   promptCacheMinTokens?: number;
   speculative?: SpeculativeMode;
+  draftModel?: string;
+  draftAuto?: boolean;
   draftMax?: number;
   draftMin?: number;
 }
@@ -239,6 +246,16 @@ function envSpeculative(env: NodeJS.ProcessEnv): SpeculativeMode | undefined {
   if (v === undefined || v === "") return undefined;
   if (!(SPECULATIVE_MODES as readonly string[]).includes(v)) throw new Error(`SHIMMY_SPECULATIVE=${v} is not one of ${SPECULATIVE_MODES.join(", ")}`);
   return v as SpeculativeMode;
+}
+
+/** The speculative mode and draft model: a draft model (or pairing) alone means `draft`; `draft` needs one. */
+function speculativeSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): { speculative: SpeculativeMode; draftModel?: string; draftAuto: boolean } {
+  const draftModel = overrides.draftModel ?? (env.SHIMMY_DRAFT_MODEL || undefined);
+  const draftAuto = overrides.draftAuto ?? env.SHIMMY_DRAFT_AUTO === "1";
+  const drafter = draftModel !== undefined || draftAuto;
+  const speculative = overrides.speculative ?? envSpeculative(env) ?? (drafter ? "draft" : "off");
+  if (speculative === "draft" && !drafter) throw new Error("--speculative draft needs a draft model (--draft-model NAME or --draft-auto)");
+  return { speculative, draftAuto, ...(draftModel === undefined ? {} : { draftModel }) };
 }
 
 /** Draft bounds from flags or environment: 1 ≤ min ≤ max. */
@@ -399,7 +416,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     promptCacheMaxBytes: overrides.promptCacheMaxBytes ?? envByteSize(env, "SHIMMY_PROMPT_CACHE_SIZE") ?? 8 * 2 ** 30,
     // Below this, evaluating the prefix again costs about what reading its state back does.
     promptCacheMinTokens: overrides.promptCacheMinTokens ?? envInt(env, "SHIMMY_PROMPT_CACHE_MIN_TOKENS") ?? 1024,
-    speculative: overrides.speculative ?? envSpeculative(env) ?? "off",
+    ...speculativeSettings(overrides, env),
     ...draftBounds(overrides, env),
   };
 }

@@ -265,7 +265,10 @@ export class DecodeLoop {
     const batch = [...take.keys()].sort((a, b) => a.options.sequenceId - b.options.sequenceId);
     let size = 0;
     for (const n of take.values()) size += n;
-    const drafts = this.drafts(take, this.options.batchSize - size);
+    // From before drafting: a draft model's steps are part of what drafts cost.
+    const cpuAtStart = this.generatingOnly(take) ? process.cpuUsage() : undefined;
+    const planned = this.drafts(take, this.options.batchSize - size);
+    const drafts = planned instanceof Promise ? await planned : planned;
     for (const d of drafts.values()) size += d.length;
     const ctx = this.context;
     ctx.initBatch(size);
@@ -296,8 +299,8 @@ export class DecodeLoop {
       this.threads = threads;
     }
     const started = performance.now();
-    const emittedBefore = verifying.length > 0 || this.generatingOnly(take) ? batch.reduce((n, job) => n + job.sampled, 0) : undefined;
-    const cpuBefore = emittedBefore === undefined ? undefined : process.cpuUsage();
+    const emittedBefore = verifying.length > 0 || cpuAtStart !== undefined ? batch.reduce((n, job) => n + job.sampled, 0) : undefined;
+    const cpuBefore = emittedBefore === undefined ? undefined : (cpuAtStart ?? process.cpuUsage());
     try {
       await ctx.decodeBatch();
     } catch (e) {
@@ -356,20 +359,37 @@ export class DecodeLoop {
 
   /**
    * Generating jobs that get a draft this step, within `room` batch tokens: each drafts after its
-   * pending token, at most the tokens it may still emit less the one sampled anyway.
+   * pending token, at most the tokens it may still emit less the one sampled anyway. Drafts from a
+   * draft model come asynchronously (all jobs' at once: its context batches them); prompt lookup's
+   * at once, and then so does the map.
    */
-  private drafts(take: Map<DecodeJob, number>, room: number): Map<DecodeJob, Token[]> {
+  private drafts(take: Map<DecodeJob, number>, room: number): Map<DecodeJob, Token[]> | Promise<Map<DecodeJob, Token[]>> {
     const drafts = new Map<DecodeJob, Token[]>();
     const drafting = [...take].filter(([job, n]) => job.options.speculation && job.sampled > 0 && n === 1 && job.pending.length === 1);
     if (drafting.length === 0 || (this.options.draftsWherePaying && !this.payoff.allows())) return drafts;
+    const coming: [DecodeJob, Promise<Token[]>][] = [];
     for (const [job] of drafting) {
       if (room <= 0) break;
-      const draft = job.options.speculation!.draft(job.options.cache, job.pending[0]!, Math.min(room, job.options.maxTokens - job.sampled - 1));
-      if (draft.length === 0) continue;
-      drafts.set(job, draft);
-      room -= draft.length;
+      const speculation = job.options.speculation!;
+      const n = speculation.length(Math.min(room, job.options.maxTokens - job.sampled - 1));
+      if (n === 0) continue;
+      const draft = speculation.draft(job.options.cache, job.pending[0]!, n);
+      if (draft instanceof Promise) {
+        coming.push([job, draft]);
+        room -= n;
+      } else if (draft.length > 0) {
+        drafts.set(job, draft);
+        room -= draft.length;
+      }
     }
-    return drafts;
+    if (coming.length === 0) return drafts;
+    return Promise.all(
+      coming.map(async ([job, draft]) => {
+        // A draft that failed only costs its speedup: the target model decides every token anyway.
+        const tokens = await draft.catch(() => []);
+        if (tokens.length > 0) drafts.set(job, tokens);
+      }),
+    ).then(() => drafts);
   }
 
   /**

@@ -62,3 +62,11 @@ export class InputTooLongError extends Error {
     super(`input ${index} is ${tokens} tokens, but the model's context holds ${contextSize}; shorten it, let it be cut (Ollama's truncate), or raise --ctx-size`);
   }
 }
+
+/** A draft model (speculative decoding) whose vocabulary is not the target model's: its token ids would mean other text. */
+export class DraftVocabularyMismatchError extends Error {
+  override readonly name = "DraftVocabularyMismatchError";
+  constructor(readonly draft: string, readonly target: string, difference: string) {
+    super(`draft model "${draft}" cannot draft for "${target}": their vocabularies differ (${difference}); a draft model must share the target's tokenizer`);
+  }
+}

@@ -10,7 +10,8 @@ import { ContextOverflowError, InvalidGenerationError, InvalidTokenError, Reques
 import type { OutputParser } from "./chat-format/types.js";
 import { type NativeGrammar, type NativeHandles, type NativeSampler, nativeHandles } from "./native-context.js";
 import { checkGrammarBounds } from "./grammar/gbnf-limits.js";
-import { promptLookup } from "./speculative/speculation.js";
+import { DraftModel } from "./speculative/draft-model.js";
+import { draftModelSpeculation, promptLookup, type Speculation } from "./speculative/speculation.js";
 import { OutputAssembler } from "./output-assembler.js";
 import { detectOutputFormat, type ModelOutputFormat, outputPlan, renderPlan } from "./output-plan.js";
 import { nativeSamplerConfig } from "./sampler-config.js";
@@ -27,6 +28,8 @@ import type { ChatMessage, DoneEvent, FinishReason, GenerationOutput, Generation
 
 /** The Config settings a load uses (documented on Config). */
 export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "threadsAlternative" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention" | "speculative" | "draftMax" | "draftMin"> & {
+  /** The draft model to load beside it (speculative decoding), its name or path resolved to a GGUF (absent: none). */
+  draft?: { name: string; ggufPath: string };
   /** Where large prompts are rendered and tokenized (absent: on the calling thread). */
   promptWorker?: PromptWorker;
   /** Where long prompt prefixes' KV states are saved and restored (absent: off). */
@@ -90,6 +93,11 @@ export class LoadedModel {
   private readonly stopping = new AbortController();
   /** generate() calls not yet returned: their decode steps may still be using the context. */
   private readonly running = new Set<Promise<unknown>>();
+  /** The draft model's name, when one drafts for it (speculative decoding). */
+  get draftModelName(): string | undefined {
+    return this.options.draft?.name;
+  }
+
   /** Its slots' states saved to and restored from the prompt cache (absent: off). */
   private readonly slotStates: SlotStates | undefined;
 
@@ -106,6 +114,8 @@ export class LoadedModel {
     private readonly native: NativeHandles,
     pooling: PoolingPlan,
     promptCache: ModelPromptCache | undefined,
+    /** The smaller model drafting for it (absent: prompt lookup, or no speculation). */
+    private readonly draftModel: DraftModel | undefined,
   ) {
     this.slots = new SlotPool(context.totalSequences, spec.name, options.maxQueue);
     this.loop = new DecodeLoop(native.context, {
@@ -139,7 +149,7 @@ export class LoadedModel {
 
   /** Bytes this model holds: weights plus its context (KV cache and compute buffers). */
   get memoryBytes(): number {
-    return this.model.size + this.context.stateSize + this.embeddings.stateBytes;
+    return this.model.size + this.context.stateSize + this.embeddings.stateBytes + (this.draftModel?.memoryBytes ?? 0);
   }
 
   /** Loads `ggufPath` (the spec's file, or its converted GGUF) with one context of `parallel` slots. */
@@ -183,7 +193,23 @@ export class LoadedModel {
         const key = promptCacheKey(files, { contextSize, sequences: context.totalSequences, flashAttention, kvType: "f16/f16" });
         promptCache = { ...options.promptStates, key, files };
       }
-      return new LoadedModel(spec, ggufPath, model, context, contextSize, template, performance.now() - started, options, native, pooling, promptCache);
+      let draftModel: DraftModel | undefined;
+      if (options.draft && (options.speculative === "draft" || options.speculative === "auto")) {
+        try {
+          draftModel = await DraftModel.load(llama, model, spec.name, {
+            ...options.draft,
+            contextSize,
+            sequences: context.totalSequences,
+            threads: options.threads,
+            batchSize: options.batchSize,
+            flashAttention: options.flashAttention,
+          });
+        } catch (e) {
+          await context.dispose();
+          throw e;
+        }
+      }
+      return new LoadedModel(spec, ggufPath, model, context, contextSize, template, performance.now() - started, options, native, pooling, promptCache, draftModel);
     } catch (e) {
       await model.dispose();
       throw e;
@@ -419,7 +445,7 @@ export class LoadedModel {
           throw e;
         }
         const top = request.logprobs?.top ?? 0;
-        const speculation = this.options.speculative !== "off" ? promptLookup({ min: this.options.draftMin, max: this.options.draftMax }) : undefined;
+        const speculation = this.speculation(slot.id);
         const job = new DecodeJob({ sequenceId: slot.id, tokens: promptTokens.slice(cachedTokens), position: cachedTokens, sampler, probe, maxTokens, cache: slot.tokens, speculation });
         const onAbort = () => job.cancel();
         signal.addEventListener("abort", onAbort, { once: true });
@@ -475,6 +501,13 @@ export class LoadedModel {
     }
   }
 
+  /** How a job on slot `slot` drafts: with the draft model when one is loaded, else by prompt lookup unless off. */
+  private speculation(slot: number): Speculation | undefined {
+    const bounds = { min: this.options.draftMin, max: this.options.draftMax };
+    if (this.draftModel) return draftModelSpeculation(this.draftModel, slot, bounds);
+    return this.options.speculative === "off" || this.options.speculative === "draft" ? undefined : promptLookup(bounds);
+  }
+
   /** Runs a prepared request to its end: the whole text and the `done` event. */
   async complete(prepared: PreparedGeneration): Promise<{ text: string; done: DoneEvent }> {
     const done = await this.generate(prepared);
@@ -498,6 +531,7 @@ export class LoadedModel {
     await this.slotStates?.saveAll(this.slots.slots).catch(() => undefined);
     await this.embeddings.dispose();
     await this.context.dispose();
+    await this.draftModel?.dispose();
     await this.model.dispose();
     this.options.promptWorker?.forget(this.ggufPath);
   }

@@ -1,10 +1,14 @@
 import type { Llama } from "node-llama-cpp";
+import type { Config } from "../config/config.js";
+import { existsSync } from "node:fs";
+import { resolve as resolvePath } from "node:path";
 import type { ConversionCache } from "../convert/cache.js";
 import type { ConvertProgress, RequestedType } from "../convert/convert.js";
 import type { ModelSpec } from "../discovery/types.js";
 import { ModelNotFoundError, type Registry } from "../registry/registry.js";
 import { ModelLoadError, ModelUnusableError } from "./errors.js";
 import { LoadedModel, type LoadOptions } from "./loaded-model.js";
+import { pairDraftModel } from "./speculative/draft-pairing.js";
 import type { ProbeGate, UnusableModel } from "./isolation/probe-gate.js";
 import type { PoolThreadReserve } from "./pool-reserve.js";
 import { type ModelUse, servableModels, unservableReason } from "./servability.js";
@@ -12,7 +16,7 @@ import type { OneTokenThreads } from "./thread-chooser.js";
 import type { PromptCacheStats } from "./prompt-cache/store.js";
 import { fileStatKeyOrGone } from "../formats/file-stat-key.js";
 
-export interface PoolOptions extends LoadOptions {
+export interface PoolOptions extends LoadOptions, Pick<Config, "draftModel" | "draftAuto"> {
   /** Provides the node-llama-cpp runtime, created on the first load. */
   runtime: () => Promise<Llama>;
   /** Turns SafeTensors folders into cached GGUFs on their first request. */
@@ -245,15 +249,13 @@ export class ModelPool {
   private async load(spec: ModelSpec): Promise<LoadedModel> {
     const giveBack = this.options.libuvReserve?.borrow();
     try {
-      const ggufPath =
-        spec.format === "safetensors"
-          ? await this.options.conversions.ensure(spec.files[0]!, this.options.convertType, (p) => this.options.onConvertProgress?.(spec.name, p))
-          : spec.files[0]!;
+      const ggufPath = await this.ggufOf(spec);
+      const draft = await this.draftFile(spec, ggufPath);
       const model = await this.serialized(async () => {
         await this.makeRoom(spec);
         // After making room: the probe child holds the model in memory too, while it runs.
         await this.options.gate?.check(spec, ggufPath);
-        return LoadedModel.load(await this.options.runtime(), spec, ggufPath, this.options);
+        return LoadedModel.load(await this.options.runtime(), spec, ggufPath, { ...this.options, draft });
       });
       if (this.closed) {
         await model.dispose();
@@ -269,6 +271,30 @@ export class ModelPool {
     } finally {
       giveBack?.();
     }
+  }
+
+  /** The GGUF a spec loads: its own file, or its SafeTensors folder converted (once, cached). */
+  private ggufOf(spec: ModelSpec): Promise<string> {
+    if (spec.format !== "safetensors") return Promise.resolve(spec.files[0]!);
+    return this.options.conversions.ensure(spec.files[0]!, this.options.convertType, (p) => this.options.onConvertProgress?.(spec.name, p));
+  }
+
+  /**
+   * The draft model to load beside `spec` (speculative decoding): --draft-model (a discovered
+   * model's name or a GGUF path), else with --draft-auto its pair among the discovered models
+   * (pairDraftModel); absent when unused or unpaired.
+   */
+  private async draftFile(spec: ModelSpec, ggufPath: string): Promise<LoadOptions["draft"]> {
+    if (this.options.speculative !== "draft" && this.options.speculative !== "auto") return undefined;
+    const name = this.options.draftModel;
+    if (name === undefined) {
+      const pair = this.options.draftAuto ? pairDraftModel(spec, ggufPath, servableModels(this.registry.all())) : undefined;
+      return pair && { name: pair.name, ggufPath: pair.files[0]! };
+    }
+    const named = this.registry.find(name);
+    if (named) return { name: named.name, ggufPath: await this.ggufOf(named) };
+    if (name.toLowerCase().endsWith(".gguf") && existsSync(name)) return { name, ggufPath: resolvePath(name) };
+    throw new Error(`draft model "${name}" is neither a discovered model nor a GGUF file`);
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {

@@ -1,9 +1,13 @@
 import type { Token } from "node-llama-cpp";
 import { type DraftBounds, DraftBudget } from "./draft-budget.js";
+import type { DraftModel } from "./draft-model.js";
 import { promptLookupDraft } from "./prompt-lookup.js";
 
-/** Proposes up to `max` tokens to follow `history` + `last` (what the sequence holds, and its pending token). */
-export type Drafter = (history: readonly Token[], last: Token, max: number) => Token[];
+/**
+ * Proposes up to `max` tokens to follow `history` + `last` (what the sequence holds, and its
+ * pending token): at once (prompt lookup), or after evaluating a draft model.
+ */
+export type Drafter = (history: readonly Token[], last: Token, max: number) => Token[] | Promise<Token[]>;
 
 /** Speculative decoding for one job: who drafts, how long, and what came of it. */
 export class Speculation {
@@ -20,11 +24,18 @@ export class Speculation {
     this.budget = new DraftBudget(bounds);
   }
 
-  /** A draft for this step, at most `room` tokens; empty when there is nothing worth drafting. */
-  draft(history: readonly Token[], last: Token, room: number): Token[] {
-    const n = this.budget.next(room);
-    if (n === 0) return [];
+  /** Draft tokens to ask for this step, at most `room` (0: none this step). */
+  length(room: number): number {
+    return this.budget.next(room);
+  }
+
+  /** A draft of at most `n` tokens (n from `length`); empty when it is too short to be worth checking. */
+  draft(history: readonly Token[], last: Token, n: number): Token[] | Promise<Token[]> {
     const draft = this.drafter(history, last, n);
+    return draft instanceof Promise ? draft.then((d) => this.worthChecking(d)) : this.worthChecking(draft);
+  }
+
+  private worthChecking(draft: Token[]): Token[] {
     return draft.length >= this.bounds.min ? draft : [];
   }
 
@@ -38,3 +49,7 @@ export class Speculation {
 
 /** Prompt-lookup speculation with these draft bounds. */
 export const promptLookup = (bounds: DraftBounds): Speculation => new Speculation(promptLookupDraft, bounds);
+
+/** Drafting with a draft model on target slot `slot`'s draft sequence, with these draft bounds. */
+export const draftModelSpeculation = (model: DraftModel, slot: number, bounds: DraftBounds): Speculation =>
+  new Speculation((history, last, max) => model.draft(slot, history, last, max), bounds);
