@@ -7,7 +7,6 @@ import type { LoadedModel } from "../src/engine/loaded-model.js";
 import type { ModelPool } from "../src/engine/model-pool.js";
 import { DraftBudget } from "../src/engine/speculative/draft-budget.js";
 import { DraftPayoff } from "../src/engine/speculative/payoff.js";
-import { ModelLoadError } from "../src/engine/errors.js";
 import { join } from "node:path";
 import { promptLookupDraft } from "../src/engine/speculative/prompt-lookup.js";
 import type { DoneEvent, GenerationRequest } from "../src/engine/types.js";
@@ -204,18 +203,26 @@ describe("speculative decoding with a draft model (stories260K drafting for itse
   });
 
   it("a discovered model's name works as the draft model too", async () => {
-    const byName = await loadStories({ speculative: "draft", draftModel: MODEL });
+    // The chat GGUF holds the same weights and vocabulary; a model never drafts for itself.
+    const byName = await loadStories({ speculative: "draft", draftModel: "stories260k-chat", modelPaths: [STORIES_GGUF, STORIES_CHAT_GGUF] });
     try {
       const off = await run(plain.model, { prompt: PROMPTS[0]!, maxTokens: 60 });
       const on = await run(byName.model, { prompt: PROMPTS[0]!, maxTokens: 60 });
       assert.deepEqual(on.done.tokenIds, off.done.tokenIds);
       assert.ok((on.done.timings.accepted ?? 0) > 0);
+      assert.equal(byName.model.draftModelName, "stories260k-chat");
+      const itself = await byName.pool.acquire("stories260k-chat");
+      try {
+        assert.equal(itself.model.draftModelName, undefined, "the draft model does not draft for itself");
+      } finally {
+        itself.release();
+      }
     } finally {
       await byName.pool.close();
     }
   });
 
-  it("a draft model with another vocabulary is refused at load, by name, saying how it differs", async () => {
+  it("a draft model with another vocabulary is refused by name, saying how it differs; the model serves without drafts", async () => {
     const tmp = tempDir();
     try {
       const renamed = join(tmp.path, "renamed-token.gguf");
@@ -232,9 +239,21 @@ describe("speculative decoding with a draft model (stories260K drafting for itse
       ];
       for (const [draftModel, message] of expectations) {
         const config = loadConfig({ modelPaths: [STORIES_GGUF], scanDefaultLocations: false, threads: 1, gpu: false, parallel: 1, promptCache: false, isolation: false, draftModel }, { HOME: "/nonexistent" });
-        const pool = createModelPool(config);
+        const notes: string[] = [];
+        const pool = createModelPool(config, undefined, { onEvent: (e) => void (e.type === "load" && e.note !== undefined && notes.push(e.note)) });
         try {
-          await assert.rejects(pool.acquire(MODEL), (e: unknown) => e instanceof ModelLoadError && message.test(e.message) && /model "stories260k" failed to load/.test(e.message));
+          const lease = await pool.acquire(MODEL);
+          try {
+            assert.equal(lease.model.draftModelName, undefined);
+            assert.ok(lease.model.draftRefusal !== undefined && message.test(lease.model.draftRefusal), lease.model.draftRefusal);
+            assert.equal(notes.length, 1);
+            assert.match(notes[0]!, message);
+            const done = await run(lease.model, { prompt: PROMPTS[0]!, maxTokens: 20 });
+            assert.ok(done.done.tokenIds.length > 0);
+            assert.equal(done.done.timings.drafted ?? 0, 0);
+          } finally {
+            lease.release();
+          }
         } finally {
           await pool.close();
         }

@@ -6,7 +6,7 @@ import { type ChatTemplate, JinjaChatTemplate, TranscriptChatTemplate } from "./
 import { DecodeJob, DecodeLoop } from "./decode-loop.js";
 import { EmbeddingContext } from "./embedding-context.js";
 import { type PoolingPlan, poolingPlan } from "./embedding-pooling.js";
-import { ContextOverflowError, InvalidGenerationError, InvalidTokenError, RequestTimeoutError } from "./errors.js";
+import { ContextOverflowError, DraftVocabularyMismatchError, InvalidGenerationError, InvalidTokenError, RequestTimeoutError } from "./errors.js";
 import type { OutputParser } from "./chat-format/types.js";
 import { type NativeGrammar, type NativeHandles, type NativeSampler, nativeHandles } from "./native-context.js";
 import { checkGrammarBounds } from "./grammar/gbnf-limits.js";
@@ -95,7 +95,12 @@ export class LoadedModel {
   private readonly running = new Set<Promise<unknown>>();
   /** The draft model's name, when one drafts for it (speculative decoding). */
   get draftModelName(): string | undefined {
-    return this.options.draft?.name;
+    return this.draftModel ? this.options.draft?.name : undefined;
+  }
+
+  /** Why the configured draft model does not draft for this one (another vocabulary), if it does not. */
+  get draftRefusal(): string | undefined {
+    return this.draftRefused;
   }
 
   /** Its slots' states saved to and restored from the prompt cache (absent: off). */
@@ -116,6 +121,7 @@ export class LoadedModel {
     promptCache: ModelPromptCache | undefined,
     /** The smaller model drafting for it (absent: prompt lookup, or no speculation). */
     private readonly draftModel: DraftModel | undefined,
+    private readonly draftRefused: string | undefined,
   ) {
     this.slots = new SlotPool(context.totalSequences, spec.name, options.maxQueue);
     this.loop = new DecodeLoop(native.context, {
@@ -194,6 +200,7 @@ export class LoadedModel {
         promptCache = { ...options.promptStates, key, files };
       }
       let draftModel: DraftModel | undefined;
+      let draftRefused: string | undefined;
       if (options.draft && (options.speculative === "draft" || options.speculative === "auto")) {
         try {
           draftModel = await DraftModel.load(llama, model, spec.name, {
@@ -205,11 +212,16 @@ export class LoadedModel {
             flashAttention: options.flashAttention,
           });
         } catch (e) {
-          await context.dispose();
-          throw e;
+          // --draft-model applies to every model the pool loads: one of another vocabulary serves
+          // without drafts (said in its load event) rather than not at all.
+          if (e instanceof DraftVocabularyMismatchError) draftRefused = e.message;
+          else {
+            await context.dispose();
+            throw e;
+          }
         }
       }
-      return new LoadedModel(spec, ggufPath, model, context, contextSize, template, performance.now() - started, options, native, pooling, promptCache, draftModel);
+      return new LoadedModel(spec, ggufPath, model, context, contextSize, template, performance.now() - started, options, native, pooling, promptCache, draftModel, draftRefused);
     } catch (e) {
       await model.dispose();
       throw e;

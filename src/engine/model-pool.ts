@@ -11,7 +11,7 @@ import { LoadedModel, type LoadOptions } from "./loaded-model.js";
 import { pairDraftModel } from "./speculative/draft-pairing.js";
 import type { ProbeGate, UnusableModel } from "./isolation/probe-gate.js";
 import type { PoolThreadReserve } from "./pool-reserve.js";
-import { type ModelUse, servableModels, unservableReason } from "./servability.js";
+import { isEmbeddingOnly, type ModelUse, servableModels, unservableReason } from "./servability.js";
 import type { OneTokenThreads } from "./thread-chooser.js";
 import type { PromptCacheStats } from "./prompt-cache/store.js";
 import { fileStatKeyOrGone } from "../formats/file-stat-key.js";
@@ -32,7 +32,7 @@ export interface PoolOptions extends LoadOptions, Pick<Config, "draftModel" | "d
   /** Tries each model file in a child process before it is loaded here (crash isolation); absent = off. */
   gate?: ProbeGate;
   /** Told about loads and unloads (for logs). */
-  onEvent?: (event: { type: "load" | "unload"; model: string; reason?: string; ms?: number }) => void;
+  onEvent?: (event: { type: "load" | "unload"; model: string; reason?: string; ms?: number; draftModel?: string; note?: string }) => void;
 }
 
 export interface LoadedModelInfo {
@@ -263,7 +263,7 @@ export class ModelPool {
       }
       this.loaded.set(spec.name, { model, keepAliveMs: this.options.keepAliveMs, expiresAt: null, stamp: modelStamp(spec) });
       if (this.loaded.size === 1) this.options.libuvReserve?.hold();
-      this.options.onEvent?.({ type: "load", model: spec.name, ms: Math.round(model.loadMs) });
+      this.options.onEvent?.({ type: "load", model: spec.name, ms: Math.round(model.loadMs), ...(model.draftModelName && { draftModel: model.draftModelName }), ...(model.draftRefusal && { note: model.draftRefusal }) });
       return model;
     } catch (e) {
       if (e instanceof ModelLoadError || e instanceof ModelUnusableError) throw e;
@@ -285,15 +285,16 @@ export class ModelPool {
    * (pairDraftModel); absent when unused or unpaired.
    */
   private async draftFile(spec: ModelSpec, ggufPath: string): Promise<LoadOptions["draft"]> {
-    if (this.options.speculative !== "draft" && this.options.speculative !== "auto") return undefined;
+    if ((this.options.speculative !== "draft" && this.options.speculative !== "auto") || isEmbeddingOnly(spec)) return undefined;
     const name = this.options.draftModel;
     if (name === undefined) {
       const pair = this.options.draftAuto ? pairDraftModel(spec, ggufPath, servableModels(this.registry.all())) : undefined;
       return pair && { name: pair.name, ggufPath: pair.files[0]! };
     }
     const named = this.registry.find(name);
-    if (named) return { name: named.name, ggufPath: await this.ggufOf(named) };
-    if (name.toLowerCase().endsWith(".gguf") && existsSync(name)) return { name, ggufPath: resolvePath(name) };
+    // The draft model itself, when asked for, runs without a copy of itself beside it.
+    if (named) return named.name === spec.name ? undefined : { name: named.name, ggufPath: await this.ggufOf(named) };
+    if (name.toLowerCase().endsWith(".gguf") && existsSync(name)) return resolvePath(name) === resolvePath(ggufPath) ? undefined : { name, ggufPath: resolvePath(name) };
     throw new Error(`draft model "${name}" is neither a discovered model nor a GGUF file`);
   }
 

@@ -43,7 +43,7 @@ export async function startServer(config: Config, version: string, logger: Fasti
       if (p.index === 1) logs.log?.info({ model }, "converting SafeTensors model to GGUF (first request; cached afterwards)");
       if (p.index === p.total) logs.log?.info({ model, tensors: p.total, bytes: p.bytesRead }, "conversion finished");
     },
-    onEvent: (e) => logs.log?.info(e, e.type === "load" ? "model loaded" : "model unloaded"),
+    onEvent: (e) => (e.note ? logs.log?.warn(e, "model loaded without its draft model") : logs.log?.info(e, e.type === "load" ? "model loaded" : "model unloaded")),
     onProbe: (e) => (e.ok ? logs.log?.info(e, "model file passed its probe") : logs.log?.warn(e, "model file refused: its probe failed")),
   });
   const rescanner = new ModelRescanner(registry, {
