@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { LlamaModel } from "node-llama-cpp";
@@ -299,6 +299,20 @@ describe("refusals", () => {
     const out = path("partial");
     assert.throws(() => exportGguf(g, out), /rope\.dimension_count 4 rotates part of each head/);
     assert.ok(!existsSync(out) || readdirSync(out).length === 0);
+  });
+
+  it("--force keeps the folder's other files and refuses to leave an old weights file beside new shards", () => {
+    const dir = path("forced");
+    exportGguf(STORIES_GGUF, dir);
+    writeFileSync(join(dir, "notes.txt"), "mine");
+    const before = readdirSync(dir).sort();
+    // Shards of 100 KB: model.safetensors would stay and be loaded in place of them.
+    assert.throws(() => exportGguf(STORIES_GGUF, dir, { force: true, maxShardBytes: 100_000 }), /holds weight files this export would not replace \(model\.safetensors\)/);
+    assert.deepEqual(readdirSync(dir).sort(), before);
+    exportGguf(STORIES_GGUF, dir, { force: true });
+    assert.equal(readFileSync(join(dir, "notes.txt"), "utf8"), "mine");
+    assert.deepEqual(readdirSync(dir).sort(), before);
+    assert.deepEqual(readdirSync(join(dir, "..")).filter((n) => n.includes(".export-")), [], "no staging folder left");
   });
 });
 

@@ -10,7 +10,7 @@ import { DraftPayoff } from "../src/engine/speculative/payoff.js";
 import { join } from "node:path";
 import { promptLookupDraft } from "../src/engine/speculative/prompt-lookup.js";
 import type { DoneEvent, GenerationRequest } from "../src/engine/types.js";
-import type { RunningServer } from "../src/server/server.js";
+import { type RunningServer, startServer } from "../src/server/server.js";
 import { GgufValueType } from "../src/formats/gguf.js";
 import type { GgufWriteTensor, GgufWriteValue } from "../src/formats/gguf-writer.js";
 import { u32 } from "./helpers/gguf-fixtures.js";
@@ -261,6 +261,13 @@ describe("speculative decoding with a draft model (stories260K drafting for itse
     } finally {
       tmp.cleanup();
     }
+  });
+});
+
+describe("--draft-model names nothing", () => {
+  it("is refused when the server starts, naming it, not at each model's load", async () => {
+    const config = loadConfig({ modelPaths: [STORIES_GGUF], scanDefaultLocations: false, threads: 1, gpu: false, parallel: 1, promptCache: false, isolation: false, draftModel: "no-such-model" }, { HOME: "/nonexistent" });
+    await assert.rejects(startServer(config, "test"), /draft model "no-such-model" is neither a discovered model nor a GGUF file/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { existsSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ConversionCache } from "../convert/cache.js";
 import { type ConvertProgress, convertHfFolder, type RequestedType } from "../convert/convert.js";
@@ -100,9 +100,20 @@ export function registerConvert(program: Command): void {
     });
 }
 
+/** Whether a file starts with GGUF's magic bytes (any other file is not an export input). */
+function hasGgufMagic(path: string): boolean {
+  const fd = openSync(path, "r");
+  try {
+    const magic = Buffer.alloc(4);
+    return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString("latin1") === "GGUF";
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The GGUF file a target names (a .gguf path, or a discovered GGUF model), else undefined. */
 function ggufInput(registry: () => Registry, target: string, path: string): string | undefined {
-  if (existsSync(path)) return statSync(path).isFile() ? path : undefined;
+  if (existsSync(path)) return statSync(path).isFile() && hasGgufMagic(path) ? path : undefined;
   const spec = registry().find(target);
   return spec?.format === "gguf" ? spec.files[0] : undefined;
 }

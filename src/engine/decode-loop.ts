@@ -299,8 +299,9 @@ export class DecodeLoop {
       this.threads = threads;
     }
     const started = performance.now();
-    const emittedBefore = verifying.length > 0 || cpuAtStart !== undefined ? batch.reduce((n, job) => n + job.sampled, 0) : undefined;
-    const cpuBefore = emittedBefore === undefined ? undefined : (cpuAtStart ?? process.cpuUsage());
+    // Only steps of generating jobs alone are compared (a prompt chunk would count as draft cost).
+    const emittedBefore = cpuAtStart !== undefined ? batch.reduce((n, job) => n + job.sampled, 0) : undefined;
+    const cpuBefore = cpuAtStart;
     try {
       await ctx.decodeBatch();
     } catch (e) {
@@ -412,8 +413,14 @@ export class DecodeLoop {
     // The cache holds the pending token (recorded by the step) and the accepted draft tokens.
     for (let i = 0; i < accepted; i++) job.options.cache.push(tokens[i]!);
     job.position += accepted;
-    if (accepted < tokens.length) this.context.removeTokenCellsFromSequence(job.options.sequenceId, job.position, -1);
     job.options.speculation!.record(tokens.length, accepted);
+    if (accepted < tokens.length && !this.context.removeTokenCellsFromSequence(job.options.sequenceId, job.position, -1)) {
+      // A cache that cannot drop its tail (recurrent state) would keep the rejected tokens: stop rather than answer from them.
+      this.context.removeTokenCellsFromSequence(job.options.sequenceId, 0, -1);
+      job.options.cache.length = 0;
+      job.finish(undefined, new Error("this model's cache cannot drop rejected draft tokens; run it with --speculative off"));
+      return;
+    }
     if (going) job.pending.push(result.token as Token);
   }
 

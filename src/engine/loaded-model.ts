@@ -515,6 +515,8 @@ export class LoadedModel {
 
   /** How a job on slot `slot` drafts: with the draft model when one is loaded, else by prompt lookup unless off. */
   private speculation(slot: number): Speculation | undefined {
+    // A recurrent state cannot drop rejected draft tokens (llama.cpp's server turns drafts off too).
+    if (this.model.fileInsights.isRecurrent || this.model.fileInsights.isHybrid) return undefined;
     const bounds = { min: this.options.draftMin, max: this.options.draftMax };
     if (this.draftModel) return draftModelSpeculation(this.draftModel, slot, bounds);
     return this.options.speculative === "off" || this.options.speculative === "draft" ? undefined : promptLookup(bounds);

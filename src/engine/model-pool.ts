@@ -284,6 +284,13 @@ export class ModelPool {
    * model's name or a GGUF path), else with --draft-auto its pair among the discovered models
    * (pairDraftModel); absent when unused or unpaired.
    */
+  /** Throws when --draft-model names neither a discovered model nor a GGUF file: checked at start, so a typo does not fail every load. */
+  checkDraftModel(): void {
+    const name = this.options.draftModel;
+    if (name === undefined || this.registry.find(name) || (name.toLowerCase().endsWith(".gguf") && existsSync(name))) return;
+    throw new Error(`draft model "${name}" is neither a discovered model nor a GGUF file (--draft-model)`);
+  }
+
   private async draftFile(spec: ModelSpec, ggufPath: string): Promise<LoadOptions["draft"]> {
     if ((this.options.speculative !== "draft" && this.options.speculative !== "auto") || isEmbeddingOnly(spec)) return undefined;
     const name = this.options.draftModel;

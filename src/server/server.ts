@@ -46,6 +46,12 @@ export async function startServer(config: Config, version: string, logger: Fasti
     onEvent: (e) => (e.note ? logs.log?.warn(e, "model loaded without its draft model") : logs.log?.info(e, e.type === "load" ? "model loaded" : "model unloaded")),
     onProbe: (e) => (e.ok ? logs.log?.info(e, "model file passed its probe") : logs.log?.warn(e, "model file refused: its probe failed")),
   });
+  try {
+    pool.checkDraftModel();
+  } catch (e) {
+    await pool.close();
+    throw e;
+  }
   const rescanner = new ModelRescanner(registry, {
     watch: config.watchModels,
     intervalMs: config.rescanIntervalMs,

@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, readdirSync, readSync, openSync, closeSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readSync, openSync, closeSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { type GgufFile, type GgufTensorInfo, metaString, readGguf } from "../../formats/gguf.js";
 import { parseHfConfig } from "../../formats/hf-folder.js";
 import type { SafetensorsTensor } from "../../formats/safetensors.js";
@@ -117,10 +117,22 @@ function checkAgainstConverter(f: GgufFile, arch: string, configPath: string, te
 }
 
 /** The folder must be new or empty: an export never mixes its files with others. */
-function prepareOutput(dir: string, force: boolean): void {
+const SHARD_INDEX = "model.safetensors.index.json";
+/** Weight files transformers would load from a folder (a single file, shards, their index). */
+const WEIGHT_FILE = /^model(-\d+-of-\d+)?\.safetensors(\.index\.json)?$/;
+
+/**
+ * Checks the output folder: new or empty, or with `force` any folder whose weight files the
+ * export replaces — a weight file it would leave (an old single file beside new shards, or
+ * shards of another count) would be loaded in place of, or beside, the export.
+ */
+function prepareOutput(dir: string, force: boolean, weightFiles: ReadonlySet<string>): void {
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new ConvertError(dir, "exists and is not a directory");
-    if (readdirSync(dir).length > 0 && !force) throw new ConvertError(dir, "is not empty; pass --force to write into it");
+    const present = readdirSync(dir);
+    if (present.length > 0 && !force) throw new ConvertError(dir, "is not empty; pass --force to write into it");
+    const stale = present.filter((name) => WEIGHT_FILE.test(name) && !weightFiles.has(name));
+    if (stale.length > 0) throw new ConvertError(dir, `holds weight files this export would not replace (${stale.join(", ")}); remove them or choose another folder`);
   }
   mkdirSync(dir, { recursive: true });
 }
@@ -170,32 +182,38 @@ export function exportGguf(input: string, outDir: string, options: ExportOptions
   });
   tokenizer.tokenizerConfig.model_max_length = config.max_position_embeddings;
 
-  prepareOutput(outDir, options.force === true);
+  const shards: Shard[] = planShards(weights, options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
+  const created = !existsSync(outDir);
+  prepareOutput(outDir, options.force === true, new Set(shards.map((s) => s.file).concat(shards.length > 1 ? [SHARD_INDEX] : [])));
+  // Written beside the folder first and moved in once complete: a failed export leaves the folder as it was.
+  const staging = mkdtempSync(join(dirname(outDir), `.${basename(outDir)}.export-`));
   const written: string[] = [];
   const write = (name: string, value: unknown): void => {
-    writeFileSync(join(outDir, name), `${JSON.stringify(value, null, 2)}\n`);
+    writeFileSync(join(staging, name), `${JSON.stringify(value, null, 2)}\n`);
     written.push(name);
   };
   try {
     write("config.json", config);
-    const { permute, notCarried } = checkAgainstConverter(f, arch, join(outDir, "config.json"), weights);
+    const { permute, notCarried } = checkAgainstConverter(f, arch, join(staging, "config.json"), weights);
     for (const w of weights) w.permuteHeads = permute.get(w.source.name);
     write("generation_config.json", generationConfig(f, tokenizer));
     write("tokenizer.json", tokenizer.tokenizerJson);
     write("tokenizer_config.json", tokenizer.tokenizerConfig);
 
-    const shards: Shard[] = planShards(weights, options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
+    const bytesRead = writeShards(input, f.dataOffset, staging, shards, options.onProgress);
     written.push(...shards.map((s) => s.file));
-    const bytesRead = writeShards(input, f.dataOffset, outDir, shards, options.onProgress);
     if (shards.length > 1) {
       const weightMap: Record<string, string> = {};
       for (const s of shards) for (const t of s.tensors) weightMap[t.name] = s.file;
-      write("model.safetensors.index.json", { metadata: { total_size: weights.reduce((n, w) => n + tensorBytes(w), 0) }, weight_map: weightMap });
+      write(SHARD_INDEX, { metadata: { total_size: weights.reduce((n, w) => n + tensorBytes(w), 0) }, weight_map: weightMap });
     }
+    for (const name of written) renameSync(join(staging, name), join(outDir, name));
     const notes = notCarried.length ? [`not carried into config.json: ${notCarried.join(", ")}`] : [];
     return { output: outDir, architecture: arch, hfArchitecture: family.hfArchitecture, dtypes, tensors: weights.length, files: written, bytesRead, notes, elapsedMs: performance.now() - started };
   } catch (e) {
-    for (const name of written) rmSync(join(outDir, name), { force: true });
+    if (created) rmSync(outDir, { recursive: true, force: true });
     throw e;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
   }
 }
