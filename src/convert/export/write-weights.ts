@@ -11,6 +11,7 @@ import { sourceRow } from "../encode-rows.js";
 import { writeBf16, writeF16 } from "../quantize.js";
 import { ConvertError } from "../errors.js";
 import { blockLayout, type DequantizableType, dequantize } from "./dequantize.js";
+import type { TensorProgress } from "../write-tensors.js";
 
 export type WeightDtype = "F32" | "F16" | "BF16";
 const DTYPE_BYTES: Record<WeightDtype, number> = { F32: 4, F16: 2, BF16: 2 };
@@ -32,13 +33,8 @@ export interface Shard {
   tensors: ExportTensor[];
 }
 
-export interface WeightsProgress {
-  tensor: string;
-  index: number;
-  total: number;
-  bytesRead: number;
-  bytesTotal: number;
-}
+/** Progress of the weights, shaped as the HF → GGUF direction reports it (one progress bar for both). */
+export type WeightsProgress = TensorProgress;
 
 /** Source bytes per block of rows. */
 const BLOCK_BYTES = 1 << 20;
