@@ -157,6 +157,22 @@ describe("crash isolation", () => {
     assert.equal(verdicts[0]!.ok, true);
   });
 
+  it("a draft model file that aborts llama.cpp is probed and left out; its target still answers", async () => {
+    // no-kv-heads shares stories260K's vocabulary, so only its probe keeps it from being loaded beside it.
+    const server = await startTestServer({ modelPaths: [STORIES_GGUF, fileOf("no-kv-heads")], speculative: "draft", draftModel: "no-kv-heads" }, (c) => {
+      c.cacheDir = cacheDir;
+    });
+    try {
+      const r = await chat(server, "stories260k");
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.ok(r.json.choices[0].message.content.length > 0);
+      assert.equal(r.json.timings?.draft_n ?? 0, 0, "no drafts without the draft model");
+      assert.equal((await health(server)).status, "ok");
+    } finally {
+      await server.close();
+    }
+  });
+
   it("the CLI reports the error; without isolation the same file ends the process", () => {
     const run = (...args: string[]) =>
       spawnSync(process.execPath, ["--import", "tsx", CLI, "generate", fileOf("f16-norm"), "-p", "Once", "-n", "2", "--no-default-locations", ...args], {

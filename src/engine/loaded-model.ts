@@ -29,7 +29,9 @@ import type { ChatMessage, DoneEvent, FinishReason, GenerationOutput, Generation
 /** The Config settings a load uses (documented on Config). */
 export type LoadOptions = Pick<Config, "ctxSize" | "ctxCap" | "threads" | "threadsAlternative" | "batchThreads" | "batchSize" | "parallel" | "maxQueue" | "requestTimeoutMs" | "flashAttention" | "speculative" | "draftMax" | "draftMin"> & {
   /** The draft model to load beside it (speculative decoding), its name or path resolved to a GGUF (absent: none). */
-  draft?: { name: string; ggufPath: string };
+  draft?: { name: string; ggufPath: string; spec?: ModelSpec };
+  /** Why the configured draft model is not loaded beside it (its probe failed), if so. */
+  draftRefused?: string;
   /** Where large prompts are rendered and tokenized (absent: on the calling thread). */
   promptWorker?: PromptWorker;
   /** Where long prompt prefixes' KV states are saved and restored (absent: off). */
@@ -200,7 +202,7 @@ export class LoadedModel {
         promptCache = { ...options.promptStates, key, files };
       }
       let draftModel: DraftModel | undefined;
-      let draftRefused: string | undefined;
+      let draftRefused = options.draftRefused;
       if (options.draft && (options.speculative === "draft" || options.speculative === "auto")) {
         try {
           draftModel = await DraftModel.load(llama, model, spec.name, {

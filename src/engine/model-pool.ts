@@ -250,12 +250,22 @@ export class ModelPool {
     const giveBack = this.options.libuvReserve?.borrow();
     try {
       const ggufPath = await this.ggufOf(spec);
-      const draft = await this.draftFile(spec, ggufPath);
+      let draft = await this.draftFile(spec, ggufPath);
       const model = await this.serialized(async () => {
         await this.makeRoom(spec);
         // After making room: the probe child holds the model in memory too, while it runs.
         await this.options.gate?.check(spec, ggufPath);
-        return LoadedModel.load(await this.options.runtime(), spec, ggufPath, { ...this.options, draft });
+        let draftRefused: string | undefined;
+        if (draft?.spec && this.options.gate) {
+          // A draft model file is tried like any other: one that crashes llama.cpp is not loaded here.
+          try {
+            await this.options.gate.check(draft.spec, draft.ggufPath);
+          } catch (e) {
+            draftRefused = `draft model "${draft.name}" is not used: ${e instanceof Error ? e.message : String(e)}`;
+            draft = undefined;
+          }
+        }
+        return LoadedModel.load(await this.options.runtime(), spec, ggufPath, { ...this.options, draft, draftRefused });
       });
       if (this.closed) {
         await model.dispose();
@@ -296,11 +306,11 @@ export class ModelPool {
     const name = this.options.draftModel;
     if (name === undefined) {
       const pair = this.options.draftAuto ? pairDraftModel(spec, ggufPath, servableModels(this.registry.all())) : undefined;
-      return pair && { name: pair.name, ggufPath: pair.files[0]! };
+      return pair && { name: pair.name, ggufPath: pair.files[0]!, spec: pair };
     }
     const named = this.registry.find(name);
     // The draft model itself, when asked for, runs without a copy of itself beside it.
-    if (named) return named.name === spec.name ? undefined : { name: named.name, ggufPath: await this.ggufOf(named) };
+    if (named) return named.name === spec.name ? undefined : { name: named.name, ggufPath: await this.ggufOf(named), spec: named };
     if (name.toLowerCase().endsWith(".gguf") && existsSync(name)) return resolvePath(name) === resolvePath(ggufPath) ? undefined : { name, ggufPath: resolvePath(name) };
     throw new Error(`draft model "${name}" is neither a discovered model nor a GGUF file`);
   }
