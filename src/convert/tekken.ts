@@ -1,12 +1,11 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { FormatError } from "../formats/errors.js";
 import { GgufValueType } from "../formats/gguf.js";
 import type { GgufWriteValue } from "../formats/gguf-writer.js";
 import type { HfFolder } from "../formats/hf-folder.js";
-import { readJsonObject } from "../formats/json.js";
 import { str, u32 } from "./architectures/decoder.js";
 import { ConvertError } from "./errors.js";
+import { readTokenizerFile } from "./tokenizer-file.js";
 
 /**
  * Mistral's Tekken tokenizer (tekken.json, Mistral NeMo and later): tiktoken-style byte-level BPE
@@ -70,13 +69,7 @@ function mergesFromRanks(pieces: string[], file: string): string[] {
 /** tekken.json → GGUF `tokenizer.*` metadata, as llama.cpp's converter writes it (ids: specials, then rank + specials). */
 export function convertTekkenTokenizer(folder: HfFolder, vocabSize: number): Map<string, GgufWriteValue> {
   const file = join(folder.dir, "tekken.json");
-  let tj: TekkenJson;
-  try {
-    tj = readJsonObject(file, "the tokenizer") as TekkenJson;
-  } catch (e) {
-    if (e instanceof FormatError) throw new ConvertError(file, `cannot read tokenizer: ${e.reason}`);
-    throw e;
-  }
+  const tj = readTokenizerFile<TekkenJson>(file);
   const config = tj.config ?? {};
   if (config.pattern !== TEKKEN_PATTERN) throw new ConvertError(file, `unsupported pre-tokenizer pattern ${JSON.stringify(config.pattern)?.slice(0, 200)} (llama.cpp knows Tekken's own)`);
   const total = config.default_vocab_size;

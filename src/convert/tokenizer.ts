@@ -1,11 +1,10 @@
 import { join } from "node:path";
-import { FormatError } from "../formats/errors.js";
 import { GgufValueType } from "../formats/gguf.js";
 import type { GgufWriteValue } from "../formats/gguf-writer.js";
 import type { HfFolder } from "../formats/hf-folder.js";
-import { readJsonObject } from "../formats/json.js";
 import { str, u32 } from "./architectures/decoder.js";
 import { ConvertError } from "./errors.js";
+import { readTokenizerFile } from "./tokenizer-file.js";
 import { TEKKEN_PATTERN } from "./tekken.js";
 
 // llama.cpp token types.
@@ -84,16 +83,6 @@ export function detectPreTokenizer(pre: unknown, file: string): string {
   throw new ConvertError(file, `unsupported pre-tokenizer ${JSON.stringify(pre)} (known: ${Object.keys(PRE_TOKENIZER_REGEXES).join(", ")}, smollm)`);
 }
 
-function readTokenizerJson(dir: string): TokenizerJson {
-  const path = join(dir, "tokenizer.json");
-  try {
-    return readJsonObject(path, "the tokenizer") as TokenizerJson;
-  } catch (e) {
-    if (e instanceof FormatError) throw new ConvertError(path, `cannot read tokenizer: ${e.reason}`);
-    throw e;
-  }
-}
-
 const mergePair = (m: string | [string, string]): [string, string] => {
   if (Array.isArray(m)) return m;
   const i = m.indexOf(" ", 1);
@@ -107,7 +96,7 @@ const mergePair = (m: string | [string, string]): [string, string] => {
  */
 export function convertTokenizer(folder: HfFolder, vocabSize: number): Map<string, GgufWriteValue> {
   const file = join(folder.dir, "tokenizer.json");
-  const tj = readTokenizerJson(folder.dir);
+  const tj = readTokenizerFile<TokenizerJson>(file);
   const model = tj.model;
   if (!model || typeof model !== "object" || model.type !== "BPE" || typeof model.vocab !== "object" || model.vocab === null || Array.isArray(model.vocab)) {
     throw new ConvertError(file, `tokenizer model "${model?.type ?? "missing"}" is not supported (BPE with byte fallback or byte-level BPE are)`);

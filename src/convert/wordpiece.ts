@@ -1,11 +1,10 @@
 import { join } from "node:path";
-import { FormatError } from "../formats/errors.js";
 import { GgufValueType } from "../formats/gguf.js";
 import type { GgufWriteValue } from "../formats/gguf-writer.js";
 import type { HfFolder } from "../formats/hf-folder.js";
-import { readJsonObject } from "../formats/json.js";
 import { str, u32 } from "./architectures/decoder.js";
 import { ConvertError } from "./errors.js";
+import { readTokenizerFile } from "./tokenizer-file.js";
 
 // llama.cpp token types.
 const NORMAL = 1;
@@ -22,16 +21,6 @@ interface WordPieceJson {
   normalizer?: { type?: string; lowercase?: unknown; strip_accents?: unknown; clean_text?: unknown; handle_chinese_chars?: unknown } | null;
   pre_tokenizer?: { type?: string } | null;
   post_processor?: { type?: string; single?: unknown[]; cls?: unknown; sep?: unknown } | null;
-}
-
-function readWordPieceJson(dir: string): WordPieceJson {
-  const path = join(dir, "tokenizer.json");
-  try {
-    return readJsonObject(path, "the tokenizer") as WordPieceJson;
-  } catch (e) {
-    if (e instanceof FormatError) throw new ConvertError(path, `cannot read tokenizer: ${e.reason}`);
-    throw e;
-  }
 }
 
 /**
@@ -72,7 +61,7 @@ function processorSpecials(tj: WordPieceJson): [string | undefined, string | und
  */
 export function convertWordPieceTokenizer(folder: HfFolder, vocabSize: number): Map<string, GgufWriteValue> {
   const file = join(folder.dir, "tokenizer.json");
-  const tj = readWordPieceJson(folder.dir);
+  const tj = readTokenizerFile<WordPieceJson>(file);
   const model = tj.model;
   const vocab = model?.vocab;
   if (model?.type !== "WordPiece" || typeof vocab !== "object" || vocab === null || Array.isArray(vocab)) {
