@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { closeSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { encode } from "../src/convert/quantize.js";
-import { type GgufFile, type GgufTensorInfo, readGguf } from "../src/formats/gguf.js";
+import { readGguf, readGgufTensorData } from "../src/formats/gguf.js";
 import { runCli } from "./helpers/cli.js";
 import { greedy, loadGguf } from "./helpers/llama-run.js";
 import { STORIES_GGUF, tempDir } from "./helpers/paths.js";
@@ -12,16 +11,6 @@ import { golden } from "./helpers/server.js";
 const tmp = tempDir();
 after(() => tmp.cleanup());
 
-function tensorBytes(file: GgufFile, t: GgufTensorInfo): Buffer {
-  const buf = Buffer.alloc(t.bytes);
-  const fd = openSync(file.path, "r");
-  try {
-    readSync(fd, buf, 0, t.bytes, file.dataOffset + t.offset);
-  } finally {
-    closeSync(fd);
-  }
-  return buf;
-}
 
 describe("shimmy quantize", () => {
   const output = join(tmp.path, "stories-q8_0.gguf");
@@ -40,13 +29,13 @@ describe("shimmy quantize", () => {
       const out = after.tensors[i]!;
       assert.equal(out.name, t.name);
       assert.deepEqual(out.dims, t.dims);
-      const source = tensorBytes(before, t);
+      const source = readGgufTensorData(before, t);
       const values = new Float32Array(source.buffer, source.byteOffset, t.elements);
       // 1-D stays F32; rows that are not whole 32-value blocks fall back to F16, as in `shimmy convert`.
       const type = t.dims.length === 1 ? "f32" : t.dims[0]! % 32 === 0 ? "q8_0" : "f16";
       types.add(type);
       assert.equal(out.typeName, type.toUpperCase(), t.name);
-      assert.deepEqual(tensorBytes(after, out), encode(values, type), t.name);
+      assert.deepEqual(readGgufTensorData(after, out), encode(values, type), t.name);
     }
     assert.deepEqual([...types].sort(), ["f16", "f32", "q8_0"]);
   });

@@ -1,3 +1,4 @@
+import { closeSync, openSync, readSync } from "node:fs";
 import { FormatError } from "./errors.js";
 import { GGML_TYPES } from "./ggml-types.js";
 import { PositionedReader } from "./positioned-reader.js";
@@ -239,6 +240,18 @@ function readAlignment(r: PositionedReader, metadata: Map<string, GgufValue>, ty
     throw new FormatError(r.path, undefined, `general.alignment ${alignment} is not a power of two`);
   }
   return alignment;
+}
+
+/** One tensor's stored bytes, read from the file (whatever its type). */
+export function readGgufTensorData(file: GgufFile, t: GgufTensorInfo): Buffer {
+  const buf = Buffer.alloc(t.bytes);
+  const fd = openSync(file.path, "r");
+  try {
+    readSync(fd, buf, 0, t.bytes, file.dataOffset + t.offset);
+  } finally {
+    closeSync(fd);
+  }
+  return buf;
 }
 
 export function metaString(file: GgufFile, key: string): string | undefined {

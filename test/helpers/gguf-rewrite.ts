@@ -1,5 +1,4 @@
-import { closeSync, openSync, readSync } from "node:fs";
-import { type GgufFile, readGguf } from "../../src/formats/gguf.js";
+import { type GgufFile, readGguf, readGgufTensorData } from "../../src/formats/gguf.js";
 import { type GgufWriteTensor, type GgufWriteValue, writableMetadata, writeGguf } from "../../src/formats/gguf-writer.js";
 
 /** A GGUF's tensors as the writer takes them, their bytes read from the file when written. */
@@ -8,16 +7,7 @@ export function writableTensors(file: GgufFile): GgufWriteTensor[] {
     name: t.name,
     dims: [...t.dims],
     type: t.type,
-    data: () => {
-      const fd = openSync(file.path, "r");
-      try {
-        const buf = Buffer.alloc(t.bytes);
-        readSync(fd, buf, 0, t.bytes, file.dataOffset + t.offset);
-        return buf;
-      } finally {
-        closeSync(fd);
-      }
-    },
+    data: () => readGgufTensorData(file, t),
   }));
 }
 

@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readSync, openSync, closeSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { type GgufFile, type GgufTensorInfo, metaString, readGguf } from "../../formats/gguf.js";
+import { type GgufFile, type GgufTensorInfo, metaString, readGguf, readGgufTensorData } from "../../formats/gguf.js";
 import { parseHfConfig } from "../../formats/hf-folder.js";
 import type { SafetensorsTensor } from "../../formats/safetensors.js";
 import { converterFor } from "../architectures/index.js";
@@ -70,15 +70,8 @@ function narrowVectors(f: GgufFile, weights: readonly ExportTensor[]): void {
 
 function readF32Tensor(f: GgufFile, t: GgufTensorInfo): Float32Array {
   if (!isDequantizable(t.typeName)) throw new ConvertError(f.path, `tensor "${t.name}" is ${t.typeName}`);
-  const buf = Buffer.alloc(t.bytes);
-  const fd = openSync(f.path, "r");
-  try {
-    readSync(fd, buf, 0, t.bytes, f.dataOffset + t.offset);
-  } finally {
-    closeSync(fd);
-  }
   const out = new Float32Array(t.elements);
-  dequantize(t.typeName, buf, t.elements, out);
+  dequantize(t.typeName, readGgufTensorData(f, t), t.elements, out);
   return out;
 }
 
