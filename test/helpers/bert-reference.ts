@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { matVec, readF64Weights, softmax } from "./llama-reference.js";
+import { matVec, readF64Weights, softmax, tensorNamed } from "./llama-reference.js";
 
 export type BertPooling = "mean" | "cls" | "last";
 
@@ -89,9 +89,7 @@ export class BertReference {
   }
 
   private w(name: string): Float64Array {
-    const t = this.weights.get(name);
-    if (!t) throw new Error(`missing tensor ${name}`);
-    return t;
+    return tensorNamed(this.weights, name);
   }
 
   private layerNorm(x: Float64Array, prefix: string): Float64Array {

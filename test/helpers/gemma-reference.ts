@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { matVec, readF64Weights, softmax } from "./llama-reference.js";
+import { matVec, readF64Weights, rmsNorm, softmax, tensorNamed } from "./llama-reference.js";
 
 /** The config.json keys the Gemma 2 / Gemma 3 (text) forward pass reads. */
 export interface GemmaConfig {
@@ -50,16 +50,11 @@ export class GemmaReference {
   }
 
   private w(name: string): Float64Array {
-    const t = this.weights.get(name);
-    if (!t) throw new Error(`missing tensor ${name}`);
-    return t;
+    return tensorNamed(this.weights, name);
   }
 
   private rmsNorm(x: Float64Array, weight: Float64Array): Float64Array {
-    let ss = 0;
-    for (const v of x) ss += v * v;
-    const scale = 1 / Math.sqrt(ss / x.length + this.config.rms_norm_eps);
-    return x.map((v, i) => v * scale * (1 + weight[i]!));
+    return rmsNorm(x, weight, this.config.rms_norm_eps, 1);
   }
 
   /** Per-head RMSNorm of `x` (heads × headDim) with one weight of headDim. */

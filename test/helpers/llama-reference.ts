@@ -14,6 +14,21 @@ export function readF64Weights(folder: string, wanted: (name: string) => boolean
   return weights;
 }
 
+/** The tensor named `name`; a reference asking for one the folder lacks is a bug in the test. */
+export function tensorNamed(weights: ReadonlyMap<string, Float64Array>, name: string): Float64Array {
+  const t = weights.get(name);
+  if (!t) throw new Error(`missing tensor ${name}`);
+  return t;
+}
+
+/** RMSNorm: x / rms(x) × (offset + g) — offset 1 for Gemma's norms, stored as w for x·(1 + w). */
+export function rmsNorm(x: Float64Array, g: Float64Array, eps: number, offset = 0): Float64Array {
+  let ss = 0;
+  for (const v of x) ss += v * v;
+  const scale = 1 / Math.sqrt(ss / x.length + eps);
+  return x.map((v, i) => v * scale * (offset + g[i]!));
+}
+
 /** y = W x for W stored [out, in] row-major. */
 export function matVec(w: Float64Array, x: Float64Array, out: number): Float64Array {
   const n = x.length;
@@ -50,17 +65,11 @@ export class LlamaReference {
   }
 
   private w(name: string): Float64Array {
-    const t = this.weights.get(name);
-    if (!t) throw new Error(`missing tensor ${name}`);
-    return t;
+    return tensorNamed(this.weights, name);
   }
 
   private rmsNorm(x: Float64Array, weight: string): Float64Array {
-    const g = this.w(weight);
-    let ss = 0;
-    for (const v of x) ss += v * v;
-    const scale = 1 / Math.sqrt(ss / x.length + this.config.rms_norm_eps);
-    return x.map((v, i) => v * scale * g[i]!);
+    return rmsNorm(x, this.w(weight), this.config.rms_norm_eps);
   }
 
   /** rotate_half RoPE on each head of `x` (heads × headDim) at `position`. */

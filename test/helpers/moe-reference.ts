@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { matVec, readF64Weights, softmax } from "./llama-reference.js";
+import { matVec, readF64Weights, rmsNorm, softmax, tensorNamed } from "./llama-reference.js";
 
 /** The config.json keys the Qwen3-MoE / Qwen2-MoE / Mixtral forward pass reads. */
 export interface MoeConfig {
@@ -62,9 +62,7 @@ export class MoeReference {
   }
 
   private w(name: string): Float64Array {
-    const t = this.weights.get(name);
-    if (!t) throw new Error(`missing tensor ${name}`);
-    return t;
+    return tensorNamed(this.weights, name);
   }
 
   private get headDim(): number {
@@ -72,10 +70,7 @@ export class MoeReference {
   }
 
   private rmsNorm(x: Float64Array, weight: Float64Array): Float64Array {
-    let ss = 0;
-    for (const v of x) ss += v * v;
-    const scale = 1 / Math.sqrt(ss / x.length + this.config.rms_norm_eps);
-    return x.map((v, i) => v * scale * weight[i]!);
+    return rmsNorm(x, weight, this.config.rms_norm_eps);
   }
 
   /** Projection, bias (Qwen2-MoE), per-head RMSNorm (Qwen3-MoE q/k), then rotate_half RoPE at `position`. */

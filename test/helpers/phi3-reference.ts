@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { matVec, readF64Weights, softmax } from "./llama-reference.js";
+import { matVec, readF64Weights, rmsNorm, softmax, tensorNamed } from "./llama-reference.js";
 
 /** The config.json keys the Phi-3 forward pass reads. */
 export interface Phi3Config {
@@ -39,17 +39,11 @@ export class Phi3Reference {
   }
 
   private w(name: string): Float64Array {
-    const t = this.weights.get(name);
-    if (!t) throw new Error(`missing tensor ${name}`);
-    return t;
+    return tensorNamed(this.weights, name);
   }
 
   private rmsNorm(x: Float64Array, weight: string): Float64Array {
-    const g = this.w(weight);
-    let ss = 0;
-    for (const v of x) ss += v * v;
-    const scale = 1 / Math.sqrt(ss / x.length + this.config.rms_norm_eps);
-    return x.map((v, i) => v * scale * g[i]!);
+    return rmsNorm(x, this.w(weight), this.config.rms_norm_eps);
   }
 
   private get headDim(): number {
