@@ -9,7 +9,7 @@ import type { SafetensorsWriteTensor } from "../src/formats/safetensors-writer.j
 import { type GemmaConfig, GemmaReference } from "./helpers/gemma-reference.js";
 import { copyHfFolder, randomTensor } from "./helpers/hf-fixtures.js";
 import { loadGguf } from "./helpers/llama-run.js";
-import { assertMatchesReference, logProbGap } from "./helpers/reference-check.js";
+import { assertMatchesReference, logProbGap, REFERENCE_PROMPTS } from "./helpers/reference-check.js";
 import { STORIES_HF, tempDir } from "./helpers/paths.js";
 import { golden as storiesGolden } from "./helpers/server.js";
 
@@ -25,12 +25,7 @@ after(() => tmp.cleanup());
  */
 const DIMS = { hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, vocab_size: 512, max_position_embeddings: 512, rms_norm_eps: 1e-6, torch_dtype: "float32", hidden_activation: "gelu_pytorch_tanh", bos_token_id: 1, eos_token_id: 2 };
 
-/** Prompts of 10–12 tokens: longer than the sliding windows below. */
-const PROMPTS = [
-  [1, 403, 407, 261, 378, 432, 383, 286, 261, 376],
-  [1, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267],
-  [1, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433],
-];
+const PROMPTS = REFERENCE_PROMPTS;
 const GENERATED = 12;
 /**
  * Next-token log-probabilities of the top 5 may differ by this much (0.5% in probability):
@@ -79,6 +74,18 @@ function assertFeaturesMatter(dir: string, features: Record<string, Partial<Gemm
 
 const CHECK = { prompts: PROMPTS, generated: GENERATED, top: TOP, tolerance: LOGPROB_TOLERANCE };
 
+/** Converts `dir` and checks llama.cpp's run of it against `reference` (CHECK). */
+async function assertConvertedMatches(dir: string, name: string, reference: GemmaReference): Promise<void> {
+  const g = join(tmp.path, `${name}.gguf`);
+  await convertHfFolder(dir, g);
+  const model = await loadGguf(g);
+  try {
+    await assertMatchesReference(model, reference, CHECK);
+  } finally {
+    await model.dispose();
+  }
+}
+
 describe("Gemma 2 (Gemma2ForCausalLM) → GGUF", () => {
   const config = {
     architectures: ["Gemma2ForCausalLM"], model_type: "gemma2", num_hidden_layers: 4, rope_theta: 10000,
@@ -115,14 +122,7 @@ describe("Gemma 2 (Gemma2ForCausalLM) → GGUF", () => {
       "final logit soft-capping": { final_logit_softcapping: null },
       "query_pre_attn_scalar": { query_pre_attn_scalar: 32 },
     });
-    const g = join(tmp.path, "gemma2.gguf");
-    await convertHfFolder(dir, g);
-    const model = await loadGguf(g);
-    try {
-      await assertMatchesReference(model, new GemmaReference(dir), CHECK);
-    } finally {
-      await model.dispose();
-    }
+    await assertConvertedMatches(dir, "gemma2", new GemmaReference(dir));
   });
 });
 
@@ -167,14 +167,7 @@ describe("Gemma 3 text (Gemma3ForCausalLM) → GGUF", () => {
       "final logit soft-capping": { final_logit_softcapping: null },
       "query_pre_attn_scalar": { query_pre_attn_scalar: 32 },
     });
-    const g = join(tmp.path, "gemma3.gguf");
-    await convertHfFolder(dir, g);
-    const model = await loadGguf(g);
-    try {
-      await assertMatchesReference(model, new GemmaReference(dir), CHECK);
-    } finally {
-      await model.dispose();
-    }
+    await assertConvertedMatches(dir, "gemma3", new GemmaReference(dir));
   });
 });
 
@@ -237,14 +230,7 @@ describe("Gemma 3 multimodal (Gemma3ForConditionalGeneration) → GGUF: the text
       "the local RoPE base": { rope_local_base_freq: 1_000_000 },
       "query_pre_attn_scalar": { query_pre_attn_scalar: 64 },
     });
-    const g = join(tmp.path, "gemma3-mm.gguf");
-    await convertHfFolder(legacy, g);
-    const model = await loadGguf(g);
-    try {
-      await assertMatchesReference(model, new GemmaReference(textOnly), CHECK);
-    } finally {
-      await model.dispose();
-    }
+    await assertConvertedMatches(legacy, "gemma3-mm", new GemmaReference(textOnly));
   });
 
   it("an image tensor under an unknown name is still refused", async () => {

@@ -7,7 +7,7 @@ import { metaString, readGguf } from "../src/formats/gguf.js";
 import type { SafetensorsWriteTensor } from "../src/formats/safetensors-writer.js";
 import { asF32, copyHfFolder, randomTensor } from "./helpers/hf-fixtures.js";
 import { F32_CONTEXT, loadGguf } from "./helpers/llama-run.js";
-import { assertMatchesReference, logProbGap } from "./helpers/reference-check.js";
+import { assertMatchesReference, logProbGap, REFERENCE_PROMPTS } from "./helpers/reference-check.js";
 import { type MoeConfig, type MoeOptions, MoeReference } from "./helpers/moe-reference.js";
 import { STORIES_HF, tempDir } from "./helpers/paths.js";
 
@@ -24,11 +24,7 @@ after(() => tmp.cleanup());
 const EXPERTS = 8;
 const DIMS = { hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 512, max_position_embeddings: 512, rms_norm_eps: 1e-6, rope_theta: 10000, num_experts_per_tok: 2, hidden_act: "silu", tie_word_embeddings: false, torch_dtype: "float32", bos_token_id: 1, eos_token_id: 2 };
 
-const PROMPTS = [
-  [1, 403, 407, 261, 378, 432, 383, 286, 261, 376],
-  [1, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267],
-  [1, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433],
-];
+const PROMPTS = REFERENCE_PROMPTS;
 const GENERATED = 12;
 /**
  * Top-5 next-token log-probabilities may differ by this much. The models run with F32 K/V and

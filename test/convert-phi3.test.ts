@@ -7,7 +7,7 @@ import type { SafetensorsWriteTensor } from "../src/formats/safetensors-writer.j
 import { asF32, copyHfFolder, f32Data, randomTensor } from "./helpers/hf-fixtures.js";
 import { F32_CONTEXT, loadGguf } from "./helpers/llama-run.js";
 import { type FactorChoice, Phi3Reference } from "./helpers/phi3-reference.js";
-import { assertMatchesReference, logProbGap } from "./helpers/reference-check.js";
+import { assertMatchesReference, logProbGap, REFERENCE_PROMPTS } from "./helpers/reference-check.js";
 import { STORIES_HF, tempDir } from "./helpers/paths.js";
 
 const tmp = tempDir();
@@ -29,11 +29,7 @@ const CONFIG = {
   rope_scaling: { type: "longrope", short_factor: SHORT, long_factor: LONG },
 };
 
-const PROMPTS = [
-  [1, 403, 407, 261, 378, 432, 383, 286, 261, 376],
-  [1, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267],
-  [1, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433],
-];
+const PROMPTS = REFERENCE_PROMPTS;
 /** F32 K/V, no flash attention: only float32 rounding separates llama.cpp from the reference. */
 const LOGPROB_TOLERANCE = 1e-3;
 const TOP = 5;

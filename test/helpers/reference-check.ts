@@ -8,6 +8,13 @@ export interface ReferenceModel {
   nextTokenProbabilities(tokens: readonly number[]): Float64Array;
 }
 
+/** Prompts of 10–12 token ids within the converter tests' 512-token vocabularies (longer than their sliding windows). */
+export const REFERENCE_PROMPTS: readonly number[][] = [
+  [1, 403, 407, 261, 378, 432, 383, 286, 261, 376],
+  [1, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267],
+  [1, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433],
+];
+
 /** Greedy continuation of `prompt` by a reference, and the smallest gap between its top two logits on the way. */
 export function referenceGreedy(model: Pick<ReferenceModel, "nextTokenLogits">, prompt: readonly number[], maxTokens: number): { ids: number[]; minMargin: number } {
   const tokens = [...prompt];
