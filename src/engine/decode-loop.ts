@@ -265,8 +265,9 @@ export class DecodeLoop {
     const batch = [...take.keys()].sort((a, b) => a.options.sequenceId - b.options.sequenceId);
     let size = 0;
     for (const n of take.values()) size += n;
-    // From before drafting: a draft model's steps are part of what drafts cost.
-    const cpuAtStart = this.generatingOnly(take) ? process.cpuUsage() : undefined;
+    // Measured for `auto` only (the payoff is read nowhere else), from before drafting: a draft
+    // model's steps are part of what drafts cost.
+    const cpuAtStart = this.options.draftsWherePaying && this.generatingOnly(take) ? process.cpuUsage() : undefined;
     const planned = this.drafts(take, this.options.batchSize - size);
     const drafts = planned instanceof Promise ? await planned : planned;
     for (const d of drafts.values()) size += d.length;
