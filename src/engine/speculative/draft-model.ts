@@ -14,22 +14,29 @@ export interface DraftModelOptions {
   flashAttention: boolean;
 }
 
-/** The GGUF's token texts, by id (empty when the file lists none). */
-function tokenTexts(model: LlamaModel): readonly unknown[] {
+/** What a draft model must share with its target: token texts by id, BOS and EOS ids. */
+export interface Vocabulary {
+  tokens: readonly unknown[];
+  bos?: number | null;
+  eos?: number | null;
+}
+
+/** A loaded model's vocabulary: its GGUF's token texts (empty when the file lists none), its BOS and EOS. */
+function vocabularyOf(model: LlamaModel): Vocabulary {
   const tokens = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens;
-  return Array.isArray(tokens) ? tokens : [];
+  return { tokens: Array.isArray(tokens) ? tokens : [], bos: model.tokens.bos, eos: model.tokens.eos };
 }
 
 /** The first way `draft`'s vocabulary differs from `target`'s, or undefined when they are the same. */
-export function vocabularyDifference(target: LlamaModel, draft: LlamaModel): string | undefined {
-  const [a, b] = [tokenTexts(target), tokenTexts(draft)];
+export function vocabularyDifference(target: Vocabulary, draft: Vocabulary): string | undefined {
+  const [a, b] = [target.tokens, draft.tokens];
   if (a.length === 0 || b.length === 0) return "a GGUF lists no token texts";
   if (a.length !== b.length) return `${b.length} tokens against the target's ${a.length}`;
   for (let id = 0; id < a.length; id++) {
     if (a[id] !== b[id]) return `token ${id} is ${JSON.stringify(b[id])} against the target's ${JSON.stringify(a[id])}`;
   }
   for (const special of ["bos", "eos"] as const) {
-    if (target.tokens[special] !== draft.tokens[special]) return `${special.toUpperCase()} is ${draft.tokens[special]} against the target's ${target.tokens[special]}`;
+    if (target[special] !== draft[special]) return `${special.toUpperCase()} is ${draft[special]} against the target's ${target[special]}`;
   }
   return undefined;
 }
@@ -50,7 +57,7 @@ export class DraftModel {
   static async load(llama: Llama, target: LlamaModel, targetName: string, options: DraftModelOptions): Promise<DraftModel> {
     const model = await llama.loadModel({ modelPath: options.ggufPath });
     try {
-      const difference = vocabularyDifference(target, model);
+      const difference = vocabularyDifference(vocabularyOf(target), vocabularyOf(model));
       if (difference !== undefined) throw new DraftVocabularyMismatchError(options.name, targetName, difference);
       const context = await model.createContext({
         contextSize: options.contextSize,

@@ -1,13 +1,8 @@
 import type { ModelSpec } from "../../discovery/types.js";
-import { type GgufValue, metaNumber, readGguf } from "../../formats/gguf.js";
+import { metaNumber, readGguf } from "../../formats/gguf.js";
+import { type Vocabulary, vocabularyDifference } from "./draft-model.js";
 
-/** A GGUF's vocabulary as the draft check compares it: token texts by id, BOS and EOS ids. */
-interface Vocabulary {
-  tokens: readonly GgufValue[];
-  bos?: number;
-  eos?: number;
-}
-
+/** A candidate GGUF's vocabulary from its metadata; none when it lists no tokens or cannot be read. */
 function vocabularyOf(ggufPath: string): Vocabulary | undefined {
   try {
     const file = readGguf(ggufPath);
@@ -18,10 +13,6 @@ function vocabularyOf(ggufPath: string): Vocabulary | undefined {
     // An unreadable candidate is simply not a pair.
     return undefined;
   }
-}
-
-function sameVocabulary(a: Vocabulary, b: Vocabulary): boolean {
-  return a.bos === b.bos && a.eos === b.eos && a.tokens.length === b.tokens.length && a.tokens.every((t, i) => t === b.tokens[i]);
 }
 
 /** Its size for the comparison: parameters when both models declare them, else file bytes. */
@@ -46,6 +37,6 @@ export function pairDraftModel(target: ModelSpec, targetGguf: string, candidates
   if (vocabulary === undefined) return undefined;
   return fitting.find((c) => {
     const other = vocabularyOf(c.files[0]!);
-    return other !== undefined && sameVocabulary(vocabulary, other);
+    return other !== undefined && vocabularyDifference(vocabulary, other) === undefined;
   });
 }
